@@ -1,0 +1,19 @@
+# planeflow: volumetric two-photon recordings -> suite2p results, one job per plane and step.
+# This file only includes the rules; see workflow/rules/common.smk for config loading.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/binary_write.smk"
+include: "workflow/rules/registration.smk"
+include: "workflow/rules/detection.smk"
+include: "workflow/rules/postprocess.smk"
+include: "workflow/rules/merge.smk"
+include: "workflow/rules/volume_stats.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

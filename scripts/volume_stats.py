@@ -1,0 +1,12 @@
+# Snakemake script of rule volume_stats; the logic is planeflow.steps.volume_stats.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from planeflow.jobs import run_job  # noqa: E402
+from planeflow.steps.volume_stats import OUTPUT_NAMES, volume_stats  # noqa: E402
+
+sm = snakemake  # noqa: F821 - injected by Snakemake
+planes = [{k: sm.input[k][i] for k in ("ops", "stat", "iscell")} for i in range(len(sm.input.ops))]
+run_job(sm, lambda: volume_stats(planes=planes, out={k: sm.output[k] for k in OUTPUT_NAMES},
+                                 session=sm.params.session))

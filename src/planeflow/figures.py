@@ -1,0 +1,128 @@
+"""Per-plane and per-volume figures (matplotlib, no display needed)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .atomic import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    _plt().close(fig)
+
+
+def label_image(stat, shape) -> np.ndarray:
+    """Label image of ROIs (0 = background, k = ROI k-1); overlapping pixels go to the later ROI."""
+    lab = np.zeros(shape, np.int32)
+    for k, s in enumerate(stat):
+        keep = ~s["overlap"] if "overlap" in s and len(s["overlap"]) == len(s["ypix"]) else slice(None)
+        lab[np.asarray(s["ypix"])[keep], np.asarray(s["xpix"])[keep]] = k + 1
+    return lab
+
+
+def outline_mask(labels: np.ndarray) -> np.ndarray:
+    """Pixels of a label image whose 4-neighbourhood holds another label."""
+    edge = np.zeros(labels.shape, bool)
+    edge[1:, :] |= labels[1:, :] != labels[:-1, :]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return edge & (labels > 0)
+
+
+def _norm(img: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(img, [1, 99.5])
+    return np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)
+
+
+def mean_image_rois(path, mean_img, stat, iscell, title="") -> None:
+    plt = _plt()
+    labels = label_image(stat, mean_img.shape)
+    edges = outline_mask(labels)
+    accepted = np.zeros(len(stat) + 1, bool)
+    if len(stat):
+        accepted[1:] = iscell[:, 0].astype(bool)
+    rgb = np.repeat(_norm(np.asarray(mean_img, float))[..., None], 3, axis=2)
+    acc = edges & accepted[labels]
+    rej = edges & ~accepted[labels]
+    rgb[acc] = (0.1, 1.0, 0.2)
+    rgb[rej] = (1.0, 0.2, 0.2)
+    fig, ax = plt.subplots(figsize=(6, 6 * mean_img.shape[0] / max(mean_img.shape[1], 1)))
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"{title}  accepted (green) {int(accepted.sum())} / "
+                 f"rejected (red) {len(stat) - int(accepted.sum())}")
+    _save(fig, path)
+
+
+def registration_shifts(path, ops, title="") -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4), sharex=True)
+    fs = float(ops.get("fs", 1.0))
+    if "yoff" in ops:
+        t = np.arange(len(ops["yoff"])) / fs
+        axes[0].plot(t, ops["yoff"], lw=0.7, label="y")
+        axes[0].plot(t, ops["xoff"], lw=0.7, label="x")
+        axes[0].legend(loc="upper right", fontsize=7)
+        if ops.get("yoff1") is not None and np.size(ops.get("yoff1")):
+            nr = np.hypot(np.asarray(ops["yoff1"]), np.asarray(ops["xoff1"])).max(axis=1)
+            axes[1].plot(t, nr, lw=0.7, color="k")
+    axes[0].set_ylabel("rigid shift (px)")
+    axes[1].set_ylabel("max non-rigid\nshift (px)")
+    axes[1].set_xlabel("time (s)")
+    axes[0].set_title(title)
+    _save(fig, path)
+
+
+def example_traces(path, F, dff, iscell, stat, fs, n=8, title="") -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * max(n, 2) + 1), sharey=False)
+    if len(stat):
+        snr = np.array([s.get("snr", 0.0) for s in stat], float)
+        order = np.argsort(-(snr + 10 * iscell[:, 0]))[:n]
+        t = np.arange(F.shape[1]) / float(fs)
+        for row, k in enumerate(order):
+            for ax, y in ((axes[0], F[k]), (axes[1], dff[k])):
+                y = np.asarray(y, float)
+                rng = np.ptp(y) or 1.0
+                ax.plot(t, row + (y - y.min()) / rng * 0.9, lw=0.5,
+                        color="g" if iscell[k, 0] else "r")
+        for ax in axes:
+            ax.set_yticks(np.arange(len(order)) + 0.45, [f"ROI {k}" for k in order], fontsize=7)
+            ax.set_xlabel("time (s)")
+    axes[0].set_title(f"{title} raw F (normalised)")
+    axes[1].set_title("dF/F (normalised)")
+    _save(fig, path)
+
+
+def volume_summary(path, mean_stack, counts_acc, counts_rej, title="") -> None:
+    plt = _plt()
+    nz = mean_stack.shape[0]
+    ncol = min(nz, 6)
+    nrow = int(np.ceil(nz / ncol))
+    fig = plt.figure(figsize=(2.2 * ncol, 2.2 * nrow + 2.4))
+    gs = fig.add_gridspec(nrow + 1, ncol)
+    for z in range(nz):
+        ax = fig.add_subplot(gs[z // ncol, z % ncol])
+        ax.imshow(_norm(mean_stack[z]), cmap="gray")
+        ax.set_title(f"plane {z}", fontsize=8)
+        ax.set_axis_off()
+    ax = fig.add_subplot(gs[nrow, :])
+    z = np.arange(nz)
+    ax.bar(z, counts_acc, color="g", label="accepted")
+    ax.bar(z, counts_rej, bottom=counts_acc, color="r", alpha=0.6, label="rejected")
+    ax.set_xlabel("plane")
+    ax.set_ylabel("ROIs")
+    ax.legend(fontsize=7)
+    fig.suptitle(title)
+    _save(fig, path)

@@ -1,0 +1,75 @@
+"""Small helpers shared by the step functions."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from .. import PlaneflowError
+
+log = logging.getLogger("planeflow")
+
+
+def load_ops(path) -> dict:
+    try:
+        return np.load(path, allow_pickle=True).item()
+    except (OSError, ValueError, EOFError) as e:
+        raise PlaneflowError(
+            f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
+            "which remakes it."
+        ) from e
+
+
+def load_array(path, allow_pickle: bool = False) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=allow_pickle)
+    except (OSError, ValueError, EOFError) as e:
+        raise PlaneflowError(
+            f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
+            "which remakes it."
+        ) from e
+
+
+def check_binary(path, nframes: int, Ly: int, Lx: int) -> None:
+    """Fail clearly when a binary's size does not match the frames its ops promise."""
+    expected = int(nframes) * int(Ly) * int(Lx) * 2
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise PlaneflowError(f"cannot open binary '{path}' ({e}).") from e
+    if size != expected:
+        raise PlaneflowError(
+            f"binary '{path}' has {size} bytes but its ops promise {nframes} frames of "
+            f"{Ly}x{Lx} int16 ({expected} bytes): it is truncated or corrupt. Delete it and "
+            "rerun snakemake; only this plane's jobs are redone."
+        )
+
+
+def torch_device(settings: dict, threads: int | None = None):
+    """The torch device from settings['torch_device'], falling back to CPU with a warning."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    name = settings.get("torch_device", "cpu")
+    if name != "cpu":
+        try:
+            dev = torch.device(name)
+            torch.zeros(1).to(dev)
+            return dev
+        except Exception:  # noqa: BLE001
+            log.warning("torch device '%s' is not available here; running on CPU", name)
+    return torch.device("cpu")
+
+
+def select_classifier(settings: dict):
+    """The classifier file suite2p's own pipeline would use, with the same precedence."""
+    from suite2p import classification
+
+    path = settings["classification"].get("classifier_path")
+    if path and os.path.exists(path):
+        return path
+    if settings["classification"]["use_builtin_classifier"] or not classification.user_classfile.is_file():
+        return classification.builtin_classfile
+    return classification.user_classfile

@@ -1,0 +1,95 @@
+"""binary_write: one plane (part) of the raw recording into suite2p's int16 binary."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+
+import numpy as np
+
+from .. import PlaneflowError
+from ..atomic import atomic_path, save_npy
+from ..history import append_history
+from ..rawio import open_plane_reader, to_int16
+from ..session import load_metadata
+
+log = logging.getLogger("planeflow")
+
+
+def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: str,
+                 chunk_frames: int = 500) -> dict:
+    """Stream ``plane``'s frames (cropped to ``part``) into ``out_bin``; write ``out_ops``.
+
+    Memory stays bounded by one chunk of ``chunk_frames`` frames whatever the movie length.
+    """
+    t0 = time.time()
+    meta = load_metadata(metadata)
+    plane, part = int(plane), int(part)
+    if not 0 <= plane < meta["nplanes"]:
+        raise PlaneflowError(
+            f"plane {plane} does not exist in session '{meta['session_id']}' "
+            f"(nplanes={meta['nplanes']})."
+        )
+    region = meta["parts"][part]
+    (y0, y1), (x0, x1) = region["y"], region["x"]
+    Ly, Lx = y1 - y0, x1 - x0
+    reader = open_plane_reader(meta)
+    nframes = meta["nframes"]
+    mean = np.zeros((Ly, Lx), np.float64)
+    written, last_pct = 0, -10
+    try:
+        with atomic_path(out_bin) as tmp, open(tmp, "wb") as fh:
+            for frames in reader.iter_frames(plane, chunk=int(chunk_frames)):
+                frames = to_int16(frames[:, y0:y1, x0:x1])
+                fh.write(np.ascontiguousarray(frames).tobytes())
+                mean += frames.sum(axis=0, dtype=np.float64)
+                written += frames.shape[0]
+                pct = int(100 * written / nframes)
+                if pct >= last_pct + 10:
+                    log.info("binary_write plane %d part %d: %d%% (%d/%d frames)",
+                             plane, part, pct, written, nframes)
+                    last_pct = pct
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise PlaneflowError(
+                f"disk full while writing '{out_bin}' ({written} of {nframes} frames done). "
+                "Free space on that disk or point results_dir at a larger one, then rerun."
+            ) from e
+        raise
+    if written != nframes:
+        raise PlaneflowError(
+            f"plane {plane}: read {written} frames but the session metadata says {nframes}. "
+            "The raw files changed since the metadata was cached: rerun snakemake."
+        )
+    duration = time.time() - t0
+    ops = {
+        "session_id": meta["session_id"],
+        "data_path": [meta["data_path"]],
+        "file_list": meta["files"],
+        "input_format": meta["format"],
+        "nplanes": meta["nplanes"],
+        "nchannels": 1,
+        "iplane": plane,
+        "iroi": part,
+        "part_region": {"y": [y0, y1], "x": [x0, x1]},
+        "Ly": Ly,
+        "Lx": Lx,
+        "nframes": nframes,
+        "fs": meta["fs"],
+        "dx": meta.get("dx"),
+        "dy": meta.get("dy"),
+        "dz": meta.get("dz"),
+        "raw_file": os.path.abspath(out_bin),
+        "keep_movie_raw": True,
+        "meanImg": (mean / max(written, 1)).astype(np.float32),
+    }
+    ops = append_history(ops, "binary_write", meta["files"], duration,
+                         {"frames": written, "bytes": written * Ly * Lx * 2,
+                          "MB_per_s": written * Ly * Lx * 2 / 1e6 / max(duration, 1e-9)})
+    save_npy(out_ops, ops)
+    log.info("binary_write plane %d part %d: %d frames of %dx%d in %.1f s",
+             plane, part, written, Ly, Lx, duration)
+    return ops

@@ -1,0 +1,105 @@
+"""detection: suite2p ROI detection, extraction, deconvolution and classification.
+
+The calls and their order are those of suite2p 1.x's own ``pipeline`` for one plane
+after registration, so that results equal ``suite2p.run_s2p`` on the same data.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..atomic import save_npy
+from ..config import suite2p_settings
+from ..history import append_history
+from ._common import check_binary, load_ops, select_classifier, torch_device
+
+log = logging.getLogger("planeflow")
+
+OUTPUT_NAMES = ("stat", "iscell", "F", "Fneu", "spks", "ops")
+
+
+def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device: str = "cpu",
+              threads: int = 1) -> dict:
+    """``out`` maps each of OUTPUT_NAMES to its path."""
+    from scipy.stats import skew
+    from suite2p import classification, detection as s2p_detection, extraction
+    from suite2p.io import BinaryFile
+
+    t0 = time.time()
+    ops = load_ops(in_ops)
+    settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
+    n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
+    check_binary(in_bin, n, Ly, Lx)
+    device = torch_device(settings, threads)
+    classfile = select_classifier(settings)
+    times = {}
+    diameter = np.array(settings["diameter"], dtype=float).ravel()
+    if diameter.size == 1:
+        diameter = np.array([diameter[0], diameter[0]])
+    ex = settings["extraction"]
+
+    with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
+        badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
+        detect_outputs, stat, redcell = s2p_detection.detection_wrapper(
+            f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
+            tau=settings["tau"], fs=settings["fs"], diameter=diameter,
+            settings=settings["detection"], classifier_path=classfile, badframes=badframes,
+            preclassify=settings["classification"]["preclassify"], device=device)
+        times["detection"] = time.time() - t0
+        log.info("detection: %d ROIs in %.1f s", len(stat), times["detection"])
+
+        if len(stat) == 0:
+            log.warning("detection: no ROI found in this plane; writing empty outputs")
+            F = Fneu = spks = np.zeros((0, n), np.float32)
+            iscell = np.zeros((0, 2))
+        else:
+            t1 = time.time()
+            snr_threshold = ex["snr_threshold"]
+            for step in range(1 + (snr_threshold > 0)):
+                F, Fneu, _, _ = extraction.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
+                                                              settings=ex, device=device)
+                dF = F.copy() - ex["neuropil_coefficient"] * Fneu
+                snr = 1 - 0.5 * np.diff(dF, axis=1).var(axis=1) / dF.var(axis=1)
+                keep = snr > snr_threshold
+                if step == 0 and snr_threshold > 0 and (~keep).sum() > 0:
+                    log.info("extraction: removing %d ROIs with snr < %s", (~keep).sum(), snr_threshold)
+                    stat = s2p_detection.assign_overlaps(stat[keep], Ly, Lx)
+                else:
+                    break
+            sk, sd = skew(dF, axis=1), np.std(dF, axis=1)
+            for k, s in enumerate(stat):
+                s["snr"], s["skew"], s["std"] = snr[k], sk[k], sd[k]
+            times["extraction"] = time.time() - t1
+
+            t1 = time.time()
+            if settings["run"]["do_deconvolution"]:
+                dF = F.copy() - ex["neuropil_coefficient"] * Fneu
+                dF = extraction.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
+                                           device=device, **settings["dcnv_preprocess"])
+                spks = extraction.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
+                                        fs=settings["fs"])
+            else:
+                spks = np.zeros_like(F)
+            times["deconvolution"] = time.time() - t1
+            t1 = time.time()
+            iscell = classification.classify(stat=stat, classfile=classfile)
+            times["classification"] = time.time() - t1
+
+    result = {**ops, **settings, **detect_outputs, "diameter": diameter,
+              "classifier_path": str(classfile),
+              "plane_times": {**ops.get("plane_times", {}), **times}}
+    result = append_history(result, "detection", [in_ops, in_bin], time.time() - t0, {
+        "n_rois": int(len(stat)),
+        "n_cells": int(np.sum(iscell[:, 0])) if len(iscell) else 0,
+        "algorithm": settings["detection"]["algorithm"],
+        "classifier": str(classfile),
+    })
+    save_npy(out["stat"], np.asarray(stat, dtype=object) if len(stat) else np.array([], dtype=object))
+    save_npy(out["F"], F)
+    save_npy(out["Fneu"], Fneu)
+    save_npy(out["spks"], spks)
+    save_npy(out["iscell"], iscell)
+    save_npy(out["ops"], result)
+    return result

@@ -1,0 +1,21 @@
+rule volume_stats:
+    """Per-session table, voxel size, zarr volume (mean images, ROI labels) and summary figure."""
+    input:
+        unpack(volume_inputs),
+    output:
+        table=f"{SESSION_DIR}/volume_stats/planes.tsv",
+        summary=f"{SESSION_DIR}/volume_stats/volume.json",
+        zarr=directory(f"{SESSION_DIR}/volume_stats/volume.zarr"),
+        figure=f"{SESSION_DIR}/volume_stats/summary.png",
+    params:
+        session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "fs", "dx", "dy", "dz")},
+    log:
+        f"{SESSION_DIR}/logs/volume_stats/session.log",
+    benchmark:
+        f"{SESSION_DIR}/benchmarks/volume_stats/session.tsv"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=30,
+    script:
+        "../../scripts/volume_stats.py"
