@@ -46,7 +46,7 @@ def check_binary(path, nframes: int, Ly: int, Lx: int) -> None:
         )
 
 
-def torch_device(settings: dict, threads: int | None = None):
+def get_device(settings: dict, threads: int | None = None):
     """The torch device from settings['torch_device'], falling back to CPU with a warning."""
     import torch
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..atomic import save_npy
 from ..config import suite2p_settings
 from ..history import append_history
-from ._common import check_binary, load_ops, select_classifier, torch_device
+from ._common import check_binary, load_ops, select_classifier, get_device
 
 log = logging.getLogger("planeflow")
 
@@ -32,7 +32,7 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
     check_binary(in_bin, n, Ly, Lx)
-    device = torch_device(settings, threads)
+    device = get_device(settings, threads)
     classfile = select_classifier(settings)
     times = {}
     diameter = np.array(settings["diameter"], dtype=float).ravel()

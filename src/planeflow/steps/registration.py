@@ -16,7 +16,7 @@ import numpy as np
 from ..atomic import atomic_path, save_npy
 from ..config import suite2p_settings
 from ..history import append_history
-from ._common import check_binary, load_ops, torch_device
+from ._common import check_binary, load_ops, get_device
 
 log = logging.getLogger("planeflow")
 
@@ -32,7 +32,7 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
     settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
     check_binary(in_bin, n, Ly, Lx)
-    device = torch_device(settings, threads)
+    device = get_device(settings, threads)
     rs = settings["registration"]
     times = {}
     with atomic_path(out_bin) as tmp:
