@@ -10,6 +10,8 @@ rule binary_write:
     benchmark:
         bench_path("binary_write")
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("binary_write"),
         runtime=60,

@@ -63,7 +63,8 @@ def bench_path(step):
 
 
 FINAL_DIR = f"{SESSION_DIR}/suite2p/plane{{plane}}"
-FINAL_FILES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")
+FINAL_FILES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
+               "db", "settings", "reg_outputs", "detect_outputs")
 
 
 # ---- input functions -----------------------------------------------------------------

@@ -17,6 +17,8 @@ rule detection:
     benchmark:
         bench_path("detection")
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("detection"),
         runtime=120,

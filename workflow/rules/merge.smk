@@ -12,6 +12,8 @@ rule merge:
     benchmark:
         f"{SESSION_DIR}/benchmarks/merge/plane{{plane}}.tsv"
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=lambda wc, attempt: 1000 * attempt + int(0.2 * META[wc.session]["nframes"]),
         runtime=30,

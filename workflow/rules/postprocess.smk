@@ -22,6 +22,8 @@ rule postprocess:
     benchmark:
         bench_path("postprocess")
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("postprocess"),
         runtime=30,

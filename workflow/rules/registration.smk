@@ -13,6 +13,8 @@ rule registration:
     benchmark:
         bench_path("registration")
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("registration"),
         runtime=120,

@@ -14,6 +14,8 @@ rule volume_stats:
     benchmark:
         f"{SESSION_DIR}/benchmarks/volume_stats/session.tsv"
     threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
         runtime=30,

@@ -88,7 +88,8 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
             times["classification"] = time.time() - t1
 
     result = {**ops, **settings, **detect_outputs, "diameter": diameter,
-              "classifier_path": str(classfile),
+              "classifier_path": str(classfile), "detect_output_keys": sorted(detect_outputs),
+              "settings_keys": sorted(settings),
               "plane_times": {**ops.get("plane_times", {}), **times}}
     result = append_history(result, "detection", [in_ops, in_bin], time.time() - t0, {
         "n_rois": int(len(stat)),

@@ -21,7 +21,28 @@ from ._common import load_array, load_ops
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")
+OUTPUT_NAMES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
+                "db", "settings", "reg_outputs", "detect_outputs")
+#: keys of ops that hold planeflow's bookkeeping, not suite2p's
+PLANEFLOW_KEYS = ("reg_output_keys", "detect_output_keys", "settings_keys")
+
+
+def split_ops(ops: dict) -> dict:
+    """Split flat ops into suite2p 1.x's db / settings / reg_outputs / detect_outputs files.
+
+    suite2p's own readers (``suite2p.io.combined``, the NWB export, the GUI without
+    ops.npy) load these. In db, ``dx``/``dy`` keep suite2p's meaning (ROI offsets in
+    pixels, None here); planeflow's pixel sizes in µm are in ops.npy only.
+    """
+    settings = {k: ops[k] for k in ops.get("settings_keys", []) if k in ops}
+    reg = {k: ops[k] for k in ops.get("reg_output_keys", []) if k in ops}
+    for k in ("yrange", "xrange"):
+        reg[k] = ops[k]
+    det = {k: ops[k] for k in ops.get("detect_output_keys", []) if k in ops}
+    taken = set(settings) | set(reg) | set(det) | set(PLANEFLOW_KEYS)
+    db = {k: v for k, v in ops.items() if k not in taken}
+    db["dx"] = db["dy"] = None
+    return {"db": db, "settings": settings, "reg_outputs": reg, "detect_outputs": det}
 FULL_IMAGES = ("meanImg", "meanImgE", "refImg", "meanImg_chan2")
 CROPPED_IMAGES = ("max_proj", "Vcorr")
 PIXEL_INDEX_KEYS = ("ipix_neuropil", "neuropil_mask")
@@ -103,6 +124,8 @@ def merge(parts: list[dict], out: dict, plane_shape: tuple[int, int], offsets: l
     save_npy(out["stat"], stat)
     for k, v in cat.items():
         save_npy(out[k], v)
+    for name, part in split_ops(merged).items():
+        save_npy(out[name], part)
     save_npy(out["ops"], merged)
     log.info("merge: %d part(s), %d ROIs", len(parts), len(stat))
     return merged

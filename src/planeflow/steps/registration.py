@@ -58,6 +58,7 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
                    "meanImg": ops["meanImg"]}
             log.info("registration: skipped (suite2p run.do_registration = 0)")
     out = {**ops, **settings, **reg, "reg_file": os.path.abspath(out_bin),
+           "reg_output_keys": sorted(reg), "settings_keys": sorted(settings),
            "plane_times": {**ops.get("plane_times", {}), **times}}
     out = append_history(out, "registration", [in_ops, in_bin], time.time() - t0, {
         "device": str(device),

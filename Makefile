@@ -1,0 +1,42 @@
+# planeflow: two commands set everything up on a fresh machine.
+#   make demo   build the environment, simulate a small session, run the workflow
+#   make test   build the environment and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO_RAW = resources/demo/raw
+
+.PHONY: env demo demo-data test test-fast dag clean-demo
+
+env: $(BIN)/.planeflow-installed
+
+$(BIN)/.planeflow-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo-data: env
+	test -f $(DEMO_RAW)/demo_00001.tif || $(BIN)/planeflow simulate $(DEMO_RAW) --name demo \
+	    --nplanes 3 --nframes 1000 --ly 256 --lx 256 --cells 40 --diameter 10 --fs 15 --tau 1.0 --seed 1
+
+demo: demo-data
+	$(BIN)/snakemake
+	@echo
+	@echo "planeflow demo finished. Results:"
+	@echo "  per-plane suite2p folders: results/demo/suite2p/plane0 .. plane2"
+	@echo "  per-plane figures:         results/demo/postprocess/plane*/part0/figures/"
+	@echo "  volume summary:            results/demo/volume_stats/ (planes.tsv, volume.json, volume.zarr, summary.png)"
+	@echo "  logs:                      results/demo/logs/<step>/"
+
+test: env
+	$(BIN)/python -m pytest -ra tests
+
+test-fast: env
+	$(BIN)/python -m pytest -ra -m "not workflow" tests
+
+dag: env
+	$(BIN)/snakemake --rulegraph | dot -Tsvg > rulegraph.svg
+
+clean-demo:
+	rm -rf results/demo resources/demo

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from planeflow import PlaneflowError
+from planeflow import session as ps
+from planeflow.rawio import to_int16
+from planeflow.steps.binary_write import binary_write
+
+from conftest import coded_frames, write_tiff
+
+
+@pytest.fixture
+def split_session(tmp_path):
+    """3 planes, 101 volumes over 3 files split mid-volume (as ScanImage may)."""
+    pages = coded_frames(303)
+    write_tiff(tmp_path / "raw" / "r_00001.tif", pages[:100])
+    write_tiff(tmp_path / "raw" / "r_00002.tif", pages[100:250])
+    write_tiff(tmp_path / "raw" / "r_00003.tif", pages[250:])
+    r = {"session_id": "s", "data_path": str(tmp_path / "raw"), "nplanes": 3, "fs": 5.0}
+    ps.session_metadata(r, str(tmp_path / "res"))
+    return tmp_path, tmp_path / "res" / "s" / "metadata.json"
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 500])
+def test_each_plane_gets_its_own_frames_in_order(split_session, chunk):
+    tmp, meta = split_session
+    for plane in range(3):
+        out = tmp / f"p{plane}_{chunk}"
+        ops = binary_write(str(meta), plane, 0, str(out / "data_raw.bin"), str(out / "ops.npy"),
+                           chunk_frames=chunk)
+        data = np.fromfile(out / "data_raw.bin", np.int16).reshape(-1, 8, 6)
+        assert data.shape[0] == 101
+        assert np.array_equal(data[:, 0, 0], plane + 3 * np.arange(101))
+        saved = np.load(out / "ops.npy", allow_pickle=True).item()
+        assert saved["nframes"] == 101 and saved["iplane"] == plane and saved["Ly"] == 8
+        assert np.allclose(saved["meanImg"], np.mean(plane + 3 * np.arange(101)))
+        assert saved["processing_history"][-1]["step"] == "binary_write"
+        assert len(saved["file_list"]) == 3
+        assert ops["raw_file"].endswith("data_raw.bin")
+
+
+def test_int16_conversion_matches_suite2p():
+    u = np.array([[[0, 1, 65535]]], np.uint16)
+    assert to_int16(u).tolist() == [[[0, 0, 32767]]]
+    f = np.array([[[1.7, -2.2]]], np.float32)
+    assert to_int16(f).dtype == np.int16
+
+
+def test_truncated_file_fails_cleanly(split_session):
+    tmp, meta = split_session
+    f = tmp / "raw" / "r_00003.tif"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])  # cut off after the metadata was cached
+    out = tmp / "bad"
+    with pytest.raises(PlaneflowError, match="truncated or corrupt"):
+        binary_write(str(meta), 1, 0, str(out / "data_raw.bin"), str(out / "ops.npy"), chunk_frames=10)
+    assert not (out / "data_raw.bin").exists()
+    assert list(out.glob("*")) == [], "no temporary file may be left behind"
+
+
+def test_unknown_plane_is_an_error(split_session):
+    tmp, meta = split_session
+    with pytest.raises(PlaneflowError, match="plane 5 does not exist"):
+        binary_write(str(meta), 5, 0, str(tmp / "x.bin"), str(tmp / "x.npy"))

@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import yaml
+
+from planeflow import PlaneflowError
+from planeflow import config as pfc
+
+from conftest import REPO
+
+
+def write_sheet(tmp_path, text):
+    p = tmp_path / "s.tsv"
+    p.write_text(text)
+    return str(p)
+
+
+def test_read_sessions_types_and_empty_cells(tmp_path):
+    p = write_sheet(tmp_path, "# comment\nsession_id\tdata_path\tnplanes\tfs\tdz\n"
+                              "a\t/x\t3\t7.5\t\nb\t/y\t\t\t10\n")
+    rows = pfc.read_sessions(p)
+    assert rows[0] == {"session_id": "a", "data_path": "/x", "nplanes": 3, "fs": 7.5, "dz": None}
+    assert rows[1]["nplanes"] is None and rows[1]["dz"] == 10.0
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("session_id\tnplanes\na\t3\n", "missing column(s) data_path"),
+    ("session_id\tdata_path\tframes\na\t/x\t3\n", "unknown column(s) frames"),
+    ("session_id\tdata_path\tnplanes\na\t/x\tthree\n", "row 2, column nplanes: 'three' is not a int"),
+    ("session_id\tdata_path\na\t/x\na\t/y\n", "'a' appears twice"),
+    ("session_id\tdata_path\n", "lists no session"),
+])
+def test_read_sessions_errors(tmp_path, text, needle):
+    with pytest.raises(PlaneflowError, match=None) as e:
+        pfc.read_sessions(write_sheet(tmp_path, text))
+    assert needle in str(e.value)
+
+
+def test_missing_sheet_names_the_setting(tmp_path):
+    with pytest.raises(PlaneflowError, match="sessions sheet .* not found"):
+        pfc.read_sessions(str(tmp_path / "nope.tsv"))
+
+
+def test_sessions_schema_rejects_bad_values(tmp_path):
+    schema = pfc.load_schema("sessions.schema.yaml", REPO / "workflow" / "schemas")
+    rows = [{"session_id": "bad id", "data_path": "/x", "fs": -1.0}]
+    with pytest.raises(PlaneflowError) as e:
+        pfc.validate_sessions(rows, "s.tsv", schema)
+    msg = str(e.value)
+    assert "session_id" in msg and "fs" in msg and "row 2" in msg
+
+
+def test_config_schema_names_the_bad_setting():
+    schema = pfc.load_schema("config.schema.yaml", REPO / "workflow" / "schemas")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    pfc.validate(cfg, schema, "config")  # the shipped config is valid
+    cfg["postprocess"]["dff"]["percentile"] = 140
+    with pytest.raises(PlaneflowError, match=r"postprocess\.dff\.percentile"):
+        pfc.validate(cfg, schema, "config")
+
+
+def test_suite2p_schema_catches_typos_and_types():
+    schema = pfc.load_schema("suite2p_settings.schema.yaml", REPO / "workflow" / "schemas")
+    pfc.validate({"registration": {"nonrigid": False, "block_size": [64, 64]}, "diameter": 8}, schema, "s")
+    with pytest.raises(PlaneflowError, match=r"registration.*nonrigd|nonrigd"):
+        pfc.validate({"registration": {"nonrigd": False}}, schema, "s")
+    with pytest.raises(PlaneflowError, match=r"tau"):
+        pfc.validate({"tau": "slow"}, schema, "s")
+
+
+def test_shipped_suite2p_schema_matches_installed_suite2p():
+    from planeflow.suite2p_schema import suite2p_settings_schema
+
+    shipped = pfc.load_schema("suite2p_settings.schema.yaml", REPO / "workflow" / "schemas")
+    assert shipped == yaml.safe_load(yaml.safe_dump(suite2p_settings_schema(), sort_keys=False)), \
+        "regenerate with: planeflow suite2p-schema --out workflow/schemas/suite2p_settings.schema.yaml"
+
+
+def test_deep_merge_does_not_modify_inputs():
+    a = {"x": {"y": 1, "z": 2}, "k": [1]}
+    b = {"x": {"y": 5}}
+    out = pfc.deep_merge(a, b)
+    assert out == {"x": {"y": 5, "z": 2}, "k": [1]}
+    assert a == {"x": {"y": 1, "z": 2}, "k": [1]}
+
+
+def test_step_overrides_split_settings_by_step():
+    ov = {"fs": 30.0, "tau": 0.7, "registration": {"nonrigid": False},
+          "detection": {"threshold_scaling": 2.0}, "run": {"do_regmetrics": False, "do_deconvolution": False}}
+    reg = pfc.step_overrides(ov, "registration")
+    det = pfc.step_overrides(ov, "detection")
+    assert reg == {"registration": {"nonrigid": False}, "run": {"do_regmetrics": False}}
+    assert det == {"fs": 30.0, "tau": 0.7, "detection": {"threshold_scaling": 2.0},
+                   "run": {"do_deconvolution": False}}
+
+
+def test_session_overrides_take_sheet_values():
+    cfg = {"suite2p": {"tau": 1.0, "detection": {"threshold_scaling": 0.8}}}
+    ov = pfc.session_overrides(cfg, {"fs": 12.0}, {"tau": 0.5, "diameter": 9.0})
+    assert ov == {"tau": 0.5, "fs": 12.0, "diameter": [9.0, 9.0], "detection": {"threshold_scaling": 0.8}}
+
+
+def test_suite2p_settings_merge_and_unknown_key():
+    s = pfc.suite2p_settings({"registration": {"nonrigid": False}, "diameter": 8}, torch_device="cpu")
+    assert s["registration"]["nonrigid"] is False
+    assert s["registration"]["batch_size"] == 100  # suite2p default kept
+    assert list(s["diameter"]) == [8.0, 8.0] and s["torch_device"] == "cpu"
+    base = {"fs": 20.0, "registration": {"nonrigid": False, "batch_size": 50}, "Ly": 3}
+    s2 = pfc.suite2p_settings({"detection": {"threshold_scaling": 2.0}}, base=base)
+    assert s2["fs"] == 20.0 and s2["registration"]["batch_size"] == 50 and "Ly" not in s2
+    with pytest.raises(PlaneflowError, match=r"suite2p\.detection\.treshold"):
+        pfc.suite2p_settings({"detection": {"treshold": 1}})
