@@ -1,0 +1,202 @@
+"""End-to-end: the Snakemake workflow on a synthetic session with planted ground truth.
+
+One module-scoped run serves all tests. It also exercises the single-plane rerun:
+binary_write runs first, plane 1's binary is then corrupted, the full run (with
+--keep-going from the workflow profile) must finish every other plane, and after the
+repair a dry run must schedule only plane 1's jobs.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import dry_run_jobs, make_config, snakemake
+
+pytestmark = pytest.mark.workflow
+
+NPLANES, NFRAMES, LY, LX, DIAM, FS, TAU = 3, 600, 128, 128, 10, 15.0, 1.0
+S2P = {"torch_device": "cpu", "diameter": [DIAM, DIAM], "tau": TAU,
+       # 128-px frames need smaller non-rigid blocks than suite2p's default 128 px
+       "registration": {"block_size": [64, 64]}}
+STEPS = ("binary_write", "registration", "detection", "postprocess", "merge")
+FINAL = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
+         "db", "settings", "reg_outputs", "detect_outputs")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from planeflow.simulate import simulate_session
+
+    tmp = tmp_path_factory.mktemp("wf")
+    sim = simulate_session(tmp / "raw", nplanes=NPLANES, nframes=NFRAMES, Ly=LY, Lx=LX,
+                           diameter=DIAM, fs=FS, tau=TAU, nfiles=2, seed=3, name="syn")
+    cfg = make_config(tmp, [{"session_id": "syn", "data_path": str(tmp / "raw"), "nplanes": NPLANES,
+                             "fs": FS, "dx": 1.5, "dy": 1.5, "dz": 15.0}], suite2p=S2P)
+    res = tmp / "results" / "syn"
+    out = {"tmp": tmp, "cfg": cfg, "res": res, "sim": sim}
+    # a fresh session: the dry run already lists every per-plane job
+    out["fresh_jobs"] = dry_run_jobs(cfg)
+    out["one_plane_jobs"] = dry_run_jobs(cfg, res / "suite2p" / "plane2" / "stat.npy")
+    snakemake(cfg, "--until", "binary_write", check=True)
+    bad = res / "binary_write" / "plane1" / "part0" / "data_raw.bin"
+    with open(bad, "r+b") as fh:
+        fh.truncate(bad.stat().st_size // 2)
+    out["failed"] = snakemake(cfg)
+    out["after_failure"] = {p: (res / "suite2p" / f"plane{p}" / "stat.npy").exists() for p in range(NPLANES)}
+    out["reg_log"] = (res / "logs" / "registration" / "plane1_part0.log").read_text()
+    bad.unlink()  # the repair: remove the damaged file
+    out["rerun_jobs"] = dry_run_jobs(cfg)
+    out["final"] = snakemake(cfg, check=True)
+    return out
+
+
+def test_fresh_dry_run_lists_every_plane_and_step(run):
+    jobs = run["fresh_jobs"]
+    for step in STEPS:
+        planes = sorted(int(w["plane"]) for r, w in jobs if r == step)
+        assert planes == list(range(NPLANES)), (step, planes)
+    assert [r for r, _ in jobs].count("volume_stats") == 1
+
+
+def test_single_plane_target(run):
+    jobs = run["one_plane_jobs"]
+    assert {r for r, _ in jobs} == set(STEPS)
+    assert {w["plane"] for _, w in jobs} == {"2"}
+
+
+def test_failed_plane_does_not_stop_the_others(run):
+    assert run["failed"].returncode != 0
+    assert run["after_failure"] == {0: True, 1: False, 2: True}
+    assert "truncated or corrupt" in run["reg_log"]
+    assert "Traceback" not in run["reg_log"], "bad input must give one clear error, not a traceback"
+
+
+def test_rerun_schedules_only_the_repaired_plane(run):
+    jobs = run["rerun_jobs"]
+    per_plane = [(r, w["plane"]) for r, w in jobs if "plane" in w]
+    assert per_plane and {p for _, p in per_plane} == {"1"}
+    assert {r for r, _ in per_plane} == set(STEPS)
+    assert {r for r, w in jobs if "plane" not in w} <= {"volume_stats", "all"}
+
+
+def test_final_layout_logs_and_benchmarks(run):
+    res = run["res"]
+    for p in range(NPLANES):
+        for name in FINAL:
+            assert (res / "suite2p" / f"plane{p}" / f"{name}.npy").is_file(), (p, name)
+        for step in ("binary_write", "registration", "detection", "postprocess"):
+            assert (res / "logs" / step / f"plane{p}_part0.log").stat().st_size > 0
+            assert (res / "benchmarks" / step / f"plane{p}_part0.tsv").is_file()
+        for fig in ("mean_rois", "registration_shifts", "traces"):
+            png = res / "postprocess" / f"plane{p}" / "part0" / "figures" / f"{fig}.png"
+            assert png.read_bytes()[:4] == b"\x89PNG"
+    # the large binaries exist once, outside the final folders
+    assert not list((res / "suite2p").rglob("*.bin"))
+    ops = np.load(res / "suite2p" / "plane0" / "ops.npy", allow_pickle=True).item()
+    assert ops["reg_file"].endswith("registration/plane0/part0/data.bin")
+
+
+def load_plane(res, p):
+    d = res / "suite2p" / f"plane{p}"
+    return {k: np.load(d / f"{k}.npy", allow_pickle=True) for k in ("stat", "iscell", "F", "spks", "dff")} | {
+        "ops": np.load(d / "ops.npy", allow_pickle=True).item()}
+
+
+def test_detection_matches_planted_cells(run):
+    from planeflow.groundtruth import load_ground_truth, match_rois
+
+    gt = load_ground_truth(run["sim"]["ground_truth"])
+    for p in range(NPLANES):
+        plane = load_plane(run["res"], p)
+        m = match_rois(plane["stat"], gt["labels"][p])
+        assert m["recall"] >= 0.9, (p, m)
+        assert m["precision"] >= 0.9, (p, m)
+
+
+def test_registration_recovers_planted_motion(run):
+    from planeflow.groundtruth import load_ground_truth, registration_error
+
+    gt = load_ground_truth(run["sim"]["ground_truth"])
+    for p in range(NPLANES):
+        ops = load_plane(run["res"], p)["ops"]
+        assert registration_error(ops["yoff"], ops["xoff"], gt["shifts"]) < 0.5
+
+
+def test_traces_and_processing_history(run):
+    for p in range(NPLANES):
+        d = load_plane(run["res"], p)
+        n = len(d["stat"])
+        assert d["F"].shape == d["dff"].shape == d["spks"].shape == (n, NFRAMES)
+        assert d["iscell"].shape == (n, 2)
+        assert np.isfinite(d["dff"]).all()
+        hist = d["ops"]["processing_history"]
+        assert [h["step"] for h in hist] == list(STEPS)
+        for h in hist:
+            assert {"timestamp", "planeflow_version", "suite2p_version", "inputs", "duration", "extra"} <= set(h)
+            assert h["suite2p_version"] == "1.1.0"
+        assert d["ops"]["iplane"] == p and d["ops"]["fs"] == FS and d["ops"]["dx"] == 1.5
+
+
+def test_suite2p_reads_the_results(run):
+    from suite2p.io import combined
+
+    stat, db, settings, F, *_ = combined(str(run["res"] / "suite2p"), save=False)
+    n = sum(len(load_plane(run["res"], p)["stat"]) for p in range(NPLANES))
+    assert len(stat) == n and F.shape == (n, NFRAMES)
+    assert settings["diameter"][0] == DIAM
+
+
+def test_volume_stats(run):
+    import zarr
+
+    vs = run["res"] / "volume_stats"
+    summary = json.loads((vs / "volume.json").read_text())
+    counts = [len(load_plane(run["res"], p)["stat"]) for p in range(NPLANES)]
+    assert summary["n_rois_per_plane"] == counts
+    assert summary["voxel_size"] == [1.5, 1.5, 15.0]
+    assert summary["volume_shape"] == [NPLANES, LY, LX]
+    root = zarr.open_group(str(vs / "volume.zarr"), mode="r")
+    assert root["mean"].shape == (NPLANES, LY, LX)
+    labels = root["labels"][:]
+    assert labels.max() == sum(counts)
+    assert set(np.unique(labels[0])) - {0} <= set(range(1, counts[0] + 1))
+    assert root.attrs["voxel_size"] == [1.5, 1.5, 15.0]
+    rows = (vs / "planes.tsv").read_text().strip().splitlines()
+    assert len(rows) == NPLANES + 1 and rows[0].startswith("plane\tn_rois")
+
+
+def test_parity_with_suite2p_run_s2p(run, tmp_path):
+    """The per-plane DAG gives what suite2p's own pipeline gives on the same data."""
+    import suite2p
+
+    settings = suite2p.default_settings()
+    settings.update({"fs": FS, "tau": TAU, "diameter": [DIAM, DIAM], "torch_device": "cpu"})
+    settings["registration"]["block_size"] = [64, 64]
+    db = {"data_path": [str(run["tmp"] / "raw")], "nplanes": NPLANES, "save_path0": str(tmp_path)}
+    suite2p.run_s2p(db=db, settings=settings)
+    for p in range(NPLANES):
+        ref = tmp_path / "suite2p" / f"plane{p}"
+        ours = load_plane(run["res"], p)
+        stat_ref = np.load(ref / "stat.npy", allow_pickle=True)
+        assert len(ours["stat"]) == len(stat_ref), p
+        med_ours = np.array([s["med"] for s in ours["stat"]])
+        med_ref = np.array([s["med"] for s in stat_ref])
+        assert np.abs(med_ours - med_ref).max() <= 1.0
+        F_ref = np.load(ref / "F.npy")
+        for a, b in zip(ours["F"], F_ref):
+            assert np.corrcoef(a, b)[0, 1] > 0.999
+        assert np.array_equal(ours["iscell"][:, 0], np.load(ref / "iscell.npy")[:, 0])
+
+
+def test_bad_config_stops_before_any_job(run, tmp_path):
+    cfg = make_config(tmp_path, [{"session_id": "syn", "data_path": str(run["tmp"] / "raw"),
+                                  "nplanes": NPLANES, "fs": FS}],
+                      suite2p={"registration": {"nonrigd": False}})
+    proc = snakemake(cfg, "-n")
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "planeflow: error:" in err and "nonrigd" in err
+    assert not (tmp_path / "results").exists()
