@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from planeflow.config import torch_device  # noqa: E402
 from planeflow.jobs import limit_threads, run_job  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -11,5 +12,5 @@ from planeflow.steps.detection import OUTPUT_NAMES, detection  # noqa: E402
 
 run_job(sm, lambda: detection(
     in_ops=sm.input.ops, in_bin=sm.input.bin, out={k: sm.output[k] for k in OUTPUT_NAMES},
-    overrides=sm.params.suite2p, torch_device=sm.config["suite2p"].get("torch_device", "cpu"),
+    overrides=sm.params.suite2p, torch_device=torch_device(sm.config),
     threads=sm.threads))

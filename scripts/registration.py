@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from planeflow.config import torch_device  # noqa: E402
 from planeflow.jobs import limit_threads, run_job  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
@@ -11,5 +12,5 @@ from planeflow.steps.registration import registration  # noqa: E402
 
 run_job(sm, lambda: registration(
     in_ops=sm.input.ops, in_bin=sm.input.bin, out_bin=sm.output.bin, out_ops=sm.output.ops,
-    overrides=sm.params.suite2p, torch_device=sm.config["suite2p"].get("torch_device", "cpu"),
+    overrides=sm.params.suite2p, torch_device=torch_device(sm.config),
     threads=sm.threads))

@@ -127,6 +127,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def torch_device(config: dict) -> str:
+    """Device for the torch steps: cuda when ``gpu.enabled``, else ``suite2p.torch_device``.
+
+    Not part of any rule's params: switching device does not rerun finished planes.
+    """
+    if (config.get("gpu") or {}).get("enabled"):
+        return "cuda"
+    return (config.get("suite2p") or {}).get("torch_device", "cpu")
+
+
 def session_overrides(config: dict, meta: dict, row: dict) -> dict:
     """The suite2p settings a session changes from suite2p's defaults.
 

@@ -10,6 +10,8 @@ rule binary_write:
     benchmark:
         bench_path("binary_write")
     threads: 1
+    group:
+        group_for("binary_write")
     conda:
         "../../envs/planeflow.yaml"
     resources:

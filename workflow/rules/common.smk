@@ -89,8 +89,23 @@ def suite2p_params(step):
     return lambda wc: pfconfig.step_overrides(session_overrides(wc.session), step)
 
 
-def torch_device():
-    return (config.get("suite2p") or {}).get("torch_device", "cpu")
+def gpus():
+    """GPUs requested by the torch steps (registration, detection)."""
+    return config["gpu"]["count"] if config["gpu"]["enabled"] else 0
+
+
+#: config group_jobs -> which per-plane steps share one cluster job per plane
+GROUPS = {
+    "none": (),
+    "short": ("postprocess", "merge"),
+    "plane": ("binary_write", "registration", "detection", "postprocess", "merge"),
+}
+
+
+def group_for(step):
+    """Snakemake group of a step (None = its own job). Grouped jobs of one plane are
+    connected, so Snakemake submits one job per plane and group."""
+    return "plane_steps" if step in GROUPS[config["group_jobs"]] else None
 
 
 def merge_inputs(wc):

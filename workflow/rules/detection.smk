@@ -17,10 +17,13 @@ rule detection:
     benchmark:
         bench_path("detection")
     threads: 1
+    group:
+        group_for("detection")
     conda:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("detection"),
         runtime=120,
+        gpu=gpus(),
     script:
         "../../scripts/detection.py"

@@ -12,6 +12,8 @@ rule merge:
     benchmark:
         f"{SESSION_DIR}/benchmarks/merge/plane{{plane}}.tsv"
     threads: 1
+    group:
+        group_for("merge")
     conda:
         "../../envs/planeflow.yaml"
     resources:

@@ -22,6 +22,8 @@ rule postprocess:
     benchmark:
         bench_path("postprocess")
     threads: 1
+    group:
+        group_for("postprocess")
     conda:
         "../../envs/planeflow.yaml"
     resources:

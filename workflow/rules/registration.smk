@@ -13,10 +13,13 @@ rule registration:
     benchmark:
         bench_path("registration")
     threads: 1
+    group:
+        group_for("registration")
     conda:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("registration"),
         runtime=120,
+        gpu=gpus(),
     script:
         "../../scripts/registration.py"
