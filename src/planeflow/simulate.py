@@ -42,13 +42,16 @@ GAIN = 2.0                 # digitiser counts per detected photon
 READ_NOISE = 1.0           # std of additive electronic noise, in counts
 BACKGROUND = 6.0           # mean static background, photons/pixel/frame
 NEUROPIL = 4.0             # mean neuropil, photons/pixel/frame
-NEUROPIL_MOD = 0.25        # std of the slow neuropil modulation (relative)
-NEUROPIL_NCOMP = 3         # number of slow neuropil components per plane
+NEUROPIL_MOD = 0.2         # std of the slow, spatially uniform neuropil modulation (relative)
+NEUROPIL_LOCAL = 0.08      # std of the slow, spatially varying part (relative)
+NEUROPIL_NCOMP = 3         # number of slow spatially varying components per plane
+NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of those components
 NEUROPIL_TIMESCALE = 3.0   # seconds
-CELL_F0 = (6.0, 12.0)      # resting soma brightness at the footprint peak (uniform range)
-CELL_DFF = (0.6, 1.0)      # dF/F per spike (uniform range)
-RATE = (0.1, 0.5)          # mean event rate per cell in Hz (log-uniform range)
-BURST_MEAN = 1.0           # extra spikes per event: Poisson(BURST_MEAN)
+CELL_F0 = (8.0, 14.0)      # resting soma brightness at the footprint peak (uniform range)
+CELL_DFF = (0.3, 0.6)      # dF/F per spike (uniform range)
+RATE = (0.03, 0.15)        # mean event rate per cell in Hz (log-uniform range)
+MIN_EVENTS = 3            # at least this many events per cell (fewer if nframes < 3)
+BURST_MEAN = 2.0           # extra spikes per event: Poisson(BURST_MEAN)
 LABEL_FRACTION = 0.5       # label pixels where footprint > LABEL_FRACTION * its peak
 MIN_DIST_FACTOR = 1.3      # minimum centre distance, in diameters
 FOOTPRINT_MAX_BYTES = 64 * 2**20   # save footprints in the npz only when this small
@@ -129,6 +132,12 @@ def _spikes_and_calcium(rng, ncells, nframes, fs, tau):
     """Spike counts per frame and calcium (spikes * exp(-t/tau), one spike adds 1)."""
     rates = np.exp(rng.uniform(np.log(RATE[0]), np.log(RATE[1]), ncells))      # events / s
     events = rng.random((ncells, nframes)) < (rates[:, None] / fs)
+    # every planted cell is an active neuron: guarantee a few events per cell
+    need = min(MIN_EVENTS, nframes)
+    for c in range(ncells):
+        short = need - int(events[c].sum())
+        if short > 0:
+            events[c, rng.choice(np.flatnonzero(~events[c]), short, replace=False)] = True
     spikes = np.where(events, 1 + rng.poisson(BURST_MEAN, (ncells, nframes)), 0).astype(np.float32)
     decay = np.exp(-1.0 / (tau * fs))
     calcium = np.zeros_like(spikes)
@@ -153,12 +162,15 @@ class _Plane:
         # neuropil: smooth field with slow components
         self.npil = NEUROPIL * np.clip(1.0 + 0.3 * _smooth_field(rng, (H, W), 12.0), 0.2, None)
         self.npil *= (1.0 - 0.5 * ves)
-        self.npil_maps = np.stack([np.clip(1.0 + 0.5 * _smooth_field(rng, (H, W), 16.0), 0, None)
-                                   for _ in range(NEUROPIL_NCOMP)])
-        w = gaussian_filter1d(rng.standard_normal((NEUROPIL_NCOMP, nframes)),
+        # component 0 is spatially uniform, the others vary smoothly (zero-mean maps)
+        maps = [np.ones((H, W))] + [_smooth_field(rng, (H, W), NEUROPIL_SCALE)
+                                    for _ in range(NEUROPIL_NCOMP)]
+        self.npil_maps = np.stack(maps)
+        w = gaussian_filter1d(rng.standard_normal((NEUROPIL_NCOMP + 1, nframes)),
                               NEUROPIL_TIMESCALE * fs, axis=1, mode="reflect")
         w = (w - w.mean(axis=1, keepdims=True)) / (w.std(axis=1, keepdims=True) + 1e-12)
-        self.npil_t = (NEUROPIL_MOD / np.sqrt(NEUROPIL_NCOMP)) * w          # (K, T)
+        amp = np.r_[NEUROPIL_MOD, np.full(NEUROPIL_NCOMP, NEUROPIL_LOCAL / np.sqrt(NEUROPIL_NCOMP))]
+        self.npil_t = amp[:, None] * w                                       # (K, T)
         # cells
         margin = m + radius * 1.15 + 1.0            # max semi-axis is radius * 1.15
         self.centers = _place_cells(rng, ncells, Ly, Lx, margin, MIN_DIST_FACTOR * diameter)
@@ -183,11 +195,12 @@ class _Plane:
         """Expected photons on the canvas for volumes t0:t1, shape (t1-t0, H, W)."""
         K = self.npil_maps.shape[0]
         mod = 1.0 + np.tensordot(self.npil_t[:, t0:t1].T, self.npil_maps.reshape(K, -1), axes=1)
+        np.clip(mod, 0.1, None, out=mod)
         out = self.static[None] + self.npil[None] * mod.reshape(t1 - t0, *self.static.shape)
         for k, (patch, y0, x0) in enumerate(self.patches):
             amp = self.f0[k] * (1.0 + self.dff[k] * self.calcium[k, t0:t1])
             out[:, y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] += amp[:, None, None] * patch
-        return out
+        return np.clip(out, 0.0, None, out=out)
 
 
 def _draw_shifts(rng, nframes, max_shift, fs):
