@@ -54,12 +54,12 @@ def test_template_is_valid_and_complete():
     assert "slurm_account" not in cfg["default-resources"]
     assert "slurm_partition" not in cfg["default-resources"]
     assert "slurm-qos" not in cfg
-    # per-rule settings name rules that exist
+    # per-rule settings belong to the workflow profile, which would replace them whole
+    assert "set-resources" not in cfg and "set-threads" not in cfg
+    default = yaml.safe_load((sp.PROFILE_SRC.parent / "default" / "config.yaml").read_text())
     rules = workflow_rules()
-    assert set(cfg["set-resources"]) <= rules
-    assert set(cfg["set-threads"]) <= rules
-    assert {"binary_write", "registration", "detection", "postprocess", "merge",
-            "volume_stats"} <= set(cfg["set-resources"])
+    assert set(default["set-resources"]) == set(default["set-threads"]) == rules - {"all"}
+    assert all("attempt" in str(r["runtime"]) for r in default["set-resources"].values())
 
 
 def test_template_reads_environment(monkeypatch):
@@ -187,7 +187,6 @@ def test_snakemake_parses_installed_profile(tmp_path):
     assert args["slurm-qos"] == "normal"
     assert "slurm_account=acct1" in args["default-resources"]
     assert "slurm_partition=short" in args["default-resources"]
-    assert "registration:runtime=120 * attempt" in args["set-resources"]
 
 
 def test_cli(tmp_path, capsys):

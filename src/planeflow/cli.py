@@ -70,6 +70,10 @@ def main(argv=None) -> int:
     g.add_argument("--out", help="file to write (default: stdout)")
     g.set_defaults(func=_suite2p_schema)
 
+    from .slurm_profile import add_cli as add_slurm_profile
+
+    add_slurm_profile(sub)
+
     args = p.parse_args(argv)
     try:
         return args.func(args)

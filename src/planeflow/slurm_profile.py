@@ -156,8 +156,8 @@ def _cli(args) -> int:
     default = dest == default_profile_dir().absolute()
     use = "--profile slurm" if default else f"--profile {dest}"
     print(f"installed the planeflow SLURM profile in {dest}")
-    print(f"use it with: snakemake {use} --workflow-profile none   "
-          "(or keep profiles/default's threads and resources: drop --workflow-profile none)")
+    print(f"use it from the planeflow folder with: snakemake {use}   "
+          "(the workflow's profiles/default adds per-rule threads and resources)")
     return 0
 
 
