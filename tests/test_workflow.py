@@ -200,3 +200,32 @@ def test_bad_config_stops_before_any_job(run, tmp_path):
     err = proc.stderr
     assert "planeflow: error:" in err and "nonrigd" in err
     assert not (tmp_path / "results").exists()
+
+
+def _with(cfg_path, tmp_path, **changes):
+    import yaml
+
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *head, last = dotted.split("__")
+        for k in head:
+            node = node.setdefault(k, {})
+        node[last] = value
+    out = tmp_path / "changed.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def test_changing_a_setting_reruns_only_what_depends_on_it(run, tmp_path):
+    assert [r for r, _ in dry_run_jobs(run["cfg"], workdir=run["tmp"])] == []  # all up to date
+    det = _with(run["cfg"], tmp_path, suite2p__detection__threshold_scaling=1.3)
+    rules = [r for r, _ in dry_run_jobs(det, workdir=run["tmp"])]
+    assert sorted(set(rules)) == ["all", "detection", "merge", "postprocess", "volume_stats"]
+    assert rules.count("detection") == NPLANES
+    post = _with(run["cfg"], tmp_path, postprocess__dff__percentile=10)
+    rules = [r for r, _ in dry_run_jobs(post, workdir=run["tmp"])]
+    assert sorted(set(rules)) == ["all", "merge", "postprocess", "volume_stats"]
+    # the device is an execution choice, not a result: switching it reruns nothing
+    dev = _with(run["cfg"], tmp_path, suite2p__torch_device="cuda")
+    assert [r for r, _ in dry_run_jobs(dev, workdir=run["tmp"])] == []

@@ -121,6 +121,7 @@ def volume_summary(path, mean_stack, counts_acc, counts_rej, title="") -> None:
     z = np.arange(nz)
     ax.bar(z, counts_acc, color="g", label="accepted")
     ax.bar(z, counts_rej, bottom=counts_acc, color="r", alpha=0.6, label="rejected")
+    ax.set_xticks(z)
     ax.set_xlabel("plane")
     ax.set_ylabel("ROIs")
     ax.legend(fontsize=7)

@@ -52,7 +52,7 @@ def resolve_files(data_path: str, session_id: str = "") -> list[str]:
         raise PlaneflowError(
             f"{where}data_path '{data_path}' does not exist. "
             "Fix the data_path column of the sessions sheet (paths are relative to the "
-            "directory snakemake runs in)."
+            "directory snakemake runs in; the shipped demo session is made by `make demo`)."
         )
     return sorted((os.path.abspath(f) for f in files), key=natural_key)
 

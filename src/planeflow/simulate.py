@@ -48,10 +48,11 @@ NEUROPIL_NCOMP = 3         # number of slow spatially varying components per pla
 NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of those components
 NEUROPIL_TIMESCALE = 3.0   # seconds
 CELL_F0 = (8.0, 14.0)      # resting soma brightness at the footprint peak (uniform range)
-CELL_DFF = (0.3, 0.6)      # dF/F per spike (uniform range)
+CELL_DFF = (0.35, 0.6)     # dF/F per spike (uniform range)
 RATE = (0.03, 0.15)        # mean event rate per cell in Hz (log-uniform range)
-MIN_EVENTS = 3            # at least this many events per cell (fewer if nframes < 3)
-BURST_MEAN = 2.0           # extra spikes per event: Poisson(BURST_MEAN)
+MIN_EVENTS = 3             # at least this many events per cell (fewer if nframes < 3)
+MIN_BURST = 2              # spikes per event: MIN_BURST + Poisson(BURST_EXTRA)
+BURST_EXTRA = 1.0
 LABEL_FRACTION = 0.5       # label pixels where footprint > LABEL_FRACTION * its peak
 MIN_DIST_FACTOR = 1.3      # minimum centre distance, in diameters
 FOOTPRINT_MAX_BYTES = 64 * 2**20   # save footprints in the npz only when this small
@@ -138,7 +139,8 @@ def _spikes_and_calcium(rng, ncells, nframes, fs, tau):
         short = need - int(events[c].sum())
         if short > 0:
             events[c, rng.choice(np.flatnonzero(~events[c]), short, replace=False)] = True
-    spikes = np.where(events, 1 + rng.poisson(BURST_MEAN, (ncells, nframes)), 0).astype(np.float32)
+    burst = MIN_BURST + rng.poisson(BURST_EXTRA, (ncells, nframes))
+    spikes = np.where(events, burst, 0).astype(np.float32)
     decay = np.exp(-1.0 / (tau * fs))
     calcium = np.zeros_like(spikes)
     acc = np.zeros(ncells, dtype=np.float64)
