@@ -50,7 +50,7 @@ def snakemake(config: Path, *args, workdir: Path | None = None, check: bool = Fa
     """Run this repository's workflow with ``config``; Snakemake state lives in ``workdir``."""
     workdir = Path(workdir or Path(config).parent)
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(config), *map(str, args)]
+           f"--configfile={config}", *map(str, args)]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

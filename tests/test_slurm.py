@@ -102,7 +102,7 @@ def test_cancelled_plane_is_the_only_one_rerun(cluster, tmp_path):
     cmd_log = open(tmp_path / "run1.log", "w")
     run = subprocess.Popen(
         [str(Path(os.sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(cfg), *FAST, "--retries", "0"], stdout=cmd_log, stderr=subprocess.STDOUT)
+         f"--configfile={cfg}", *FAST, "--retries", "0"], stdout=cmd_log, stderr=subprocess.STDOUT)
     cancelled = None
     deadline = time.time() + 600
     while time.time() < deadline and run.poll() is None and cancelled is None:
@@ -137,13 +137,13 @@ def test_memory_grows_on_retry_after_a_real_oom_kill(cluster, tmp_path):
     cfg = session(tmp_path, seed=7)
     snakemake(cfg, "--cores", "2", "--until", "binary_write", check=True)
     target = tmp_path / "results" / "syn" / "registration" / "plane0" / "part0" / "ops.npy"
-    proc = snakemake(cfg, *FAST, "--retries", "1", "--set-resources", "registration:mem_mb=600*attempt",
-                     target, check=True)
+    proc = snakemake(cfg, target, *FAST, "--retries", "1",
+                     "--set-resources=registration:mem_mb=900*attempt", check=True)
     out = proc.stdout + proc.stderr
     subs = [s for s in submissions(out) if s[0] == "registration"]
     assert len(subs) == 2, out[-3000:]  # attempt 1 killed, attempt 2 succeeded
     first_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{subs[0][2]}.log")).read_text()
     assert "memory" in first_log.lower(), first_log[-2000:]
     mem_lines = re.findall(r"mem_mb=(\d+)", out)
-    assert "600" in mem_lines and "1200" in mem_lines, mem_lines
+    assert "900" in mem_lines and "1800" in mem_lines, mem_lines
     assert target.is_file()

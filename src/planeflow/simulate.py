@@ -45,7 +45,9 @@ NEUROPIL = 4.0             # mean neuropil, photons/pixel/frame
 NEUROPIL_MOD = 0.2         # std of the slow, spatially uniform neuropil modulation (relative)
 NEUROPIL_LOCAL = 0.08      # std of the slow, spatially varying part (relative)
 NEUROPIL_NCOMP = 3         # number of slow spatially varying components per plane
-NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of those components
+NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of neuropil structure
+NEUROPIL_CONTRAST = 0.3    # relative std of the static neuropil brightness field
+NEUROPIL_VESSEL = 0.5      # fraction of neuropil light blocked by vessels
 NEUROPIL_TIMESCALE = 3.0   # seconds
 CELL_F0 = (8.0, 14.0)      # resting soma brightness at the footprint peak (uniform range)
 CELL_DFF = (0.35, 0.6)     # dF/F per spike (uniform range)
@@ -162,8 +164,9 @@ class _Plane:
         ves = _vessels(rng, (H, W), nvessels=int(rng.integers(2, 4)))
         self.static = BACKGROUND * np.clip(tex, 0.2, None) * (1.0 - 0.75 * ves)
         # neuropil: smooth field with slow components
-        self.npil = NEUROPIL * np.clip(1.0 + 0.3 * _smooth_field(rng, (H, W), 12.0), 0.2, None)
-        self.npil *= (1.0 - 0.5 * ves)
+        self.npil = NEUROPIL * np.clip(1.0 + NEUROPIL_CONTRAST *
+                                       _smooth_field(rng, (H, W), NEUROPIL_SCALE), 0.2, None)
+        self.npil *= (1.0 - NEUROPIL_VESSEL * ves)
         # component 0 is spatially uniform, the others vary smoothly (zero-mean maps)
         maps = [np.ones((H, W))] + [_smooth_field(rng, (H, W), NEUROPIL_SCALE)
                                     for _ in range(NEUROPIL_NCOMP)]
@@ -297,7 +300,11 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
     planes = [_Plane(np.random.default_rng(s), Ly=Ly, Lx=Lx, m=m, ncells=ncells,
                      diameter=float(diameter), nframes=nframes, fs=float(fs), tau=float(tau))
               for s in s_planes]
-    noise_rng = np.random.default_rng(s_noise)
+
+    def noise_rng(v, p):
+        # one stream per (volume, plane): the noise does not depend on batching or nfiles
+        return np.random.default_rng(np.random.SeedSequence(
+            s_noise.entropy, spawn_key=tuple(s_noise.spawn_key) + (int(v), int(p))))
 
     # whole volumes per file, as even as possible
     bounds = np.linspace(0, nframes, nfiles + 1).round().astype(int)
@@ -316,8 +323,8 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
                     for i, (dy, dx) in enumerate(shifts[t0:t1]):
                         win = lam[i, m - dy:m - dy + Ly, m - dx:m - dx + Lx]
                         if noise:
-                            val = GAIN * noise_rng.poisson(win) + \
-                                  READ_NOISE * noise_rng.standard_normal(win.shape)
+                            rng = noise_rng(t0 + i, p)
+                            val = GAIN * rng.poisson(win) + READ_NOISE * rng.standard_normal(win.shape)
                         else:
                             val = GAIN * win
                         vol[i, p] = np.clip(np.rint(val), -32768, 32767)
