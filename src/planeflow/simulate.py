@@ -40,7 +40,7 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 # ----------------------------------------------------------------------------- model constants
 GAIN = 2.0                 # digitiser counts per detected photon
 READ_NOISE = 1.0           # std of additive electronic noise, in counts
-BACKGROUND = 6.0           # mean static background, photons/pixel/frame
+BACKGROUND = 5.0           # mean static background, photons/pixel/frame
 NEUROPIL = 4.0             # mean neuropil, photons/pixel/frame
 NEUROPIL_MOD = 0.2         # std of the slow, spatially uniform neuropil modulation (relative)
 NEUROPIL_LOCAL = 0.08      # std of the slow, spatially varying part (relative)
@@ -49,8 +49,8 @@ NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of neuropil stru
 NEUROPIL_CONTRAST = 0.3    # relative std of the static neuropil brightness field
 NEUROPIL_VESSEL = 0.5      # fraction of neuropil light blocked by vessels
 NEUROPIL_TIMESCALE = 3.0   # seconds
-CELL_F0 = (8.0, 14.0)      # resting soma brightness at the footprint peak (uniform range)
-CELL_DFF = (0.35, 0.6)     # dF/F per spike (uniform range)
+CELL_F0 = (10.0, 16.0)     # resting soma brightness at the footprint peak (uniform range)
+CELL_DFF = (0.4, 0.7)      # dF/F per spike (uniform range)
 RATE = (0.03, 0.15)        # mean event rate per cell in Hz (log-uniform range)
 MIN_EVENTS = 3             # at least this many events per cell (fewer if nframes < 3)
 MIN_BURST = 2              # spikes per event: MIN_BURST + Poisson(BURST_EXTRA)

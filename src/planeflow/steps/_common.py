@@ -73,3 +73,14 @@ def select_classifier(settings: dict):
     if settings["classification"]["use_builtin_classifier"] or not classification.user_classfile.is_file():
         return classification.builtin_classfile
     return classification.user_classfile
+
+
+def prepare_suite2p_step(in_ops, in_bin, overrides: dict, torch_device: str, threads: int):
+    """Common start of the suite2p steps: the previous step's ops, the step's suite2p
+    settings on top of those ops' settings, a size check of the input binary, the device."""
+    from ..config import suite2p_settings
+
+    ops = load_ops(in_ops)
+    settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
+    check_binary(in_bin, ops["nframes"], ops["Ly"], ops["Lx"])
+    return ops, settings, get_device(settings, threads)

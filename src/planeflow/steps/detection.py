@@ -11,9 +11,8 @@ import time
 import numpy as np
 
 from ..atomic import save_npy
-from ..config import suite2p_settings
 from ..history import append_history
-from ._common import check_binary, load_ops, select_classifier, get_device
+from ._common import prepare_suite2p_step, select_classifier
 
 log = logging.getLogger("planeflow")
 
@@ -28,11 +27,8 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     from suite2p.io import BinaryFile
 
     t0 = time.time()
-    ops = load_ops(in_ops)
-    settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
+    ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
-    check_binary(in_bin, n, Ly, Lx)
-    device = get_device(settings, threads)
     classfile = select_classifier(settings)
     times = {}
     diameter = np.array(settings["diameter"], dtype=float).ravel()

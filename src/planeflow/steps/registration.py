@@ -14,25 +14,20 @@ import time
 import numpy as np
 
 from ..atomic import atomic_path, save_npy
-from ..config import suite2p_settings
 from ..history import append_history
-from ._common import check_binary, load_ops, get_device
+from ._common import prepare_suite2p_step
 
 log = logging.getLogger("planeflow")
 
 
 def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides: dict,
-                 torch_device: str = "cpu",
-                 threads: int = 1) -> dict:
+                 torch_device: str = "cpu", threads: int = 1) -> dict:
     from suite2p import registration as s2p_registration
     from suite2p.io import BinaryFile
 
     t0 = time.time()
-    ops = load_ops(in_ops)
-    settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
+    ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
-    check_binary(in_bin, n, Ly, Lx)
-    device = get_device(settings, threads)
     rs = settings["registration"]
     times = {}
     with atomic_path(out_bin) as tmp:
