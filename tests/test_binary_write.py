@@ -62,3 +62,14 @@ def test_unknown_plane_is_an_error(split_session):
     tmp, meta = split_session
     with pytest.raises(PlaneflowError, match="plane 5 does not exist"):
         binary_write(str(meta), 5, 0, str(tmp / "x.bin"), str(tmp / "x.npy"))
+
+
+def test_assemble_part_stitches_tiles_side_by_side():
+    from planeflow.steps.binary_write import assemble_part
+
+    pages = np.arange(2 * 10 * 4).reshape(2, 10, 4)  # two stripes of 4 rows, 2 fly-to rows between
+    part = {"shape": [4, 8], "tiles": [{"src": [0, 4, 0, 4], "dst": [0, 0]},
+                                       {"src": [6, 10, 0, 4], "dst": [0, 4]}]}
+    out = assemble_part(pages, part)
+    assert out.shape == (2, 4, 8)
+    assert np.array_equal(out[:, :, :4], pages[:, 0:4]) and np.array_equal(out[:, :, 4:], pages[:, 6:10])

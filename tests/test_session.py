@@ -43,7 +43,8 @@ def test_metadata_from_files_and_sheet(tmp_path):
     assert meta["nframes"] == 100 and meta["nplanes"] == 2
     assert meta["pages_per_file"] == [120, 80]
     assert (meta["Ly"], meta["Lx"], meta["dtype"]) == (8, 6, "int16")
-    assert meta["parts"] == [{"part": 0, "y": [0, 8], "x": [0, 6], "offset": [0, 0]}]
+    assert meta["parts"] == [{"part": 0, "shape": [8, 6], "offset": [0, 0],
+                              "tiles": [{"src": [0, 8, 0, 6], "dst": [0, 0]}]}]
     assert (tmp_path / "res" / "s1" / "metadata.json").is_file()
 
 

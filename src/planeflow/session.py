@@ -20,7 +20,7 @@ from .atomic import save_json
 TIFF_SUFFIXES = (".tif", ".tiff")
 CACHE_NAME = "metadata.json"
 #: bump when the metadata layout changes, so old caches are rebuilt
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def natural_key(path: str):
@@ -129,6 +129,20 @@ def inspect_tiffs(files: list[str]) -> dict:
     }
 
 
+def whole_frame_part(Ly: int, Lx: int) -> dict:
+    """The one part of a plane that is not split: the whole page, one tile."""
+    return {"part": 0, "shape": [Ly, Lx], "offset": [0, 0],
+            "tiles": [{"src": [0, Ly, 0, Lx], "dst": [0, 0]}]}
+
+
+# A plane is processed as one or more *parts*. Each part is an image of ``shape``
+# assembled from ``tiles`` of the raw page (``src`` = rows y0:y1, columns x0:x1, placed
+# at ``dst`` = (y, x) in the part); ``merge`` puts the part at ``offset`` in the plane
+# image of ``plane_shape``. An ordinary plane is one part with one tile; multi-ROI
+# stripes are either several parts of one tile each (processed separately) or one part
+# of several tiles (stitched side by side before registration).
+
+
 def build_metadata(row: dict, files: list[str]) -> dict:
     """Inspect the raw files and combine them with the sheet's values."""
     sid = row["session_id"]
@@ -175,11 +189,8 @@ def build_metadata(row: dict, files: list[str]) -> dict:
         "dx": row.get("dx"),
         "dy": row.get("dy"),
         "dz": row.get("dz"),
-        # one part per plane: the whole frame. Multi-ROI files split a plane into
-        # several parts (rows y, columns x of the raw page), each processed on its own
-        # until ``merge`` places it at ``offset`` in the plane image of ``plane_shape``.
         "plane_shape": [Ly, Lx],
-        "parts": [{"part": 0, "y": [0, Ly], "x": [0, Lx], "offset": [0, 0]}],
+        "parts": [whole_frame_part(Ly, Lx)],
     }
 
 

@@ -41,6 +41,9 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 GAIN = 2.0                 # digitiser counts per detected photon
 READ_NOISE = 1.0           # std of additive electronic noise, in counts
 BACKGROUND = 5.0           # mean static background, photons/pixel/frame
+TEXTURE_FINE = 0.25        # relative std of the fine static texture of the background
+TEXTURE_FINE_SIGMA = 2.0   # its spatial scale (gaussian sigma, px)
+TEXTURE_COARSE = 0.2       # relative std of the coarse (sigma 8 px) static texture
 NEUROPIL = 4.0             # mean neuropil, photons/pixel/frame
 NEUROPIL_MOD = 0.2         # std of the slow, spatially uniform neuropil modulation (relative)
 NEUROPIL_LOCAL = 0.08      # std of the slow, spatially varying part (relative)
@@ -160,7 +163,8 @@ class _Plane:
         self.m = m
         radius = diameter / 2.0
         # static background: smooth texture (two scales) darkened by vessels
-        tex = 1.0 + 0.25 * _smooth_field(rng, (H, W), 2.0) + 0.2 * _smooth_field(rng, (H, W), 8.0)
+        tex = (1.0 + TEXTURE_FINE * _smooth_field(rng, (H, W), TEXTURE_FINE_SIGMA)
+               + TEXTURE_COARSE * _smooth_field(rng, (H, W), 8.0))
         ves = _vessels(rng, (H, W), nvessels=int(rng.integers(2, 4)))
         self.static = BACKGROUND * np.clip(tex, 0.2, None) * (1.0 - 0.75 * ves)
         # neuropil: smooth field with slow components

@@ -139,8 +139,8 @@ def all_outputs():
 # ---- resources -------------------------------------------------------------------------
 def _frame_mb(session, part):
     m = META[session]
-    p = m["parts"][int(part)]
-    return (p["y"][1] - p["y"][0]) * (p["x"][1] - p["x"][0]) * 4 / 1e6
+    Ly, Lx = m["parts"][int(part)]["shape"]
+    return Ly * Lx * 4 / 1e6
 
 
 def mem_mb(step):

@@ -17,6 +17,22 @@ from ..session import load_metadata
 log = logging.getLogger("planeflow")
 
 
+def assemble_part(frames: np.ndarray, part: dict) -> np.ndarray:
+    """Cut a part's tiles out of raw pages (n, H, W) and place them in the part image."""
+    tiles = part["tiles"]
+    Ly, Lx = part["shape"]
+    if len(tiles) == 1 and tiles[0]["dst"] == [0, 0]:
+        y0, y1, x0, x1 = tiles[0]["src"]
+        if (y1 - y0, x1 - x0) == (Ly, Lx):
+            return frames[:, y0:y1, x0:x1]
+    out = np.zeros((frames.shape[0], Ly, Lx), frames.dtype)
+    for t in tiles:
+        y0, y1, x0, x1 = t["src"]
+        dy, dx = t["dst"]
+        out[:, dy:dy + y1 - y0, dx:dx + x1 - x0] = frames[:, y0:y1, x0:x1]
+    return out
+
+
 def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: str,
                  chunk_frames: int = 500) -> dict:
     """Stream ``plane``'s frames (cropped to ``part``) into ``out_bin``; write ``out_ops``.
@@ -32,8 +48,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
             f"(nplanes={meta['nplanes']})."
         )
     region = meta["parts"][part]
-    (y0, y1), (x0, x1) = region["y"], region["x"]
-    Ly, Lx = y1 - y0, x1 - x0
+    Ly, Lx = region["shape"]
     reader = open_plane_reader(meta)
     nframes = meta["nframes"]
     mean = np.zeros((Ly, Lx), np.float64)
@@ -41,7 +56,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
     try:
         with atomic_path(out_bin) as tmp, open(tmp, "wb") as fh:
             for frames in reader.iter_frames(plane, chunk=int(chunk_frames)):
-                frames = to_int16(frames[:, y0:y1, x0:x1])
+                frames = to_int16(assemble_part(frames, region))
                 fh.write(np.ascontiguousarray(frames).tobytes())
                 mean += frames.sum(axis=0, dtype=np.float64)
                 written += frames.shape[0]
@@ -74,7 +89,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
         "nchannels": 1,
         "iplane": plane,
         "iroi": part,
-        "part_region": {"y": [y0, y1], "x": [x0, x1]},
+        "part_region": region,
         "Ly": Ly,
         "Lx": Lx,
         "nframes": nframes,
