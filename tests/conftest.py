@@ -37,6 +37,7 @@ def make_config(tmp: Path, sessions: list[dict], **extra) -> Path:
     lines = ["\t".join(cols)]
     for s in sessions:
         lines.append("\t".join("" if s.get(c) is None else str(s[c]) for c in cols))
+    tmp.mkdir(parents=True, exist_ok=True)
     sheet = tmp / "sessions.tsv"
     sheet.write_text("\n".join(lines) + "\n")
     cfg = {"sessions": str(sheet), "results_dir": str(tmp / "results"), **extra}

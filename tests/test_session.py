@@ -65,7 +65,7 @@ def test_metadata_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("indivisible", "not divisible by nplanes=2"),
+    ("indivisible", r"not divisible by the 2 frames of one volume \(nplanes=2\)"),
     ("mismatch", "all files of a session must agree"),
     ("not_tiff", "is not a readable TIFF"),
     ("no_fs", "set the fs column"),

@@ -69,8 +69,15 @@ def _cross_power(mean_img: np.ndarray) -> np.ndarray:
     """
     even = mean_img[0::2]
     odd = mean_img[1::2]
-    n = min(len(even), len(odd))
-    even, odd = even[:n], odd[:n]
+    if len(even) >= 2:
+        # compare odd line 2k+1 with the mean of even lines 2k and 2k+2, an estimate of
+        # the scene at the same height: otherwise slanted structures bias the offset
+        n = min(len(even) - 1, len(odd))
+        even = 0.5 * (even[:n] + even[1:n + 1])
+    else:
+        n = min(len(even), len(odd))
+        even = even[:n]
+    odd = odd[:n]
     # remove each row's mean and taper the line ends: the images are not periodic in
     # x and the wrap-around jump would otherwise pull the peak towards lag 0
     Lx = mean_img.shape[1]

@@ -25,15 +25,40 @@ def to_int16(im: np.ndarray) -> np.ndarray:
 
 
 class TiffPlaneReader:
-    """Frames of one plane from interleaved multi-page TIFF files."""
+    """Frames of one plane from interleaved multi-page TIFF files.
 
-    def __init__(self, files: list[str], pages_per_file: list[int], nplanes: int):
+    ``layout`` says how pages are ordered within one volume: ``nchannels`` colour
+    channels innermost (``channel`` is the one read), then ``frames_per_slice``
+    frames of each plane, then the planes, then flyback pages up to
+    ``pages_per_volume``. With ``average_slices`` a plane's frames of one volume are
+    averaged into one frame (piezo stacks); otherwise each is a frame of its own.
+    The default layout is ScanImage's plain interleave: one page per plane per volume.
+    """
+
+    def __init__(self, files: list[str], pages_per_file: list[int], nplanes: int,
+                 layout: dict | None = None):
         self.files = list(files)
         self.pages_per_file = [int(n) for n in pages_per_file]
         self.nplanes = int(nplanes)
+        lay = layout or {}
+        self.nch = int(lay.get("nchannels", 1))
+        self.channel = int(lay.get("channel", 0))
+        self.fps = int(lay.get("frames_per_slice", 1))
+        self.ppv = int(lay.get("pages_per_volume", self.nplanes * self.nch * self.fps))
+        self.average = bool(lay.get("average_slices", False)) and self.fps > 1
         self.starts = np.concatenate([[0], np.cumsum(self.pages_per_file)]).tolist()
         self.npages = self.starts[-1]
-        self.nframes = self.npages // self.nplanes
+        nvol = self.npages // self.ppv
+        self.nframes = nvol if self.average else nvol * self.fps
+
+    def pages(self, plane: int, frames: np.ndarray) -> np.ndarray:
+        """Page index of each of ``plane``'s frames (n,), or (n, frames_per_slice) when averaging."""
+        frames = np.asarray(frames)
+        if self.average:
+            k = np.arange(self.fps)
+            return (frames[:, None] * self.ppv + (plane * self.fps + k[None]) * self.nch + self.channel)
+        t, k = np.divmod(frames, self.fps)
+        return t * self.ppv + (plane * self.fps + k) * self.nch + self.channel
 
     def _locate(self, page: int) -> tuple[int, int]:
         i = bisect.bisect_right(self.starts, page) - 1
@@ -48,7 +73,8 @@ class TiffPlaneReader:
         open_idx, tif = None, None
         try:
             for t0 in range(start, stop, chunk):
-                pages = plane + self.nplanes * np.arange(t0, min(t0 + chunk, stop))
+                pidx = self.pages(plane, np.arange(t0, min(t0 + chunk, stop)))
+                pages = pidx.ravel()
                 parts = []
                 # group the chunk's pages by file (a chunk may straddle a file boundary)
                 located = [self._locate(int(p)) for p in pages]
@@ -70,7 +96,10 @@ class TiffPlaneReader:
                     if arr.ndim == 2:
                         arr = arr[np.newaxis]
                     parts.append(arr)
-                yield parts[0] if len(parts) == 1 else np.concatenate(parts)
+                out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                if self.average:
+                    out = out.reshape(pidx.shape + out.shape[1:]).mean(axis=1).round().astype(out.dtype)
+                yield out
         finally:
             if tif is not None:
                 tif.close()
@@ -79,5 +108,9 @@ class TiffPlaneReader:
 def open_plane_reader(meta: dict):
     fmt = meta.get("format")
     if fmt == "tiff":
-        return TiffPlaneReader(meta["files"], meta["pages_per_file"], meta["nplanes"])
+        return TiffPlaneReader(meta["files"], meta["pages_per_file"], meta["nplanes"], meta.get("layout"))
+    if fmt in ("zarr", "hdf5"):
+        from .arrayio import ArrayPlaneReader
+
+        return ArrayPlaneReader(meta["files"][0], meta.get("dataset"))
     raise PlaneflowError(f"session '{meta.get('session_id')}': unsupported input format '{fmt}'.")

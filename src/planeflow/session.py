@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -18,9 +19,10 @@ from . import PlaneflowError
 from .atomic import save_json
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+ARRAY_SUFFIXES = (".zarr", ".h5", ".hdf5", ".hdf")
 CACHE_NAME = "metadata.json"
 #: bump when the metadata layout changes, so old caches are rebuilt
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def natural_key(path: str):
@@ -39,6 +41,8 @@ def resolve_files(data_path: str, session_id: str = "") -> list[str]:
                 f"{where}the pattern '{data_path}' matches no file. "
                 "Check the data_path column of the sessions sheet."
             )
+    elif p.is_dir() and p.suffix.lower() == ".zarr":
+        files = [os.fspath(p)]
     elif p.is_dir():
         files = [os.fspath(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES]
         if not files:
@@ -67,37 +71,18 @@ def _fingerprint(files: list[str], row: dict) -> str:
     return h.hexdigest()
 
 
-def _scanimage_header(tif) -> dict:
-    """The few header values the core workflow uses, when tifffile can read them."""
-    out: dict = {}
-    try:
-        meta = tif.scanimage_metadata
-    except Exception:  # noqa: BLE001 - a header we cannot parse is just absent
-        meta = None
-    if not meta:
-        return out
-    fd = meta.get("FrameData", {}) or {}
-    rate = fd.get("SI.hRoiManager.scanFrameRate")
-    if rate:
-        out["fs_header"] = float(rate)
-    return out
-
-
 def inspect_tiffs(files: list[str]) -> dict:
     """Pages, frame shape and dtype of a list of TIFF files (headers only)."""
     import tifffile
 
     pages_per_file = []
     shape = dtype = None
-    header: dict = {}
     for i, f in enumerate(files):
         try:
             with tifffile.TiffFile(f) as tif:
                 n = len(tif.pages)
                 page = tif.pages.first
                 fshape, fdtype = tuple(int(s) for s in page.shape), str(page.dtype)
-                if i == 0:
-                    header = _scanimage_header(tif)
         except PermissionError as e:
             raise PlaneflowError(f"cannot read '{f}': permission denied. Fix its permissions.") from e
         except (tifffile.TiffFileError, ValueError, OSError) as e:
@@ -125,7 +110,6 @@ def inspect_tiffs(files: list[str]) -> dict:
         "Ly": shape[0],
         "Lx": shape[1],
         "dtype": dtype,
-        **header,
     }
 
 
@@ -143,36 +127,106 @@ def whole_frame_part(Ly: int, Lx: int) -> dict:
 # of several tiles (stitched side by side before registration).
 
 
-def build_metadata(row: dict, files: list[str]) -> dict:
-    """Inspect the raw files and combine them with the sheet's values."""
+DEFAULT_ACQUISITION = {"roi_mode": "stitch", "flyback_planes": [], "channels_are_planes": None,
+                       "functional_channel": 1, "piezo_average": True,
+                       "bidiphase": {"enabled": "auto", "subpixel": False, "max_offset": 10}}
+
+
+def _need(value, name: str, sid: str, hint: str):
+    if value is None:
+        raise PlaneflowError(f"session '{sid}': {name} is not in the file header; {hint}")
+    return value
+
+
+def _tiff_acquisition(files: list[str], acq: dict) -> dict:
+    """What the ScanImage header of the first file says (empty for a plain TIFF)."""
+    from .scanimage import acquisition_info, read_header
+
+    header = read_header(files[0], count_pages=False)
+    if not header.get("SI"):
+        return {}
+    return acquisition_info(header, channels_are_planes=acq.get("channels_are_planes"))
+
+
+def _parts(Ly: int, Lx: int, si: dict, roi_mode: str, sid: str) -> tuple[list[dict], list[int]]:
+    """Parts of a plane and the plane image shape (see the comment above)."""
+    rois, rows = si.get("rois") or [], si.get("roi_rows")
+    if len(rois) <= 1 or not rows:
+        if len(rois) > 1:
+            raise PlaneflowError(
+                f"session '{sid}': the header lists {len(rois)} ROIs but their heights and "
+                f"fly-to lines do not add up to the page height {Ly} ({'; '.join(si.get('warnings', []))}). "
+                "Check the file, or process it as one field with acquisition.roi_mode: whole.")
+        return [whole_frame_part(Ly, Lx)], [Ly, Lx]
+    widths = [int(r["pixel_resolution"][0]) for r in rois]
+    heights = [y1 - y0 for y0, y1 in rows]
+    if roi_mode == "whole":
+        return [whole_frame_part(Ly, Lx)], [Ly, Lx]
+    plane_shape = [max(heights), sum(widths)]
+    offsets = [0] + list(itertools.accumulate(widths))[:-1]
+    tiles = [{"src": [y0, y1, 0, w], "dst": [0, ox]} for (y0, y1), w, ox in zip(rows, widths, offsets)]
+    if roi_mode == "stitch":
+        return [{"part": 0, "shape": plane_shape, "offset": [0, 0], "tiles": tiles}], plane_shape
+    parts = [{"part": i, "shape": [h, w], "offset": [0, ox],
+              "tiles": [{"src": t["src"], "dst": [0, 0]}]}
+             for i, (t, h, w, ox) in enumerate(zip(tiles, heights, widths, offsets))]
+    return parts, plane_shape
+
+
+def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict:
+    """Inspect the raw files (headers only) and combine them with the sheet's values.
+
+    Values in the sheet win over the header; a value that is needed and found nowhere
+    stops with an error naming it.
+    """
+    acq = {**DEFAULT_ACQUISITION, **(acq or {})}
     sid = row["session_id"]
+    if files and files[0].endswith(ARRAY_SUFFIXES):
+        return _array_metadata(row, files[0], acq)
     info = inspect_tiffs(files)
-    nplanes = row.get("nplanes") or info.get("nplanes_header")
-    if not nplanes:
-        raise PlaneflowError(
-            f"session '{sid}': the number of planes is not in the file header; "
-            "set the nplanes column in the sessions sheet."
-        )
+    si = _tiff_acquisition(files, acq)
+    Ly, Lx = info["Ly"], info["Lx"]
+    stack = si.get("stack_type") or "single_plane"
+    nplanes = _need(row.get("nplanes") or (si.get("nplanes") if si else None), "the number of planes",
+                    sid, "set the nplanes column in the sessions sheet.")
     nplanes = int(nplanes)
-    fs = row.get("fs") or info.get("fs_header")
-    if not fs:
+    fs = _need(row.get("fs") or si.get("fs_per_plane") or si.get("fs"), "the frame rate", sid,
+               "set the fs column (volume rate in Hz, i.e. frames per second of each plane) "
+               "in the sessions sheet.")
+    nch = int(si.get("nchannels") or 1) if stack != "lbm" else 1
+    fps = int(si.get("frames_per_slice") or 1) if stack == "piezo" else 1
+    flyback_frames = int(si.get("flyback_frames") or 0) if stack == "piezo" else 0
+    channel = int(acq["functional_channel"]) - 1
+    if not 0 <= channel < nch:
         raise PlaneflowError(
-            f"session '{sid}': the frame rate is not in the file header; set the fs column "
-            "(volume rate in Hz, i.e. frames per second of each plane) in the sessions sheet."
-        )
+            f"session '{sid}': acquisition.functional_channel={channel + 1} but the files hold "
+            f"{nch} channel(s). Set it between 1 and {nch}.")
+    layout = {"pages_per_volume": nch * (nplanes * fps + flyback_frames), "nchannels": nch,
+              "channel": channel, "frames_per_slice": fps,
+              "average_slices": bool(acq["piezo_average"]) and fps > 1}
     npages = info["npages"]
-    if npages % nplanes:
+    ppv = layout["pages_per_volume"]
+    if npages % ppv:
         raise PlaneflowError(
             f"session '{sid}': {npages} frames in {len(files)} file(s) are not divisible by "
-            f"nplanes={nplanes}. Check nplanes, or remove an incomplete last file."
-        )
-    nframes = npages // nplanes
+            f"the {ppv} frames of one volume (nplanes={nplanes}"
+            + (f", channels={nch}" if nch > 1 else "") + (f", frames per slice={fps}" if fps > 1 else "")
+            + "). Check nplanes, or remove an incomplete last file.")
+    nframes = npages // ppv * (1 if layout["average_slices"] else fps)
     if nframes < 50:
         raise PlaneflowError(
             f"session '{sid}': only {nframes} frames per plane; suite2p needs at least 50 "
-            "(200 or more for reliable registration and detection)."
-        )
-    Ly, Lx = info["Ly"], info["Lx"]
+            "(200 or more for reliable registration and detection).")
+    flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
+    bad = [z for z in flyback if not 0 <= z < nplanes]
+    if bad:
+        raise PlaneflowError(f"session '{sid}': acquisition.flyback_planes {bad} are not among the "
+                             f"{nplanes} planes (0-based).")
+    planes = [z for z in range(nplanes) if z not in flyback]
+    parts, plane_shape = _parts(Ly, Lx, si, acq["roi_mode"], sid)
+    bidi = dict(acq["bidiphase"])
+    if bidi["enabled"] == "auto":
+        bidi["enabled"] = bool(si.get("bidirectional")) or stack == "lbm"
     return {
         "cache_format": CACHE_FORMAT,
         "session_id": sid,
@@ -181,23 +235,66 @@ def build_metadata(row: dict, files: list[str]) -> dict:
         "format": info["format"],
         "pages_per_file": info["pages_per_file"],
         "dtype": info["dtype"],
+        "stack_type": stack,
         "nplanes": nplanes,
+        "planes": planes,
         "nframes": nframes,
+        "layout": layout,
         "Ly": Ly,
         "Lx": Lx,
         "fs": float(fs),
-        "dx": row.get("dx"),
-        "dy": row.get("dy"),
-        "dz": row.get("dz"),
-        "plane_shape": [Ly, Lx],
-        "parts": [whole_frame_part(Ly, Lx)],
+        "dx": row.get("dx") or si.get("dx"),
+        "dy": row.get("dy") or si.get("dy"),
+        "dz": row.get("dz") or si.get("dz"),
+        "zoom": si.get("zoom"),
+        "bidiphase": bidi,
+        "roi_mode": acq["roi_mode"],
+        "nrois": len(si.get("rois") or []) or 1,
+        "plane_shape": plane_shape,
+        "parts": parts,
+        "scanimage": {k: si.get(k) for k in ("si_version", "scanner_type", "fly_to_lines", "rois",
+                                              "roi_rows", "line_period", "warnings")} if si else None,
     }
 
 
-def session_metadata(row: dict, results_dir: str) -> dict:
-    """Metadata for one sheet row, from the cache when it is still valid."""
+def _array_metadata(row: dict, path: str, acq: dict) -> dict:
+    """zarr / HDF5 arrays of shape (T, Z, Y, X) or (T, Y, X)."""
+    from .arrayio import inspect_array
+
+    sid = row["session_id"]
+    info = inspect_array(path)
+    fs = _need(row.get("fs"), "the frame rate", sid,
+               "zarr/HDF5 inputs carry none: set the fs column in the sessions sheet.")
+    nplanes = int(info["nplanes"])
+    if row.get("nplanes") and int(row["nplanes"]) != nplanes:
+        raise PlaneflowError(
+            f"session '{sid}': the sheet says nplanes={row['nplanes']} but '{path}' has shape "
+            f"{tuple(info['shape'])} (T, Z, Y, X) with {nplanes} plane(s). Fix the sheet.")
+    if info["nframes"] < 50:
+        raise PlaneflowError(f"session '{sid}': only {info['nframes']} frames per plane; "
+                             "suite2p needs at least 50.")
+    Ly, Lx = int(info["Ly"]), int(info["Lx"])
+    flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
+    bidi = dict(acq["bidiphase"])
+    bidi["enabled"] = bidi["enabled"] is True
+    return {
+        "cache_format": CACHE_FORMAT, "session_id": sid, "data_path": row["data_path"],
+        "files": [path], "format": info["format"], "dataset": info.get("key"),
+        "dtype": info["dtype"], "stack_type": "array", "nplanes": nplanes,
+        "planes": [z for z in range(nplanes) if z not in flyback], "nframes": int(info["nframes"]),
+        "Ly": Ly, "Lx": Lx, "fs": float(fs), "dx": row.get("dx"), "dy": row.get("dy"),
+        "dz": row.get("dz"), "zoom": None, "bidiphase": bidi, "roi_mode": "whole", "nrois": 1,
+        "plane_shape": [Ly, Lx], "parts": [whole_frame_part(Ly, Lx)], "scanimage": None,
+    }
+
+
+def session_metadata(row: dict, results_dir: str, acquisition: dict | None = None) -> dict:
+    """Metadata for one sheet row, from the cache when it is still valid.
+
+    ``acquisition``: the config's ``acquisition`` section (roi_mode, flyback planes, ...).
+    """
     files = resolve_files(row["data_path"], row["session_id"])
-    key = _fingerprint(files, row)
+    key = _fingerprint(files, {"row": row, "acquisition": acquisition or {}})
     cache = Path(results_dir) / row["session_id"] / CACHE_NAME
     if cache.is_file():
         try:
@@ -206,7 +303,7 @@ def session_metadata(row: dict, results_dir: str) -> dict:
                 return meta
         except (OSError, ValueError):
             pass  # unreadable cache: rebuild it
-    meta = build_metadata(row, files)
+    meta = build_metadata(row, files, acquisition)
     meta["fingerprint"] = key
     save_json(cache, meta)
     return meta

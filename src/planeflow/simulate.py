@@ -7,16 +7,20 @@ footprints, noise-free calcium traces, spikes and the rigid motion of every volu
 
 Image model, per plane (all intensities in expected photons per pixel per frame)::
 
-    lam(t, y, x) = S(y, x) + N(y, x) * (1 + sum_k a_k(t) * P_k(y, x))
+    lam(t, y, x) = S(y, x) + N(y, x) * (1 + a_0(t) + sum_k a_k(t) * P_k(y, x))
                    + sum_c F0_c * A_c(y, x) * (1 + dff_c * C_c(t))
 
-* ``S`` static background: smooth tissue texture darkened by a few blood vessels
-  (gives registration something to lock onto),
-* ``N``/``P_k``/``a_k`` neuropil: a smooth spatial field modulated by a few slow
-  (seconds) temporal components with smooth spatial weights,
+* ``S`` static background: fine and coarse tissue texture darkened by a few blood
+  vessels (gives registration something to lock onto),
+* ``N`` neuropil brightness (smooth, shadowed by vessels), modulated slowly (seconds)
+  by a spatially uniform component ``a_0`` and a few weak components ``a_k`` with
+  smooth zero-mean spatial weights ``P_k``,
 * ``A_c`` soft elliptical soma footprint (peak 1), ``F0_c`` its resting brightness,
-  ``dff_c`` the dF/F of a single spike and ``C_c`` the calcium trace: Poisson spike
-  counts convolved with ``exp(-t / tau)`` (one spike adds 1).
+  ``dff_c`` the dF/F of a single spike and ``C_c`` the calcium trace: spike counts
+  convolved with ``exp(-t / tau)`` (one spike adds 1). Spikes come in sparse events
+  (Poisson, 0.03-0.15 Hz per cell, at least ``MIN_EVENTS`` per cell) of
+  ``MIN_BURST + Poisson(BURST_EXTRA)`` spikes, i.e. every planted cell is an active,
+  detectable neuron.
 
 The data written are ``round(GAIN * Poisson(lam) + ReadNoise)`` (or
 ``round(GAIN * lam)`` with ``noise=False``), stored as int16.
@@ -29,6 +33,14 @@ the un-shifted field of view (the ``shifts == 0`` window, in which ``labels``,
 frames of volume ``v``: ``shifts`` is the displacement of the image content,
 positive ``dy`` = content moved down (towards larger row index), positive ``dx`` =
 moved right. All planes of a volume share the shift; no wrap-around occurs.
+
+Brightness and activity were tuned against suite2p 1.1.0 (sparsery detection) so that,
+with ``fs``, ``tau`` and ``diameter`` matching the simulation, suite2p finds the planted
+cells (recall and precision >= 0.9 per plane) and recovers the motion exactly. For
+128 x 128 frames with ~20 cells, two suite2p settings need attention:
+``registration.block_size`` must be below the frame size (or ``nonrigid`` off), and
+sparsery's automatic spatial-scale estimate is unreliable with so few cells, so
+``detection.sparsery_settings.spatial_scale = 2`` (12 px, for diameter ~10) is advised.
 """
 from __future__ import annotations
 
@@ -41,8 +53,8 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 GAIN = 2.0                 # digitiser counts per detected photon
 READ_NOISE = 1.0           # std of additive electronic noise, in counts
 BACKGROUND = 5.0           # mean static background, photons/pixel/frame
-TEXTURE_FINE = 0.25        # relative std of the fine static texture of the background
-TEXTURE_FINE_SIGMA = 2.0   # its spatial scale (gaussian sigma, px)
+TEXTURE_FINE = 0.4         # relative std of the fine static texture of the background
+TEXTURE_FINE_SIGMA = 1.5   # its spatial scale (gaussian sigma, px)
 TEXTURE_COARSE = 0.2       # relative std of the coarse (sigma 8 px) static texture
 NEUROPIL = 4.0             # mean neuropil, photons/pixel/frame
 NEUROPIL_MOD = 0.2         # std of the slow, spatially uniform neuropil modulation (relative)
@@ -52,8 +64,8 @@ NEUROPIL_SCALE = 25.0      # spatial scale (gaussian sigma, px) of neuropil stru
 NEUROPIL_CONTRAST = 0.3    # relative std of the static neuropil brightness field
 NEUROPIL_VESSEL = 0.5      # fraction of neuropil light blocked by vessels
 NEUROPIL_TIMESCALE = 3.0   # seconds
-CELL_F0 = (10.0, 16.0)     # resting soma brightness at the footprint peak (uniform range)
-CELL_DFF = (0.4, 0.7)      # dF/F per spike (uniform range)
+CELL_F0 = (6.0, 10.0)      # resting soma brightness at the footprint peak (uniform range)
+CELL_DFF = (0.6, 1.0)      # dF/F per spike (uniform range)
 RATE = (0.03, 0.15)        # mean event rate per cell in Hz (log-uniform range)
 MIN_EVENTS = 3             # at least this many events per cell (fewer if nframes < 3)
 MIN_BURST = 2              # spikes per event: MIN_BURST + Poisson(BURST_EXTRA)
@@ -217,6 +229,7 @@ def _draw_shifts(rng, nframes, max_shift, fs):
     if max_shift <= 0:
         return np.zeros((nframes, 2), dtype=np.int64)
     drift = gaussian_filter1d(rng.standard_normal((2, nframes)), 2.0 * fs, axis=1, mode="reflect")
+    drift -= drift.mean(axis=1, keepdims=True)
     drift = drift / (drift.std(axis=1, keepdims=True) + 1e-12) * (0.4 * max_shift)
     jitter = rng.normal(0.0, 0.35 * max_shift, (2, nframes))
     # occasional brief larger displacements (e.g. animal movement)

@@ -33,7 +33,8 @@ try:
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
     pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
                                pfconfig.load_schema("sessions.schema.yaml", SCHEMAS))
-    META = {sid: session_metadata(row, RESULTS) for sid, row in SESSION_ROWS.items()}
+    META = {sid: session_metadata(row, RESULTS, config["acquisition"])
+            for sid, row in SESSION_ROWS.items()}
 except PlaneflowError as e:
     _fail(e)
 
@@ -121,7 +122,7 @@ def merge_inputs(wc):
 
 def final_plane_files(session, names=FINAL_FILES):
     return [f"{RESULTS}/{session}/suite2p/plane{p}/{n}.npy"
-            for p in range(META[session]["nplanes"]) for n in names]
+            for p in META[session]["planes"] for n in names]
 
 
 def volume_inputs(wc):

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import PlaneflowError
 from ..atomic import atomic_path, save_npy
+from ..bidiphase import apply_bidiphase
 from ..history import append_history
 from ..rawio import open_plane_reader, to_int16
 from ..session import load_metadata
@@ -33,6 +34,22 @@ def assemble_part(frames: np.ndarray, part: dict) -> np.ndarray:
     return out
 
 
+def estimate_plane_bidiphase(reader, plane: int, bidi: dict, nsample: int = 300) -> float:
+    """Scan-phase offset of ``plane`` from up to ``nsample`` frames spread over the movie."""
+    from ..bidiphase import estimate_bidiphase
+
+    n = reader.nframes
+    step = max(1, n // nsample)
+    sample = []
+    for start in range(0, n, step * 50):
+        for frames in reader.iter_frames(plane, chunk=50, start=start, stop=min(n, start + 50 * step)):
+            sample.append(frames[::step])
+        if sum(len(f) for f in sample) >= nsample:
+            break
+    return float(estimate_bidiphase(np.concatenate(sample), max_offset=int(bidi.get("max_offset", 10)),
+                                    subpixel=bool(bidi.get("subpixel", False))))
+
+
 def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: str,
                  chunk_frames: int = 500) -> dict:
     """Stream ``plane``'s frames (cropped to ``part``) into ``out_bin``; write ``out_ops``.
@@ -51,11 +68,18 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
     Ly, Lx = region["shape"]
     reader = open_plane_reader(meta)
     nframes = meta["nframes"]
+    bidi = meta.get("bidiphase") or {}
+    offset = 0.0
+    if bidi.get("enabled"):
+        offset = estimate_plane_bidiphase(reader, plane, bidi)
+        log.info("binary_write plane %d: bidirectional phase offset %.2f px (corrected)", plane, offset)
     mean = np.zeros((Ly, Lx), np.float64)
     written, last_pct = 0, -10
     try:
         with atomic_path(out_bin) as tmp, open(tmp, "wb") as fh:
             for frames in reader.iter_frames(plane, chunk=int(chunk_frames)):
+                if offset:
+                    frames = apply_bidiphase(frames, offset)
                 frames = to_int16(assemble_part(frames, region))
                 fh.write(np.ascontiguousarray(frames).tobytes())
                 mean += frames.sum(axis=0, dtype=np.float64)
@@ -100,9 +124,16 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
         "raw_file": os.path.abspath(out_bin),
         "keep_movie_raw": True,
         "meanImg": (mean / max(written, 1)).astype(np.float32),
+        "stack_type": meta.get("stack_type"),
+        "zoom": meta.get("zoom"),
+        # planeflow corrected the scan phase while writing the binary; suite2p's own
+        # registration.bidiphase setting is left alone so it does not correct twice
+        "bidiphase_offset": float(offset),
+        "bidi_corrected": bool(offset),
     }
     ops = append_history(ops, "binary_write", meta["files"], duration,
                          {"frames": written, "bytes": written * Ly * Lx * 2,
+                          "bidiphase_offset": float(offset),
                           "MB_per_s": written * Ly * Lx * 2 / 1e6 / max(duration, 1e-9)})
     save_npy(out_ops, ops)
     log.info("binary_write plane %d part %d: %d frames of %dx%d in %.1f s",

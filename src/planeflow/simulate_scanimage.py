@@ -1,0 +1,95 @@
+"""Synthetic ScanImage recordings: LBM planes as channels, multi-ROI stripes with fly-to
+lines, a bidirectional scan-phase offset, split over several files.
+
+The movie itself comes from :func:`planeflow.simulate.simulate_session` (planted neurons,
+motion, noise) on the *plane image*: the mROIs side by side. Each page is then laid out
+as ScanImage writes an mROI frame: the ROIs stacked vertically in order, ``fly_to_lines``
+rows between them, the odd lines shifted by the scan-phase offset, with the ``SI.*``
+Software tag and the RoiGroups Artist tag. Ground truth stays in plane-image coordinates,
+which is where planeflow's stitch mode and the merge of separate ROIs put the results.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def page_layout(widths: list[int], height: int, fly_to_lines: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Page shape (rows, cols) and the page rows of each ROI stripe."""
+    rows, y = [], 0
+    for _ in widths:
+        rows.append((y, y + height))
+        y += height + fly_to_lines
+    return y - fly_to_lines, max(widths), rows
+
+
+def to_page(plane_img: np.ndarray, widths: list[int], fly_to_lines: int, fill: int = 0) -> np.ndarray:
+    """(n, H, sum(w)) plane images → (n, page rows, max(w)) mROI pages."""
+    n, H, _ = plane_img.shape
+    Ly, Lx, rows = page_layout(widths, H, fly_to_lines)
+    page = np.full((n, Ly, Lx), fill, plane_img.dtype)
+    x = 0
+    for (y0, y1), w in zip(rows, widths):
+        page[:, y0:y1, :w] = plane_img[:, :, x:x + w]
+        x += w
+    return page
+
+
+def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(64, 64), height=128,
+                               fly_to_lines=8, bidiphase=2, nfiles=2, fs=15.0, tau=1.0,
+                               cells_per_plane=20, diameter=10, max_shift=3, seed=0,
+                               name="lbm", zoom=2.0) -> dict:
+    """Write an LBM mROI session in ScanImage format; return files, ground truth, layout.
+
+    ``bidiphase``: odd lines are shifted by this many pixels (``planeflow.bidiphase``'s
+    convention: ``odd_row[x] ≈ even_row[x - d]``); 0 for none.
+    """
+    import tifffile
+
+    from .bidiphase import plant_bidiphase
+    from .scanimage import make_tags, write_scanimage_tiff
+    from .simulate import simulate_session
+
+    out_dir = Path(out_dir)
+    work = out_dir / ".plane_movie"
+    widths = [int(w) for w in roi_widths]
+    sim = simulate_session(work, nplanes=nplanes, nframes=nframes, Ly=height, Lx=sum(widths),
+                           cells_per_plane=cells_per_plane, diameter=diameter, fs=fs, tau=tau,
+                           max_shift=max_shift, nfiles=1, seed=seed, name=name)
+    deg_per_px = 0.05
+    rois = [{"pixel_resolution": [w, height], "size_deg": [w * deg_per_px, height * deg_per_px],
+             "name": f"roi{i + 1}"} for i, w in enumerate(widths)]
+    Ly, Lx, _ = page_layout(widths, height, fly_to_lines)
+    line_period = 4e-5
+    software, artist = make_tags(fs=fs, nplanes_as_channels=nplanes, rois=rois, page_shape=(Ly, Lx),
+                                 fly_to_lines=fly_to_lines, zoom=zoom, bidirectional=True,
+                                 line_period=line_period)
+    # whole volumes per file, as evenly as possible
+    bounds = np.linspace(0, nframes, nfiles + 1).astype(int)
+    files = []
+    with tifffile.TiffFile(sim["files"][0]) as src:
+        for k in range(nfiles):
+            v0, v1 = bounds[k], bounds[k + 1]
+
+            def pages(v0=v0, v1=v1):
+                for v in range(v0, v1, 50):
+                    vv = min(v1, v + 50)
+                    block = src.asarray(key=range(v * nplanes, vv * nplanes))
+                    block = to_page(block.reshape(-1, height, sum(widths)), widths, fly_to_lines)
+                    if bidiphase:
+                        block = plant_bidiphase(block, bidiphase)
+                    yield from block
+
+            path = out_dir / f"{name}_{k + 1:05d}.tif"
+            write_scanimage_tiff(path, pages(), software=software, artist=artist,
+                                 pages_per_frame=nplanes, fs=fs)
+            files.append(str(path))
+    gt = out_dir / "ground_truth.npz"
+    Path(sim["ground_truth"]).replace(gt)
+    for f in sim["files"]:
+        Path(f).unlink()
+    work.rmdir()
+    return {"files": files, "ground_truth": str(gt), "page_shape": (Ly, Lx), "roi_widths": widths,
+            "fly_to_lines": fly_to_lines, "bidiphase": bidiphase, "nplanes": nplanes,
+            "nframes": nframes, "plane_shape": (height, sum(widths)), "fs": fs}
