@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import itertools
+import logging
 import json
 import os
 import re
@@ -71,6 +72,25 @@ def _fingerprint(files: list[str], row: dict) -> str:
     return h.hexdigest()
 
 
+class _TiffWarnings(logging.Handler):
+    """Collect tifffile's warnings (it logs a broken page chain instead of raising)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("tifffile").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("tifffile").removeHandler(self)
+        return False
+
+
 def inspect_tiffs(files: list[str]) -> dict:
     """Pages, frame shape and dtype of a list of TIFF files (headers only)."""
     import tifffile
@@ -79,10 +99,18 @@ def inspect_tiffs(files: list[str]) -> dict:
     shape = dtype = None
     for i, f in enumerate(files):
         try:
-            with tifffile.TiffFile(f) as tif:
+            with _TiffWarnings() as warned, tifffile.TiffFile(f) as tif:
                 n = len(tif.pages)
                 page = tif.pages.first
                 fshape, fdtype = tuple(int(s) for s in page.shape), str(page.dtype)
+                last = tif.pages[-1]
+                end = max((o + c for o, c in zip(last.dataoffsets, last.databytecounts)), default=0)
+            broken = [m for m in warned.messages if "invalid page offset" in m or "truncat" in m.lower()]
+            if broken or end > os.path.getsize(f):
+                raise PlaneflowError(
+                    f"'{f}' is truncated or damaged ({(broken or ['image data past the end of the file'])[0]}); "
+                    f"only {n} page(s) can be read. Copy the file again from the acquisition "
+                    "machine, or remove it from the session's data_path.")
         except PermissionError as e:
             raise PlaneflowError(f"cannot read '{f}': permission denied. Fix its permissions.") from e
         except (tifffile.TiffFileError, ValueError, OSError) as e:
