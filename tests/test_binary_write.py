@@ -73,3 +73,24 @@ def test_assemble_part_stitches_tiles_side_by_side():
     out = assemble_part(pages, part)
     assert out.shape == (2, 4, 8)
     assert np.array_equal(out[:, :, :4], pages[:, 0:4]) and np.array_equal(out[:, :, 4:], pages[:, 6:10])
+
+
+def test_piezo_layout_channels_slices_flyback(tmp_path):
+    """Piezo stack: per volume, 2 planes x 3 frames per slice x 2 channels, then 1 flyback frame."""
+    from planeflow.rawio import TiffPlaneReader
+
+    nch, fps, nplanes, flyback, nvol = 2, 3, 2, 1, 5
+    ppv = nch * (nplanes * fps + flyback)
+    pages = coded_frames(ppv * nvol)
+    f = write_tiff(tmp_path / "p.tif", pages)
+    lay = {"pages_per_volume": ppv, "nchannels": nch, "channel": 1, "frames_per_slice": fps,
+           "average_slices": False}
+    r = TiffPlaneReader([str(f)], [len(pages)], nplanes, lay)
+    assert r.nframes == nvol * fps
+    got = np.concatenate(list(r.iter_frames(1, chunk=4)))[:, 0, 0]
+    expect = [v * ppv + (1 * fps + k) * nch + 1 for v in range(nvol) for k in range(fps)]
+    assert got.tolist() == expect
+    r = TiffPlaneReader([str(f)], [len(pages)], nplanes, {**lay, "average_slices": True})
+    assert r.nframes == nvol
+    got = np.concatenate(list(r.iter_frames(0, chunk=2)))[:, 0, 0]
+    assert got.tolist() == [v * ppv + (0 * fps + 1) * nch + 1 for v in range(nvol)]  # mean of k=0..2

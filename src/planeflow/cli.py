@@ -10,6 +10,19 @@ from . import PlaneflowError, __version__
 def _simulate(args) -> int:
     from .simulate import simulate_session
 
+    if args.scanimage:
+        from .simulate_scanimage import simulate_scanimage_session
+
+        widths = [args.lx // args.rois] * args.rois
+        res = simulate_scanimage_session(
+            args.out, nplanes=args.nplanes, nframes=args.nframes, roi_widths=widths, height=args.ly,
+            fly_to_lines=args.fly_to, bidiphase=args.bidi, nfiles=args.nfiles, fs=args.fs, tau=args.tau,
+            cells_per_plane=args.cells, diameter=args.diameter, max_shift=args.max_shift,
+            seed=args.seed, name=args.name)
+        print(f"wrote {len(res['files'])} ScanImage TIFF file(s) to {args.out}: LBM, {args.nplanes} "
+              f"planes as channels, {args.rois} mROI stripe(s) of {widths} px with {args.fly_to} "
+              f"fly-to lines, scan-phase offset {args.bidi} px; ground truth: {res['ground_truth']}")
+        return 0
     res = simulate_session(
         args.out, nplanes=args.nplanes, nframes=args.nframes, Ly=args.ly, Lx=args.lx,
         cells_per_plane=args.cells, diameter=args.diameter, fs=args.fs, tau=args.tau,
@@ -64,6 +77,11 @@ def main(argv=None) -> int:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default="synthetic")
     s.add_argument("--sheet", help="also write a one-row sessions sheet here")
+    s.add_argument("--scanimage", action="store_true",
+                   help="write ScanImage LBM files (SI header, mROI stripes, fly-to lines, scan phase)")
+    s.add_argument("--rois", type=int, default=2, help="--scanimage: mROI stripes (split --lx)")
+    s.add_argument("--fly-to", type=int, default=8, help="--scanimage: fly-to lines between stripes")
+    s.add_argument("--bidi", type=float, default=2, help="--scanimage: planted scan-phase offset (px)")
     s.set_defaults(func=_simulate)
 
     g = sub.add_parser("suite2p-schema", help="write the JSON schema of suite2p settings (YAML)")
