@@ -94,3 +94,21 @@ def test_piezo_layout_channels_slices_flyback(tmp_path):
     assert r.nframes == nvol
     got = np.concatenate(list(r.iter_frames(0, chunk=2)))[:, 0, 0]
     assert got.tolist() == [v * ppv + (0 * fps + 1) * nch + 1 for v in range(nvol)]  # mean of k=0..2
+
+
+def test_scanimage_session_timestamps_and_bidiphase(tmp_path):
+    """Frames of a 2-file LBM recording keep ScanImage's per-frame timestamps; the planted
+    scan-phase offset is found and removed while writing."""
+    from planeflow.simulate_scanimage import simulate_scanimage_session
+
+    simulate_scanimage_session(tmp_path / "raw", nplanes=3, nframes=60, roi_widths=(40, 40), height=48,
+                               fly_to_lines=4, bidiphase=2, nfiles=2, cells_per_plane=5, diameter=6, fs=10.0)
+    r = {"session_id": "s", "data_path": str(tmp_path / "raw")}
+    ps.session_metadata(r, str(tmp_path / "res"))
+    meta = tmp_path / "res" / "s" / "metadata.json"
+    ops = binary_write(str(meta), 1, 0, str(tmp_path / "b" / "data_raw.bin"), str(tmp_path / "b" / "ops.npy"),
+                       chunk_frames=16)
+    assert ops["bidiphase_offset"] == 2.0 and ops["bidi_corrected"]
+    ts = ops["frame_timestamps"]
+    assert ts.shape == (60,) and np.allclose(np.diff(ts), 0.1)  # one volume per 1/fs
+    assert (ops["Ly"], ops["Lx"]) == (48, 80)  # stitched stripes

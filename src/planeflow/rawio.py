@@ -8,6 +8,7 @@ A reader here never holds more than one chunk in memory.
 from __future__ import annotations
 
 import bisect
+import re
 from typing import Iterator
 
 import numpy as np
@@ -22,6 +23,18 @@ def to_int16(im: np.ndarray) -> np.ndarray:
     if im.dtype != np.int16:
         return im.astype(np.int16)
     return im
+
+
+_STAMP = re.compile(r"frameTimestamps_sec\s*=\s*([-+0-9.eE]+)")
+
+
+def _timestamp(page) -> float:
+    """ScanImage's per-page ``frameTimestamps_sec`` (NaN when the page has none)."""
+    try:
+        m = _STAMP.search(page.description or "")
+    except Exception:  # noqa: BLE001 - a page without a readable description
+        return float("nan")
+    return float(m.group(1)) if m else float("nan")
 
 
 class TiffPlaneReader:
@@ -50,6 +63,9 @@ class TiffPlaneReader:
         self.npages = self.starts[-1]
         nvol = self.npages // self.ppv
         self.nframes = nvol if self.average else nvol * self.fps
+        #: per-frame acquisition times (s) of the frames yielded so far, from ScanImage's
+        #: per-page ``frameTimestamps_sec``; NaN where a page has none
+        self.timestamps: list[float] = []
 
     def pages(self, plane: int, frames: np.ndarray) -> np.ndarray:
         """Page index of each of ``plane``'s frames (n,), or (n, frames_per_slice) when averaging."""
@@ -71,6 +87,7 @@ class TiffPlaneReader:
 
         stop = self.nframes if stop is None else min(stop, self.nframes)
         open_idx, tif = None, None
+        stamps: list[float] = []
         try:
             for t0 in range(start, stop, chunk):
                 pidx = self.pages(plane, np.arange(t0, min(t0 + chunk, stop)))
@@ -96,7 +113,11 @@ class TiffPlaneReader:
                     if arr.ndim == 2:
                         arr = arr[np.newaxis]
                     parts.append(arr)
+                    stamps.extend(_timestamp(tif.pages[k]) for k in keys)
                 out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                first = np.asarray(stamps).reshape(pidx.shape)
+                self.timestamps.extend((first[:, 0] if self.average else first).tolist())
+                stamps.clear()
                 if self.average:
                     out = out.reshape(pidx.shape + out.shape[1:]).mean(axis=1).round().astype(out.dtype)
                 yield out

@@ -1175,7 +1175,7 @@ def make_frame_description(frame_number: int, timestamp: float, *, acquisition: 
 
 def write_scanimage_tiff(path, pages, *, software: str, artist: str | None = None,
                          pages_per_frame: int = 1, fs: float | None = None,
-                         bigtiff: bool = True) -> Path:
+                         bigtiff: bool = True, first_frame: int = 1) -> Path:
     """Write ``pages`` (n, Ly, Lx) as a TIFF with ScanImage-style tags.
 
     Every page gets the Software (305) and Artist (315) tags, as ScanImage writes them,
@@ -1194,7 +1194,7 @@ def write_scanimage_tiff(path, pages, *, software: str, artist: str | None = Non
     extratags = [(315, "s", 0, artist, True)] if artist else []
     with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
         for i, page in enumerate(pages):
-            frame = i // pages_per_frame + 1
+            frame = i // pages_per_frame + first_frame  # numbering continues across files
             ts = (frame - 1) / fs if fs else 0.0
             tw.write(page, description=make_frame_description(frame, ts), software=software,
                      extratags=extratags, metadata=None, photometric="minisblack",

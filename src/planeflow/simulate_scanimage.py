@@ -83,7 +83,7 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
 
             path = out_dir / f"{name}_{k + 1:05d}.tif"
             write_scanimage_tiff(path, pages(), software=software, artist=artist,
-                                 pages_per_frame=nplanes, fs=fs)
+                                 pages_per_frame=nplanes, fs=fs, first_frame=int(v0) + 1)
             files.append(str(path))
     gt = out_dir / "ground_truth.npz"
     Path(sim["ground_truth"]).replace(gt)

@@ -73,6 +73,8 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
     if bidi.get("enabled"):
         offset = estimate_plane_bidiphase(reader, plane, bidi)
         log.info("binary_write plane %d: bidirectional phase offset %.2f px (corrected)", plane, offset)
+        if hasattr(reader, "timestamps"):
+            reader.timestamps = []  # keep only those of the frames written below
     mean = np.zeros((Ly, Lx), np.float64)
     written, last_pct = 0, -10
     try:
@@ -98,6 +100,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
                 "Free space on that disk or point results_dir at a larger one, then rerun."
             ) from e
         raise
+    stamps = np.asarray(getattr(reader, "timestamps", []), dtype=float)
     if written != nframes:
         raise PlaneflowError(
             f"plane {plane}: read {written} frames but the session metadata says {nframes}. "
@@ -131,6 +134,8 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
         "bidiphase_offset": float(offset),
         "bidi_corrected": bool(offset),
     }
+    if stamps.size == nframes and np.isfinite(stamps).any():
+        ops["frame_timestamps"] = stamps  # s, from ScanImage's per-frame headers
     ops = append_history(ops, "binary_write", meta["files"], duration,
                          {"frames": written, "bytes": written * Ly * Lx * 2,
                           "bidiphase_offset": float(offset),
