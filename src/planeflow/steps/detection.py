@@ -38,11 +38,22 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
 
     with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
         badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
-        detect_outputs, stat, redcell = s2p_detection.detection_wrapper(
-            f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
-            tau=settings["tau"], fs=settings["fs"], diameter=diameter,
-            settings=settings["detection"], classifier_path=classfile, badframes=badframes,
-            preclassify=settings["classification"]["preclassify"], device=device)
+        try:
+            detect_outputs, stat, redcell = s2p_detection.detection_wrapper(
+                f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
+                tau=settings["tau"], fs=settings["fs"], diameter=diameter,
+                settings=settings["detection"], classifier_path=classfile, badframes=badframes,
+                preclassify=settings["classification"]["preclassify"], device=device)
+        except ValueError as e:
+            if "no ROIs were found" not in str(e):
+                raise
+            # a blank plane (e.g. outside the tissue) is a result, not a failure
+            log.warning("detection: suite2p found no ROI in this plane (%s); writing empty "
+                        "outputs so the session completes", e)
+            (y0, y1), (x0, x1) = ops["yrange"], ops["xrange"]
+            crop = np.zeros((int(y1) - int(y0), int(x1) - int(x0)), np.float32)
+            detect_outputs = {"Vcorr": crop, "max_proj": crop.copy(), "no_rois": True}
+            stat = np.array([], dtype=object)
         times["detection"] = time.time() - t0
         log.info("detection: %d ROIs in %.1f s", len(stat), times["detection"])
 
