@@ -88,3 +88,33 @@ def test_killed_binary_write_leaves_no_output(tmp_path):
                  str(out / "ops.npy"), chunk_frames=500)
     assert (out / "data_raw.bin").stat().st_size == 4000 * 64 * 64 * 2
     assert sorted(p.name for p in out.iterdir()) == ["data_raw.bin", "ops.npy"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root and mount permission; skipped otherwise)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    ok = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True).returncode == 0
+    if not ok:
+        pytest.skip("cannot mount a small tmpfs here (needs root and mount permission)")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_disk_full_during_binary_write(tmp_path, small_disk):
+    from planeflow import PlaneflowError
+    from planeflow import session as ps
+    from planeflow.steps.binary_write import binary_write
+
+    from conftest import coded_frames, write_tiff
+
+    write_tiff(tmp_path / "raw" / "a.tif", coded_frames(2 * 300, Ly=64, Lx=64))  # 2.4 MB per plane
+    ps.session_metadata({"session_id": "s", "data_path": str(tmp_path / "raw"), "nplanes": 2, "fs": 5.0},
+                        str(tmp_path / "res"))
+    out = small_disk / "binary_write"
+    with pytest.raises(PlaneflowError, match="disk full while writing .*data_raw.bin"):
+        binary_write(str(tmp_path / "res" / "s" / "metadata.json"), 0, 0, str(out / "data_raw.bin"),
+                     str(out / "ops.npy"), chunk_frames=50)
+    assert list(out.iterdir()) == [], "no partial binary may be left for later steps"
