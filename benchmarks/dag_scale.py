@@ -1,0 +1,66 @@
+"""DAG scale: time of `snakemake -n` for many sessions x planes with cached metadata.
+
+Makes N small synthetic sessions (tiny frames: only the number of planes matters for
+the DAG), builds their metadata caches with one dry run, then times a second dry run
+(what every later `snakemake` call and every cluster job pays) and prints the ratio to
+the 15 s target.
+
+    python benchmarks/dag_scale.py [--sessions 50] [--planes 30] [--out /tmp/planeflow-dag]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 15.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=50)
+    ap.add_argument("--planes", type=int, default=30)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--out", default="/tmp/planeflow-dag")
+    a = ap.parse_args()
+    out = Path(a.out)
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    pages = np.zeros((a.planes * a.frames, 16, 16), np.int16)
+    rows = ["session_id\tdata_path\tnplanes\tfs"]
+    for s in range(a.sessions):
+        f = raw / f"s{s:03d}.tif"
+        if not f.exists():
+            tifffile.imwrite(f, pages)
+        rows.append(f"s{s:03d}\t{f}\t{a.planes}\t10")
+    (out / "sessions.tsv").write_text("\n".join(rows) + "\n")
+    (out / "config.yaml").write_text(yaml.safe_dump({"sessions": str(out / "sessions.tsv"),
+                                                     "results_dir": str(out / "results")}))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(out),
+           f"--configfile={out / 'config.yaml'}", "-n", "--quiet", "all"]
+    t0 = time.perf_counter()
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    t_first = time.perf_counter() - t0
+    if first.returncode:
+        print(first.stdout[-2000:], first.stderr[-3000:])
+        return 1
+    t0 = time.perf_counter()
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    t_cached = time.perf_counter() - t0
+    jobs = a.sessions * (5 * a.planes + 1) + 1
+    print(f"sessions={a.sessions} planes={a.planes} jobs={jobs}")
+    print(f"dry run, metadata not cached: {t_first:.1f} s")
+    print(f"dry run, metadata cached:     {t_cached:.1f} s   target {TARGET_S:.0f} s   "
+          f"ratio {t_cached / TARGET_S:.2f} ({'meets' if t_cached <= TARGET_S else 'misses'} target)")
+    return 0 if second.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
