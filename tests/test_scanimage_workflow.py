@@ -12,7 +12,8 @@ from conftest import dry_run_jobs, make_config, snakemake
 pytestmark = pytest.mark.workflow
 
 NPLANES, NFRAMES, H, WIDTHS, BIDI = 2, 500, 128, (96, 96), 2
-S2P = {"torch_device": "cpu", "diameter": [10, 10], "registration": {"block_size": [64, 64]}}
+S2P = {"torch_device": "cpu", "diameter": [10, 10], "registration": {"block_size": [64, 64]},
+       "detection": {"sparsery_settings": {"spatial_scale": 2}}}  # see test_workflow.py
 
 
 def simulate(dest, bidiphase, seed=11):

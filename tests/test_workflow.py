@@ -20,7 +20,10 @@ pytestmark = pytest.mark.workflow
 NPLANES, NFRAMES, LY, LX, DIAM, FS, TAU = 3, 600, 128, 128, 10, 15.0, 1.0
 S2P = {"torch_device": "cpu", "diameter": [DIAM, DIAM], "tau": TAU,
        # 128-px frames need smaller non-rigid blocks than suite2p's default 128 px
-       "registration": {"block_size": [64, 64]}}
+       "registration": {"block_size": [64, 64]},
+       # with ~20 cells in 128x128 px, sparsery's automatic cell-size estimate can lock on
+       # a flat corner and pick 48 px; fix it at 12 px (measured over 30 synthetic planes)
+       "detection": {"sparsery_settings": {"spatial_scale": 2}}}
 STEPS = ("binary_write", "registration", "detection", "postprocess", "merge")
 FINAL = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
          "db", "settings", "reg_outputs", "detect_outputs")
@@ -175,6 +178,7 @@ def test_parity_with_suite2p_run_s2p(run, tmp_path):
     settings = suite2p.default_settings()
     settings.update({"fs": FS, "tau": TAU, "diameter": [DIAM, DIAM], "torch_device": "cpu"})
     settings["registration"]["block_size"] = [64, 64]
+    settings["detection"]["sparsery_settings"]["spatial_scale"] = 2
     db = {"data_path": [str(run["tmp"] / "raw")], "nplanes": NPLANES, "save_path0": str(tmp_path)}
     suite2p.run_s2p(db=db, settings=settings)
     for p in range(NPLANES):
