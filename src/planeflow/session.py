@@ -166,6 +166,24 @@ def _need(value, name: str, sid: str, hint: str):
     return value
 
 
+def _check_frames(nframes: int, sid: str) -> int:
+    if nframes < 50:
+        raise PlaneflowError(
+            f"session '{sid}': only {nframes} frames per plane; suite2p needs at least 50 "
+            "(200 or more for reliable registration and detection).")
+    return nframes
+
+
+def _kept_planes(acq: dict, nplanes: int, sid: str) -> list[int]:
+    """Planes to process: all but ``acquisition.flyback_planes`` (checked to exist)."""
+    flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
+    bad = [z for z in flyback if not 0 <= z < nplanes]
+    if bad:
+        raise PlaneflowError(f"session '{sid}': acquisition.flyback_planes {bad} are not among the "
+                             f"{nplanes} planes (0-based). Fix acquisition.flyback_planes in the config.")
+    return [z for z in range(nplanes) if z not in flyback]
+
+
 def _tiff_acquisition(files: list[str], acq: dict) -> dict:
     """What the ScanImage header of the first file says (empty for a plain TIFF)."""
     from .scanimage import acquisition_info, read_header
@@ -240,17 +258,8 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
             f"the {ppv} frames of one volume (nplanes={nplanes}"
             + (f", channels={nch}" if nch > 1 else "") + (f", frames per slice={fps}" if fps > 1 else "")
             + "). Check nplanes, or remove an incomplete last file.")
-    nframes = npages // ppv * (1 if layout["average_slices"] else fps)
-    if nframes < 50:
-        raise PlaneflowError(
-            f"session '{sid}': only {nframes} frames per plane; suite2p needs at least 50 "
-            "(200 or more for reliable registration and detection).")
-    flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
-    bad = [z for z in flyback if not 0 <= z < nplanes]
-    if bad:
-        raise PlaneflowError(f"session '{sid}': acquisition.flyback_planes {bad} are not among the "
-                             f"{nplanes} planes (0-based).")
-    planes = [z for z in range(nplanes) if z not in flyback]
+    nframes = _check_frames(npages // ppv * (1 if layout["average_slices"] else fps), sid)
+    planes = _kept_planes(acq, nplanes, sid)
     parts, plane_shape = _parts(Ly, Lx, si, acq["roi_mode"], sid)
     bidi = dict(acq["bidiphase"])
     if bidi["enabled"] == "auto":
@@ -298,18 +307,15 @@ def _array_metadata(row: dict, path: str, acq: dict) -> dict:
         raise PlaneflowError(
             f"session '{sid}': the sheet says nplanes={row['nplanes']} but '{path}' has shape "
             f"{tuple(info['shape'])} (T, Z, Y, X) with {nplanes} plane(s). Fix the sheet.")
-    if info["nframes"] < 50:
-        raise PlaneflowError(f"session '{sid}': only {info['nframes']} frames per plane; "
-                             "suite2p needs at least 50.")
+    nframes = _check_frames(int(info["nframes"]), sid)
     Ly, Lx = int(info["Ly"]), int(info["Lx"])
-    flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
     bidi = dict(acq["bidiphase"])
     bidi["enabled"] = bidi["enabled"] is True
     return {
         "cache_format": CACHE_FORMAT, "session_id": sid, "data_path": row["data_path"],
         "files": [path], "format": info["format"], "dataset": info.get("key"),
         "dtype": info["dtype"], "stack_type": "array", "nplanes": nplanes,
-        "planes": [z for z in range(nplanes) if z not in flyback], "nframes": int(info["nframes"]),
+        "planes": _kept_planes(acq, nplanes, sid), "nframes": nframes,
         "Ly": Ly, "Lx": Lx, "fs": float(fs), "dx": row.get("dx"), "dy": row.get("dy"),
         "dz": row.get("dz"), "zoom": None, "bidiphase": bidi, "roi_mode": "whole", "nrois": 1,
         "plane_shape": [Ly, Lx], "parts": [whole_frame_part(Ly, Lx)], "scanimage": None,

@@ -36,11 +36,11 @@ def volume_stats(planes: list[dict], out: dict, session: dict) -> dict:
 
     t0 = time.time()
     rows, means, labels, acc, rej, times = [], [], [], [], [], {}
-    ny = max(int(load_ops(p["ops"])["Ly"]) for p in planes)
-    nx = max(int(load_ops(p["ops"])["Lx"]) for p in planes)
+    all_ops = [load_ops(p["ops"]) for p in planes]
+    ny = max(int(o["Ly"]) for o in all_ops)
+    nx = max(int(o["Lx"]) for o in all_ops)
     next_id = 1
-    for z, p in enumerate(planes):
-        ops = load_ops(p["ops"])
+    for z, (p, ops) in enumerate(zip(planes, all_ops)):
         stat = load_array(p["stat"], allow_pickle=True)
         iscell = load_array(p["iscell"])
         ly, lx = int(ops["Ly"]), int(ops["Lx"])
