@@ -86,3 +86,29 @@ def shared_data():
     if not d.is_dir():
         pytest.skip("../shared/data is absent (only the project's own machines have it)")
     return d
+
+
+#: suite2p settings for small synthetic planes (see tests/test_workflow.py for why)
+SMALL_S2P = {"torch_device": "cpu", "diameter": [10, 10], "tau": 1.0,
+             "registration": {"block_size": [64, 64]},
+             "detection": {"sparsery_settings": {"spatial_scale": 2}}}
+
+
+@pytest.fixture(scope="session")
+def finished_session(tmp_path_factory):
+    """One small session (2 planes x 128 x 128 px x 500 frames) run through the whole
+    workflow once per test session, for tests that read finished outputs.
+
+    Returns a dict: tmp (folder), cfg (config path), res (results/<session>), sim
+    (ground truth from simulate_session), session (its id). Tests may add targets
+    (with extra config files on top of ``cfg``) but must not change what exists.
+    """
+    from planeflow.simulate import simulate_session
+
+    tmp = tmp_path_factory.mktemp("finished")
+    sim = simulate_session(tmp / "raw", nplanes=2, nframes=500, Ly=128, Lx=128, diameter=10,
+                           fs=15.0, tau=1.0, nfiles=1, seed=11, name="fin")
+    cfg = make_config(tmp, [{"session_id": "fin", "data_path": str(tmp / "raw"), "nplanes": 2,
+                             "fs": 15.0, "dx": 1.5, "dy": 1.5, "dz": 15.0}], suite2p=SMALL_S2P)
+    snakemake(cfg, check=True)
+    return {"tmp": tmp, "cfg": cfg, "res": tmp / "results" / "fin", "sim": sim, "session": "fin"}
