@@ -4,6 +4,9 @@
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/binary_write.smk"
 include: "workflow/rules/registration.smk"
@@ -11,6 +14,9 @@ include: "workflow/rules/detection.smk"
 include: "workflow/rules/postprocess.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/volume_stats.smk"
+include: "workflow/rules/raw_compress.smk"
+include: "workflow/rules/cellpose.smk"
+include: "workflow/rules/nwb_export.smk"
 
 
 rule all:

@@ -10,4 +10,5 @@ sm = snakemake  # noqa: F821 - injected by Snakemake
 run_job(sm, lambda: binary_write(
     metadata=sm.input.metadata, plane=int(sm.wildcards.plane), part=int(sm.wildcards.part),
     out_bin=sm.output.bin, out_ops=sm.output.ops,
-    chunk_frames=sm.config["binary_write"]["chunk_frames"]))
+    chunk_frames=sm.config["binary_write"]["chunk_frames"],
+    chunk_mb=sm.config["binary_write"]["chunk_mb"]))

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from . import PlaneflowError
+from .nwb import SHEET_COLUMNS as NWB_SHEET_COLUMNS
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
@@ -25,6 +26,7 @@ SHEET_COLUMNS = {
     "dx": float,
     "dy": float,
     "dz": float,
+    **NWB_SHEET_COLUMNS,  # subject/session metadata for the NWB export (planeflow.nwb)
 }
 
 

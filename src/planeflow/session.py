@@ -14,6 +14,7 @@ import logging
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from . import PlaneflowError
@@ -62,12 +63,17 @@ def resolve_files(data_path: str, session_id: str = "") -> list[str]:
     return sorted((os.path.abspath(f) for f in files), key=natural_key)
 
 
-def _fingerprint(files: list[str], row: dict) -> str:
+def _fingerprint(files: list[str], row: dict, stats: dict | None = None) -> str:
+    """``stats``: {path: (size, mtime_ns)} to use instead of the files' own (which may be gone)."""
     h = hashlib.sha1()
     h.update(f"{CACHE_FORMAT}".encode())
     for f in files:
-        st = os.stat(f)
-        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        if stats is None:
+            st = os.stat(f)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        else:
+            size, mtime_ns = stats[f]
+        h.update(f"{f}|{size}|{mtime_ns}\n".encode())
     h.update(json.dumps(row, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
@@ -327,7 +333,13 @@ def session_metadata(row: dict, results_dir: str, acquisition: dict | None = Non
 
     ``acquisition``: the config's ``acquisition`` section (roi_mode, flyback planes, ...).
     """
-    files = resolve_files(row["data_path"], row["session_id"])
+    try:
+        files = resolve_files(row["data_path"], row["session_id"])
+    except PlaneflowError:
+        meta = _archived_metadata(row, results_dir, acquisition)
+        if meta is None:
+            raise
+        return meta
     key = _fingerprint(files, {"row": row, "acquisition": acquisition or {}})
     cache = Path(results_dir) / row["session_id"] / CACHE_NAME
     if cache.is_file():
@@ -337,9 +349,52 @@ def session_metadata(row: dict, results_dir: str, acquisition: dict | None = Non
                 return meta
         except (OSError, ValueError):
             pass  # unreadable cache: rebuild it
+    meta = _archived_metadata(row, results_dir, acquisition)  # some raw files deleted
+    if meta is not None:
+        return meta
     meta = build_metadata(row, files, acquisition)
     meta["fingerprint"] = key
     save_json(cache, meta)
+    return meta
+
+
+def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) -> dict | None:
+    """The cached metadata of a session whose raw files raw_compress archived and deleted.
+
+    None when the session's manifest records no deletion, or when every archived file is
+    back in place (then the metadata is rebuilt from them as usual). The cache is used
+    only if its fingerprint matches the files as they were when archived (sizes and
+    modification times from the manifest) and the current sheet row and acquisition settings.
+    """
+    from .raw_compress import load_manifest, manifest_path
+
+    sid = row["session_id"]
+    manifest = load_manifest(results_dir, sid)
+    if not manifest or not (manifest.get("deletion") or {}).get("requested"):
+        return None
+    root = manifest.get("data_root") or ""
+    gone = (any(not os.path.exists(s.get("path", "")) for s in manifest.get("sources", []))
+            or any(not os.path.exists(os.path.join(root, f.get("name", ""))) for f in manifest.get("files", [])))
+    if not gone:
+        return None
+    cache = Path(results_dir) / sid / CACHE_NAME
+    archive = os.path.join(os.path.dirname(manifest_path(results_dir, sid)),
+                           (manifest.get("archive") or {}).get("file", "?"))
+    try:
+        stats = {s["path"]: (s["size"], s["mtime_ns"]) for s in manifest.get("sources", [])}
+        meta = json.loads(cache.read_text())
+        ok = meta.get("files") == list(stats) and meta.get("fingerprint") == _fingerprint(
+            meta["files"], {"row": row, "acquisition": acquisition or {}}, stats)
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise PlaneflowError(
+            f"session '{sid}': its raw files were archived in '{archive}' and deleted, and '{cache}' "
+            "is missing or no longer matches them with the current sessions sheet row and acquisition "
+            "settings; without the raw files it cannot be rebuilt. Undo the change to the sheet or "
+            f"config, or unpack the archive into '{manifest.get('data_root')}' and rerun.")
+    print(f"planeflow: session '{sid}': raw files archived in '{archive}' and deleted; "
+          f"using the cached '{cache}'", file=sys.stderr)
     return meta
 
 

@@ -11,6 +11,7 @@ from snakemake.utils import min_version, validate as sm_validate
 
 from planeflow import PlaneflowError
 from planeflow import config as pfconfig
+from planeflow import nwb as pfnwb
 from planeflow.session import metadata_path, session_metadata
 
 min_version("9.0")
@@ -33,7 +34,11 @@ try:
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
     pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
                                pfconfig.load_schema("sessions.schema.yaml", SCHEMAS))
-    META = {sid: session_metadata(row, RESULTS, config["acquisition"])
+    # NWB subject/session metadata: checked before anything is read or written
+    NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
+                if config["nwb_export"]["enabled"] else {})
+    # the NWB columns are left out so that editing them keeps the cached metadata valid
+    META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), RESULTS, config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
 except PlaneflowError as e:
     _fail(e)
@@ -53,6 +58,14 @@ PART = "plane{plane}/part{part}"
 def step_dir(step):
     """Per-part folder of an intermediate step."""
     return f"{SESSION_DIR}/{step}/{PART}"
+
+
+def plane_figure(name, label):
+    """A per-plane postprocess figure, shown in `snakemake --report` under its session and
+    plane with the caption workflow/report/<name>.rst."""
+    return report(f"{step_dir('postprocess')}/figures/{name}.png", caption=f"../report/{name}.rst",
+                  category="{session}", subcategory="plane {plane}",
+                  labels={"figure": label, "part": "{part}"})
 
 
 def log_path(step):
@@ -129,12 +142,57 @@ def volume_inputs(wc):
     return {n: final_plane_files(wc.session, (n,)) for n in ("ops", "stat", "iscell")}
 
 
+def raw_compress_inputs(wc):
+    """metadata.json (lists the raw files) and every binary_write output of the session."""
+    m = META[wc.session]
+    parts = [f"{RESULTS}/{wc.session}/binary_write/plane{p}/part{q}"
+             for p in m["planes"] for q in range(len(m["parts"]))]
+    return {"metadata": metadata_path(RESULTS, wc.session),
+            "bins": [f"{d}/data_raw.bin" for d in parts], "ops": [f"{d}/ops.npy" for d in parts]}
+
+
+def raw_compress_targets(session):
+    d = f"{RESULTS}/{session}/raw_compress"
+    return [f"{d}/{session}_raw.{config['raw_compress']['format']}", f"{d}/manifest.json"]
+
+
 def all_outputs():
     out = []
     for sid in META:
         out += final_plane_files(sid)
         out += [f"{RESULTS}/{sid}/volume_stats/{n}" for n in ("planes.tsv", "volume.json", "summary.png")]
+        if config["raw_compress"]["enabled"]:
+            out += raw_compress_targets(sid)
+        if config["nwb_export"]["enabled"]:
+            out.append(f"{RESULTS}/{sid}/nwb_export/{sid}.nwb")
+        if config["cellpose"]["export"]:
+            out += cellpose_export_files(sid)
     return out
+
+
+def cellpose_export_files(session):
+    """Outputs of rule cellpose_export for every plane of a session."""
+    return [f"{RESULTS}/{session}/cellpose_export/plane{p}/{n}"
+            for p in META[session]["planes"]
+            for n in ("masks.npy", f"plane{p}.tif", f"plane{p}_seg.npy", "conversion_meta.npy")]
+
+
+def cellpose_seg_path(session, plane):
+    """The edited _seg.npy of a plane (config cellpose.import_seg)."""
+    pattern = config["cellpose"]["import_seg"]
+    return pattern.replace("{session}", str(session)).replace("{plane}", str(plane))
+
+
+def cellpose_import_seg(wc):
+    return cellpose_seg_path(wc.session, wc.plane)
+
+
+def cellpose_import_targets():
+    """Outputs of rule cellpose_import for every plane whose edited _seg.npy exists
+    (one stat() per plane at parse time)."""
+    return [f"{RESULTS}/{sid}/cellpose_import/plane{p}/ops.npy"
+            for sid in META for p in META[sid]["planes"]
+            if os.path.isfile(cellpose_seg_path(sid, p))]
 
 
 # ---- resources -------------------------------------------------------------------------
@@ -153,9 +211,10 @@ def mem_mb(step):
     def f(wc, attempt):
         fm = _frame_mb(wc.session, wc.part)
         nframes = META[wc.session]["nframes"]
-        chunk = config["binary_write"]["chunk_frames"]
+        bw = config["binary_write"]
+        chunk_mb = min(bw["chunk_frames"] * fm / 2, bw["chunk_mb"])  # int16 frames
         need = {
-            "binary_write": 500 + 3 * chunk * fm / 2,
+            "binary_write": 500 + 3 * chunk_mb,
             "registration": 2500 + 6 * 400 * fm,
             "detection": 3000 + 4 * min(nframes, 5000) * fm,
             "postprocess": 1500 + 0.05 * nframes,
@@ -163,3 +222,23 @@ def mem_mb(step):
         return int(need * attempt)
 
     return f
+
+
+def cellpose_mem_mb(step):
+    """Memory (MB) of a cellpose rule: torch/cellpose imports plus float32 frames
+    (export: images and flows; import: extraction batches of 500 frames and traces)."""
+    def f(wc, attempt):
+        Ly, Lx = META[wc.session]["plane_shape"]
+        fm = Ly * Lx * 4 / 1e6
+        need = {"cellpose_export": 1500 + 40 * fm,
+                "cellpose_import": 2000 + 3 * 500 * fm + 0.05 * META[wc.session]["nframes"]}[step]
+        return int(need * attempt)
+
+    return f
+
+
+def raw_compress_runtime(wc, attempt):
+    """Minutes for raw_compress: checking the binaries and packing at a slow 10 MB/s."""
+    m = META[wc.session]
+    raw_mb = len(m["planes"]) * m["nframes"] * m["Ly"] * m["Lx"] * 2 / 1e6
+    return int((30 + raw_mb / 10 / 60) * attempt)

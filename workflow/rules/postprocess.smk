@@ -12,9 +12,9 @@ rule postprocess:
         iscell=f"{step_dir('postprocess')}/iscell.npy",
         dff=f"{step_dir('postprocess')}/dff.npy",
         roi_stats=f"{step_dir('postprocess')}/roi_stats.tsv",
-        fig_rois=f"{step_dir('postprocess')}/figures/mean_rois.png",
-        fig_shifts=f"{step_dir('postprocess')}/figures/registration_shifts.png",
-        fig_traces=f"{step_dir('postprocess')}/figures/traces.png",
+        fig_rois=plane_figure("mean_rois", "mean image and ROIs"),
+        fig_shifts=plane_figure("registration_shifts", "registration shifts"),
+        fig_traces=plane_figure("traces", "F and dF/F traces"),
     params:
         options=config["postprocess"],
     log:

@@ -3,10 +3,12 @@ rule volume_stats:
     input:
         unpack(volume_inputs),
     output:
-        table=f"{SESSION_DIR}/volume_stats/planes.tsv",
+        table=report(f"{SESSION_DIR}/volume_stats/planes.tsv", caption="../report/planes_table.rst",
+                     category="{session}", subcategory="volume", labels={"figure": "planes table"}),
         summary=f"{SESSION_DIR}/volume_stats/volume.json",
         zarr=directory(f"{SESSION_DIR}/volume_stats/volume.zarr"),
-        figure=f"{SESSION_DIR}/volume_stats/summary.png",
+        figure=report(f"{SESSION_DIR}/volume_stats/summary.png", caption="../report/volume_summary.rst",
+                      category="{session}", subcategory="volume", labels={"figure": "volume summary"}),
     params:
         session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "fs", "dx", "dy", "dz")},
     log:

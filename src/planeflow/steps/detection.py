@@ -22,8 +22,7 @@ OUTPUT_NAMES = ("stat", "iscell", "F", "Fneu", "spks", "ops")
 def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device: str = "cpu",
               threads: int = 1) -> dict:
     """``out`` maps each of OUTPUT_NAMES to its path."""
-    from scipy.stats import skew
-    from suite2p import classification, detection as s2p_detection, extraction
+    from suite2p import detection as s2p_detection
     from suite2p.io import BinaryFile
 
     t0 = time.time()
@@ -34,7 +33,6 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     diameter = np.array(settings["diameter"], dtype=float).ravel()
     if diameter.size == 1:
         diameter = np.array([diameter[0], diameter[0]])
-    ex = settings["extraction"]
 
     with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
         badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
@@ -57,42 +55,9 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
         times["detection"] = time.time() - t0
         log.info("detection: %d ROIs in %.1f s", len(stat), times["detection"])
 
-        if len(stat) == 0:
-            log.warning("detection: no ROI found in this plane; writing empty outputs")
-            F = Fneu = spks = np.zeros((0, n), np.float32)
-            iscell = np.zeros((0, 2))
-        else:
-            t1 = time.time()
-            snr_threshold = ex["snr_threshold"]
-            for step in range(1 + (snr_threshold > 0)):
-                F, Fneu, _, _ = extraction.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
-                                                              settings=ex, device=device)
-                dF = F.copy() - ex["neuropil_coefficient"] * Fneu
-                snr = 1 - 0.5 * np.diff(dF, axis=1).var(axis=1) / dF.var(axis=1)
-                keep = snr > snr_threshold
-                if step == 0 and snr_threshold > 0 and (~keep).sum() > 0:
-                    log.info("extraction: removing %d ROIs with snr < %s", (~keep).sum(), snr_threshold)
-                    stat = s2p_detection.assign_overlaps(stat[keep], Ly, Lx)
-                else:
-                    break
-            sk, sd = skew(dF, axis=1), np.std(dF, axis=1)
-            for k, s in enumerate(stat):
-                s["snr"], s["skew"], s["std"] = snr[k], sk[k], sd[k]
-            times["extraction"] = time.time() - t1
-
-            t1 = time.time()
-            if settings["run"]["do_deconvolution"]:
-                dF = F.copy() - ex["neuropil_coefficient"] * Fneu
-                dF = extraction.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
-                                           device=device, **settings["dcnv_preprocess"])
-                spks = extraction.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
-                                        fs=settings["fs"])
-            else:
-                spks = np.zeros_like(F)
-            times["deconvolution"] = time.time() - t1
-            t1 = time.time()
-            iscell = classification.classify(stat=stat, classfile=classfile)
-            times["classification"] = time.time() - t1
+        stat, F, Fneu, spks, iscell, more = extract_deconvolve_classify(
+            stat, f_reg, settings, classfile, device)
+        times.update(more)
 
     result = {**ops, **settings, **detect_outputs, "diameter": diameter,
               "classifier_path": str(classfile), "detect_output_keys": sorted(detect_outputs),
@@ -111,3 +76,58 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     save_npy(out["iscell"], iscell)
     save_npy(out["ops"], result)
     return result
+
+
+def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
+                                snr_filter: bool = True):
+    """suite2p's steps after ROI detection, in the order of its own pipeline: extraction
+    (ROI and neuropil traces; with ``snr_filter`` ROIs below
+    ``extraction.snr_threshold`` are dropped and the rest re-extracted), per-ROI snr,
+    skew and std, deconvolution (preprocess + OASIS) and classification.
+
+    ``f_reg``: the open registered movie (suite2p ``BinaryFile``). Returns ``(stat, F,
+    Fneu, spks, iscell, times)``; an empty ``stat`` gives empty arrays.
+    """
+    from scipy.stats import skew
+    from suite2p import classification, detection as s2p_detection, extraction
+
+    n, Ly, Lx = f_reg.shape
+    times = {}
+    if len(stat) == 0:
+        log.warning("no ROI in this plane; writing empty traces and classification")
+        F = Fneu = spks = np.zeros((0, n), np.float32)
+        return stat, F, Fneu, spks, np.zeros((0, 2)), times
+
+    ex = settings["extraction"]
+    t1 = time.time()
+    snr_threshold = ex["snr_threshold"] if snr_filter else 0
+    for step in range(1 + (snr_threshold > 0)):
+        F, Fneu, _, _ = extraction.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
+                                                      settings=ex, device=device)
+        dF = F.copy() - ex["neuropil_coefficient"] * Fneu
+        snr = 1 - 0.5 * np.diff(dF, axis=1).var(axis=1) / dF.var(axis=1)
+        keep = snr > snr_threshold
+        if step == 0 and snr_threshold > 0 and (~keep).sum() > 0:
+            log.info("extraction: removing %d ROIs with snr < %s", (~keep).sum(), snr_threshold)
+            stat = s2p_detection.assign_overlaps(stat[keep], Ly, Lx)
+        else:
+            break
+    sk, sd = skew(dF, axis=1), np.std(dF, axis=1)
+    for k, s in enumerate(stat):
+        s["snr"], s["skew"], s["std"] = snr[k], sk[k], sd[k]
+    times["extraction"] = time.time() - t1
+
+    t1 = time.time()
+    if settings["run"]["do_deconvolution"]:
+        dF = F.copy() - ex["neuropil_coefficient"] * Fneu
+        dF = extraction.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
+                                   device=device, **settings["dcnv_preprocess"])
+        spks = extraction.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
+                                fs=settings["fs"])
+    else:
+        spks = np.zeros_like(F)
+    times["deconvolution"] = time.time() - t1
+    t1 = time.time()
+    iscell = classification.classify(stat=stat, classfile=classfile)
+    times["classification"] = time.time() - t1
+    return stat, F, Fneu, spks, iscell, times

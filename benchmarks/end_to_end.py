@@ -1,0 +1,148 @@
+"""End to end: planeflow (local workflow profile) against suite2p.run_s2p on one session.
+
+Both run on the same synthetic session, with the same suite2p settings, pinned to the
+same CPU cores, each in a fresh process (so both pay their imports), one after the
+other in this run. Prints both wall times and their ratio (target <= 1.0), where
+planeflow's time went (sum of each step's job times from Snakemake's benchmark files),
+and checks that both found the same cells.
+
+    python benchmarks/end_to_end.py [--planes 4] [--frames 2000] [--size 256] [--cores all]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "src"))
+TARGET = 1.0
+STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume_stats")
+
+RUN_S2P = """
+import json, sys, time
+t0 = time.perf_counter()
+import suite2p
+t_import = time.perf_counter() - t0
+settings = suite2p.default_settings()
+for k, v in json.loads(sys.argv[1]).items():
+    if isinstance(v, dict):
+        for k2, v2 in v.items():
+            if isinstance(v2, dict):
+                settings[k][k2].update(v2)
+            else:
+                settings[k][k2] = v2
+    else:
+        settings[k] = v
+suite2p.run_s2p(db=json.loads(sys.argv[2]), settings=settings)
+print("IMPORT_S", t_import)
+"""
+
+
+def _pin(cores):
+    return lambda: os.sched_setaffinity(0, cores)
+
+
+def _timed(cmd, cores, env=None, log=None) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, preexec_fn=_pin(cores), capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    dt = time.perf_counter() - t0
+    if log:
+        Path(log).write_text(proc.stdout + proc.stderr)
+    if proc.returncode:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{proc.stderr[-4000:]}")
+    return dt
+
+
+def _step_seconds(bench_dir: Path) -> dict:
+    """Sum of Snakemake's measured job times per step (s)."""
+    out = {}
+    for step in STEPS:
+        total = 0.0
+        for f in (bench_dir / step).glob("*.tsv"):
+            with open(f) as fh:
+                row = next(csv.DictReader(fh, delimiter="\t"))
+            total += float(row["s"])
+        out[step] = total
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--planes", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=256, help="Ly = Lx in pixels")
+    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--cores", default="all", help="number of cores both runs get (default: all)")
+    ap.add_argument("--out", default="/tmp/planeflow-bench-e2e")
+    a = ap.parse_args()
+    avail = sorted(os.sched_getaffinity(0))
+    cores = set(avail if a.cores == "all" else avail[:int(a.cores)])
+    out = Path(a.out)
+    raw = out / f"raw_{a.planes}x{a.size}x{a.frames}"
+    fs, tau, diam = 15.0, 1.0, 10
+    if not any(raw.glob("*.tif")):
+        from planeflow.simulate import simulate_session
+
+        simulate_session(raw, nplanes=a.planes, nframes=a.frames, Ly=a.size, Lx=a.size,
+                         cells_per_plane=a.cells, diameter=diam, fs=fs, tau=tau, seed=7, name="bench")
+    raw_mb = sum(f.stat().st_size for f in raw.glob("*.tif")) / 1e6
+    s2p = {"torch_device": "cpu", "fs": fs, "tau": tau, "diameter": [diam, diam]}
+    if a.size < 256:  # suite2p's non-rigid registration needs more than one block per frame
+        s2p["registration"] = {"block_size": [a.size // 2, a.size // 2]}
+
+    # --- suite2p's own pipeline: all planes one after the other in one process
+    s2p_dir = out / "run_s2p"
+    shutil.rmtree(s2p_dir, ignore_errors=True)
+    s2p_dir.mkdir(parents=True)
+    db = {"data_path": [str(raw)], "nplanes": a.planes, "save_path0": str(s2p_dir)}
+    t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db)], cores,
+                   log=out / "run_s2p.log")
+
+    # --- planeflow with the workflow profile (profiles/default), local execution
+    pf = out / "planeflow"
+    shutil.rmtree(pf, ignore_errors=True)
+    pf.mkdir(parents=True)
+    (pf / "sessions.tsv").write_text("session_id\tdata_path\tnplanes\tfs\ttau\tdiameter\n"
+                                     f"bench\t{raw}\t{a.planes}\t{fs}\t{tau}\t{diam}\n")
+    cfg = {"sessions": str(pf / "sessions.tsv"), "results_dir": str(pf / "results"),
+           "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)}}
+    (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
+           f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}"]
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    t_pf = _timed(cmd, cores, env=env, log=out / "planeflow.log")
+
+    # --- same cells found?
+    res = pf / "results" / "bench"
+    n_pf = [len(np.load(res / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True))
+            for p in range(a.planes)]
+    n_s2p = [len(np.load(s2p_dir / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True))
+             for p in range(a.planes)]
+    steps = _step_seconds(res / "benchmarks")
+    ratio = t_pf / t_s2p
+    print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
+          f"{len(cores)} cores")
+    print(f"suite2p.run_s2p:            {t_s2p:7.1f} s")
+    print(f"planeflow (local profile):  {t_pf:7.1f} s")
+    print("planeflow job time per step (s, summed over planes): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")
+    print(f"ratio planeflow / run_s2p = {ratio:.2f}   target <= {TARGET:.1f}   "
+          f"({'meets' if ratio <= TARGET else 'misses'} target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""nwb_export: one session's suite2p results (every plane) as one NWB file, via pynwb.
+
+Layout (names as neuroconv's suite2p interface writes them; ``<sfx>`` is empty for a
+single-plane session and ``Chan1Plane<p>`` otherwise, suite2p's chan1 being the
+functional channel):
+
+* ``general/devices/Microscope`` and one ``ImagingPlane<sfx>`` per plane: rate fs,
+  grid_spacing (dx, dy) and origin_coords (0, 0, p * dz) in metres;
+* ``processing/ophys/ImageSegmentation/PlaneSegmentation<sfx>``: one row per stat.npy
+  entry (id = index in stat.npy) with pixel_mask (x = column, y = row, weight = lam),
+  ROICentroids (x, y in pixels, from stat['med']), Accepted / Rejected (iscell.npy
+  column 0 after planeflow's filters) and ClassifierProbability (iscell.npy column 1);
+  a plane without ROIs gets no table and no traces (an empty table is a best-practice
+  violation);
+* ``processing/ophys/Fluorescence``: RoiResponseSeries<sfx> (F), Neuropil<sfx> (Fneu),
+  Deconvolved<sfx> (spks); ``processing/ophys/DfOverF/RoiResponseSeries<sfx>`` (dff);
+  all (frames, ROIs), linked to the plane's PlaneSegmentation rows;
+* ``processing/ophys/SegmentationImages``: MeanImage<sfx>, MaxProjectionImage<sfx>,
+  CorrelationImage<sfx> (the last two placed back into the full frame);
+* optionally ``processing/ophys/TwoPhotonSeriesRegistered<sfx>``: the registered movie,
+  written a block of frames at a time from the registration binaries.
+
+Images and the movie are stored in NWB's (x, y) axis order, i.e. transposed with
+respect to suite2p's (y, x) arrays, as roiextractors writes and reads them.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import time
+
+import numpy as np
+from hdmf.data_utils import GenericDataChunkIterator
+
+from .. import PlaneflowError, __version__
+from ..atomic import atomic_path
+from ..history import suite2p_version
+from ._common import check_binary, load_array, load_ops
+
+log = logging.getLogger("planeflow")
+
+TRACES = (  # (file, container, series name, description, unit)
+    ("F", "Fluorescence", "RoiResponseSeries", "suite2p ROI fluorescence (F.npy)", "a.u."),
+    ("Fneu", "Fluorescence", "Neuropil", "suite2p neuropil fluorescence around each ROI (Fneu.npy)", "a.u."),
+    ("spks", "Fluorescence", "Deconvolved", "suite2p deconvolved activity (spks.npy, OASIS)", "a.u."),
+    ("dff", "DfOverF", "RoiResponseSeries", "dF/F computed by planeflow's postprocess step (dff.npy)",
+     "dimensionless"),
+)
+#: NWB's pixel_mask element: (x, y, weight)
+PIXEL_MASK_DTYPE = np.dtype([("x", np.uint32), ("y", np.uint32), ("weight", np.float32)])
+#: HDF5 chunks of about this many bytes
+CHUNK_BYTES = 4_000_000
+#: trace buffers handed to hdf5 at a time (bytes)
+TRACE_BUFFER_BYTES = 64_000_000
+
+
+class TimeChunkIterator(GenericDataChunkIterator):
+    """hdmf iterator over a (time, ...) dataset that reads a block of frames per step.
+
+    ``read(t0, t1)`` returns frames t0:t1 with the full extent of the other axes; at most
+    ``frames_per_buffer`` frames are read at once (HDF5 chunks hold ``frames_per_chunk``
+    frames, fewer when the buffer is smaller). ``on_buffer(t0, t1, nbytes)``
+    is called after each block (for progress reports).
+    """
+
+    def __init__(self, read, shape, dtype, frames_per_buffer: int, frames_per_chunk: int,
+                 on_buffer=None):
+        self._read = read
+        self._shape = tuple(int(s) for s in shape)
+        self._np_dtype = np.dtype(dtype)
+        self._on_buffer = on_buffer
+        nt = self._shape[0]
+        if nt < 1 or any(s < 1 for s in self._shape):
+            raise ValueError(f"cannot iterate over an empty dataset of shape {self._shape}")
+        fb = max(1, min(int(frames_per_buffer), nt))
+        fc = max(1, min(int(frames_per_chunk), fb))
+        fb = fb if fb == nt else fb // fc * fc  # hdf5 chunks must tile the buffer
+        super().__init__(buffer_shape=(fb, *self._shape[1:]), chunk_shape=(fc, *self._shape[1:]))
+
+    def _get_data(self, selection):
+        t = selection[0]
+        block = np.ascontiguousarray(self._read(t.start, t.stop), dtype=self._np_dtype)
+        if block.shape != (t.stop - t.start, *self._shape[1:]):
+            raise PlaneflowError(f"read {block.shape} for frames {t.start}:{t.stop}, expected "
+                                 f"{(t.stop - t.start, *self._shape[1:])}")
+        if self._on_buffer is not None:
+            self._on_buffer(t.start, t.stop, block.nbytes)
+        return block
+
+    def _get_maxshape(self):
+        return self._shape
+
+    def _get_dtype(self):
+        return self._np_dtype
+
+
+def frames_per_chunk(frame_bytes: int, nframes: int) -> int:
+    """Frames per HDF5 chunk: about CHUNK_BYTES, at least one frame."""
+    return int(max(1, min(nframes, CHUNK_BYTES // max(1, frame_bytes))))
+
+
+class Progress:
+    """Percent done per plane and overall, logged as the file is written."""
+
+    def __init__(self, totals: dict):
+        self.totals = {p: max(1, int(n)) for p, n in totals.items()}
+        self.done = dict.fromkeys(totals, 0)
+
+    def add(self, plane: int, nbytes: int, what: str | None = None) -> None:
+        """Count ``nbytes`` more written for ``plane``; log the percentages when ``what`` is given."""
+        self.done[plane] += int(nbytes)
+        if what is None:
+            return
+        pp = 100.0 * self.done[plane] / self.totals[plane]
+        pa = 100.0 * sum(self.done.values()) / sum(self.totals.values())
+        log.info("nwb_export: plane %d %s - plane %d%% done, session %d%% done", plane, what,
+                 min(100, int(pp)), min(100, int(pa)))
+
+
+def _load_mmap(path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError, EOFError) as e:
+        raise PlaneflowError(f"cannot read '{path}' ({e}). It is damaged: delete it and rerun "
+                             "snakemake, which remakes it.") from e
+
+
+def _in_frame(img, ops: dict, shape: tuple[int, int]) -> np.ndarray:
+    """A suite2p image cropped to yrange/xrange (max_proj, Vcorr) placed in the full frame."""
+    img = np.asarray(img, dtype=np.float32)
+    if img.shape == tuple(shape):
+        return img
+    y0, y1 = (int(v) for v in ops["yrange"])
+    x0, x1 = (int(v) for v in ops["xrange"])
+    if img.shape != (y1 - y0, x1 - x0):
+        raise PlaneflowError(f"image of shape {img.shape} in '{ops.get('ops_path', 'ops.npy')}' fits neither "
+                             f"the frame {tuple(shape)} nor yrange {[y0, y1]} x xrange {[x0, x1]}; "
+                             "delete the plane's suite2p folder and rerun snakemake.")
+    full = np.zeros(shape, np.float32)
+    full[y0:y1, x0:x1] = img
+    return full
+
+
+def _read_plane(files: dict) -> dict:
+    """The plane's ops, stat, iscell and memory-mapped traces, checked against each other."""
+    ops = load_ops(files["ops"])
+    stat = load_array(files["stat"], allow_pickle=True)
+    iscell = load_array(files["iscell"])
+    traces = {k: _load_mmap(files[k]) for k in ("F", "Fneu", "spks", "dff")}
+    n = len(stat)
+    if iscell.shape[0] != n:
+        raise PlaneflowError(f"'{files['iscell']}' has {iscell.shape[0]} rows but '{files['stat']}' "
+                             f"{n} ROIs; delete the plane's suite2p folder and rerun snakemake.")
+    nframes = int(ops["nframes"])
+    for k, a in traces.items():
+        if a.ndim != 2 or a.shape != (n, nframes):
+            raise PlaneflowError(f"'{files[k]}' has shape {a.shape}, expected ({n} ROIs, {nframes} frames) "
+                                 "from stat.npy and ops.npy; delete the plane's suite2p folder and rerun "
+                                 "snakemake.")
+    return {"ops": ops, "stat": stat, "iscell": iscell, "traces": traces, "n": n, "nframes": nframes}
+
+
+def _movie_reader(parts: list[dict], plane_shape, nframes: int):
+    """read(t0, t1) -> (t, x, y) int16 frames of the registered plane, its parts in place.
+
+    suite2p's binaries are raw int16 (frames, Ly, Lx); they are memory-mapped with numpy
+    rather than through ``suite2p.io.BinaryFile``, whose import loads torch and cellpose
+    (about 1 GB of memory and 3-4 s here) for the same np.memmap.
+    """
+    Ly, Lx = (int(v) for v in plane_shape)
+    opened = []
+    for part in parts:
+        ly, lx = (int(v) for v in part["shape"])
+        check_binary(part["bin"], nframes, ly, lx)
+        mm = np.memmap(part["bin"], dtype=np.int16, mode="r", shape=(nframes, ly, lx))
+        opened.append((mm, ly, lx, [int(v) for v in part["offset"]]))
+
+    def read(t0: int, t1: int) -> np.ndarray:
+        if len(opened) == 1 and (opened[0][1], opened[0][2]) == (Ly, Lx):
+            block = np.asarray(opened[0][0][t0:t1])
+        else:
+            block = np.zeros((t1 - t0, Ly, Lx), np.int16)
+            for bf, ly, lx, (oy, ox) in opened:
+                block[:, oy:oy + ly, ox:ox + lx] = bf[t0:t1]
+        return block.transpose(0, 2, 1)
+
+    def close():
+        for mm, *_ in opened:
+            mm._mmap.close()
+
+    return read, close
+
+
+def _trace_reader(arr: np.ndarray):
+    return lambda t0, t1: np.asarray(arr[:, t0:t1], dtype=np.float32).T
+
+
+def _pixel_mask_columns(stat, VectorData, VectorIndex):
+    """NWB's ragged pixel_mask column for suite2p ROIs: one compound array of every pixel
+    (x = xpix, y = ypix, weight = lam) and the index of where each ROI ends. Built from
+    arrays rather than row by row (12 bytes per pixel instead of a Python tuple each)."""
+    npix = np.array([len(roi["xpix"]) for roi in stat], dtype=np.int64)
+    masks = np.zeros(int(npix.sum()), dtype=PIXEL_MASK_DTYPE)
+    masks["x"] = np.concatenate([np.asarray(roi["xpix"]) for roi in stat])
+    masks["y"] = np.concatenate([np.asarray(roi["ypix"]) for roi in stat])
+    masks["weight"] = np.concatenate([np.asarray(roi["lam"]) for roi in stat])
+    column = VectorData(name="pixel_mask", description="Pixel masks for each ROI", data=masks)
+    return column, VectorIndex(name="pixel_mask_index", data=np.cumsum(npix), target=column)
+
+
+def _metres(um):
+    return None if um is None else float(um) * 1e-6
+
+
+def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: dict,
+                  progress: Progress, loaded: list[dict], closers: list):
+    """The in-memory NWBFile; datasets backed by iterators are read while it is written."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb import NWBFile
+    from pynwb.base import Images
+    from pynwb.file import Subject
+    from pynwb.image import GrayscaleImage
+    from hdmf.common import VectorData, VectorIndex
+    from pynwb.ophys import (DfOverF, Fluorescence, ImageSegmentation, OpticalChannel,
+                             PlaneSegmentation, RoiResponseSeries, TwoPhotonSeries)
+
+    sid = session["session_id"]
+    fs = float(session["fs"])
+    dx, dy, dz = session.get("dx"), session.get("dy"), session.get("dz")
+    comp = options.get("compression") or "none"
+    io_kw = {"compression": "gzip", "compression_opts": 4} if comp == "gzip" else {}
+    chunk_frames = int(options.get("chunk_frames", 500))
+    multi = len(planes) > 1
+    experimenters = [e.strip() for e in (metadata.get("experimenter") or "").split(";") if e.strip()]
+    description = metadata.get("session_description") or (
+        f"Two-photon calcium imaging session '{sid}' ({len(planes)} plane(s) at {fs:g} Hz): "
+        f"suite2p {suite2p_version()} ROIs, traces and summary images, processed with planeflow "
+        f"{__version__}.")
+
+    nwbfile = NWBFile(
+        session_description=description,
+        identifier=metadata["identifier"],
+        session_start_time=_dt.datetime.fromisoformat(metadata["session_start_time"]),
+        session_id=sid,
+        experimenter=experimenters or None,
+        institution=metadata.get("institution"),
+        lab=metadata.get("lab"),
+        experiment_description=metadata.get("experiment_description"),
+        source_script=f"planeflow {__version__} (rule nwb_export), suite2p {suite2p_version()}",
+        source_script_file_name="scripts/nwb_export.py",
+    )
+    nwbfile.subject = Subject(subject_id=metadata["subject_id"], species=metadata["species"],
+                              sex=metadata["sex"], age=metadata["age"],
+                              genotype=metadata.get("genotype"), strain=metadata.get("strain"))
+    device = nwbfile.create_device(name="Microscope",
+                                   description=metadata.get("device") or "two-photon microscope")
+    ophys = nwbfile.create_processing_module(
+        name="ophys", description=f"suite2p {suite2p_version()} results per plane (planeflow {__version__})")
+    segmentation = ImageSegmentation(name="ImageSegmentation")
+    containers = {"Fluorescence": Fluorescence(name="Fluorescence"), "DfOverF": DfOverF(name="DfOverF")}
+    images = Images(name="SegmentationImages",
+                    description="per-plane summary images of the registered movie (suite2p), stored as (x, y)")
+
+    for k, (files, plane) in enumerate(zip(planes, loaded)):
+        p = int(files["plane"])
+        sfx = f"Chan1Plane{p}" if multi else ""
+        ops, stat, iscell, n, nframes = (plane[k2] for k2 in ("ops", "stat", "iscell", "n", "nframes"))
+        Ly, Lx = int(ops["Ly"]), int(ops["Lx"])
+        z = None if dz is None else p * float(dz)
+        log.info("nwb_export: plane %d (%d of %d): %d ROIs (%d accepted), %d frames of %dx%d px",
+                 p, k + 1, len(planes), n, int(iscell[:, 0].sum()) if n else 0, nframes, Ly, Lx)
+        optical = OpticalChannel(
+            name="OpticalChannel", description="functional channel (suite2p chan1)",
+            emission_lambda=float(metadata["emission_lambda"]) if metadata.get("emission_lambda") else np.nan)
+        plane_kw = {}
+        if dx is not None and dy is not None:
+            plane_kw.update(grid_spacing=[_metres(dx), _metres(dy)], grid_spacing_unit="meters")
+        if z is not None:
+            plane_kw.update(origin_coords=[0.0, 0.0, _metres(z)], origin_coords_unit="meters")
+        imaging_plane = nwbfile.create_imaging_plane(
+            name=f"ImagingPlane{sfx}", optical_channel=optical, device=device,
+            description=(f"plane {p} of {session.get('nplanes', len(planes))} of session '{sid}'"
+                         + (f", {z:g} um below plane 0" if z is not None else "")),
+            excitation_lambda=float(metadata["excitation_lambda"]) if metadata.get("excitation_lambda") else np.nan,
+            imaging_rate=fs, indicator=metadata["indicator"], location=metadata["location"],
+            reference_frame=("x, y: pixel (0, 0) of the plane image (x = column, y = row); z: depth "
+                             "below plane 0 of this session, growing with the plane index"),
+            **plane_kw)
+
+        if not n:
+            # an empty table is a best-practice violation: the plane keeps its ImagingPlane and images
+            log.info("nwb_export: plane %d has no ROIs: no PlaneSegmentation and no traces", p)
+        else:
+            if "ImageSegmentation" not in ophys.data_interfaces:
+                ophys.add(segmentation)  # before the ROI regions that link into it
+            segmentation.add_plane_segmentation(PlaneSegmentation(
+                name=f"PlaneSegmentation{sfx}", imaging_plane=imaging_plane, id=np.arange(n),
+                columns=list(_pixel_mask_columns(stat, VectorData, VectorIndex)),
+                description=(f"suite2p ROIs of plane {p}; row id = index in suite2p/plane{p}/stat.npy; "
+                             "pixel_mask x = column, y = row, weight = stat['lam']")))
+            ps = segmentation[f"PlaneSegmentation{sfx}"]
+            med = np.array([roi["med"] for roi in stat], dtype=np.float64).reshape(n, 2)
+            accepted = iscell[:, 0].astype(bool)
+            ps.add_column(name="ROICentroids", data=med[:, ::-1].copy(),
+                          description="ROI centre (x = column, y = row) in pixels: suite2p stat['med']")
+            ps.add_column(name="Accepted", data=accepted,
+                          description="accepted as a cell: suite2p classifier and planeflow's cell filters "
+                                      "(iscell.npy column 0)")
+            ps.add_column(name="Rejected", data=~accepted, description="not accepted (inverse of Accepted)")
+            ps.add_column(name="ClassifierProbability", data=iscell[:, 1].astype(np.float32),
+                          description="suite2p classifier probability that the ROI is a cell (iscell.npy column 1)")
+            region = ps.create_roi_table_region(region=list(range(n)), description=f"all ROIs of plane {p}")
+            for key, cname, base, desc, unit in TRACES:
+
+                def done(t0, t1, nbytes, _p=p, _name=f"{cname}/{base}{sfx}", _nt=nframes):
+                    progress.add(_p, nbytes, f"{_name} written" if t1 >= _nt else None)
+
+                it = TimeChunkIterator(_trace_reader(plane["traces"][key]), (nframes, n), np.float32,
+                                       frames_per_buffer=max(1, TRACE_BUFFER_BYTES // (4 * n)),
+                                       frames_per_chunk=frames_per_chunk(4 * n, nframes), on_buffer=done)
+                if cname not in ophys.data_interfaces:
+                    ophys.add(containers[cname])  # before the series whose ROI region links into ophys
+                containers[cname].add_roi_response_series(RoiResponseSeries(
+                    name=f"{base}{sfx}", data=H5DataIO(it, **io_kw), rois=region, unit=unit, rate=fs,
+                    starting_time=0.0, description=f"{desc}, plane {p}; (frames, ROIs)"))
+
+        res = {} if dx is None or dx != dy else {"resolution": 1e4 / float(dx)}  # pixels per cm
+        for name, key, what in (("MeanImage", "meanImg", "mean image of the registered movie"),
+                                ("MaxProjectionImage", "max_proj", "maximum projection (suite2p max_proj)"),
+                                ("CorrelationImage", "Vcorr", "correlation map (suite2p Vcorr)")):
+            if ops.get(key) is None:
+                log.warning("nwb_export: plane %d has no %s in ops.npy; %s%s not written", p, key, name, sfx)
+                continue
+            img = _in_frame(ops[key], ops, (Ly, Lx))
+            images.add_image(GrayscaleImage(name=f"{name}{sfx}", data=img.T, description=(
+                f"{what}, plane {p}, full frame (zero outside yrange/xrange), axes (x, y)"), **res))
+
+        if options.get("include_movie"):
+            read, close = _movie_reader(files["movie_parts"], (Ly, Lx), nframes)
+            closers.append(close)
+            frame_bytes = Ly * Lx * 2
+            counter = {"i": 0, "n": 0}
+
+            def movie_done(t0, t1, nbytes, _p=p, _c=counter, _nt=nframes):
+                _c["i"] += 1
+                progress.add(_p, nbytes, f"movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
+
+            it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=chunk_frames,
+                                   frames_per_chunk=frames_per_chunk(frame_bytes, nframes),
+                                   on_buffer=movie_done)
+            counter["n"] = it.num_buffers
+            fov = None if dx is None or dy is None else [_metres(Lx * dx), _metres(Ly * dy)]
+            ophys.add(TwoPhotonSeries(
+                name=f"TwoPhotonSeriesRegistered{sfx}", imaging_plane=imaging_plane,
+                data=H5DataIO(it, **io_kw), unit="a.u.", rate=fs, starting_time=0.0,
+                dimension=[Lx, Ly], field_of_view=fov,
+                description=(f"registered (motion-corrected) movie of plane {p} from suite2p's int16 "
+                             "registration binary; axes (frames, x, y)")))
+
+    if images.images:
+        ophys.add(images)
+    return nwbfile
+
+
+def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: dict) -> dict:
+    """Write the session's NWB file to ``out`` (temporary name beside it, then renamed).
+
+    ``planes``: per plane, in plane order, ``plane`` (index) and the paths ``ops``, ``stat``,
+    ``iscell``, ``F``, ``Fneu``, ``spks``, ``dff`` of its final suite2p folder, plus
+    ``movie_parts`` (list of {bin, shape, offset}) when the movie is included.
+    ``metadata``: from :func:`planeflow.nwb.resolve_metadata`; ``session``: session_id,
+    fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression.
+    """
+    from pynwb import NWBHDF5IO
+
+    from ..nwb import resolve_metadata
+
+    t0 = time.time()
+    meta, missing, problems = resolve_metadata(session["session_id"], metadata)
+    if missing or problems:  # the DAG-time check normally stops this earlier
+        raise PlaneflowError(f"session '{session['session_id']}': NWB metadata incomplete "
+                             f"({'; '.join([f'missing {m}' for m in missing] + problems)}).")
+    loaded = [_read_plane(f) for f in planes]
+    totals = {}
+    for f, pl in zip(planes, loaded):
+        n, nt = pl["n"], pl["nframes"]
+        movie = nt * int(pl["ops"]["Ly"]) * int(pl["ops"]["Lx"]) * 2 if options.get("include_movie") else 0
+        totals[int(f["plane"])] = len(TRACES) * 4 * n * nt + movie
+    progress = Progress(totals)
+    closers: list = []
+    try:
+        nwbfile = build_nwbfile(planes, meta, session, options, progress, loaded, closers)
+        log.info("nwb_export: writing %s (%d planes%s)", out, len(planes),
+                 ", with registered movies" if options.get("include_movie") else "")
+        with atomic_path(out, suffix=".nwb") as tmp:
+            with NWBHDF5IO(str(tmp), mode="w") as io:
+                io.write(nwbfile)
+    finally:
+        for close in closers:
+            close()
+    summary = {"session_id": session["session_id"], "identifier": meta["identifier"],
+               "planes": [int(f["plane"]) for f in planes], "n_rois": [pl["n"] for pl in loaded],
+               "include_movie": bool(options.get("include_movie")), "duration": time.time() - t0}
+    log.info("nwb_export: wrote %s in %.1f s (%d ROIs in %d planes)", out, summary["duration"],
+             sum(summary["n_rois"]), len(planes))
+    return summary
