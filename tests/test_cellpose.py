@@ -19,6 +19,9 @@ from planeflow import cellpose as cp
 GUI_KEYS = ("img", "masks", "outlines", "chan_choose", "ismanual", "filename", "flows",
             "est_diam", "cellprob_threshold", "flow_threshold")
 IMPORT_FILES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "conversion_meta")
+#: the fixture's outputs are only ever added to: a code edit elsewhere in the checkout
+#: during the test session must not make Snakemake redo (and rewrite) finished steps
+MTIME = ("--rerun-triggers", "mtime")
 
 
 def roi(ys, xs, lam=None):
@@ -210,10 +213,11 @@ def cellpose_run(finished_session, tmp_path_factory):
     run = {"cfg": cfg, "workdir": workdir, "edits": edits}
 
     # the default target now adds exactly the two exports; no finished output is redone
-    run["export_jobs"] = sorted(r for r, _ in dry_run_jobs(cfg, workdir=workdir))
+    run["export_jobs"] = sorted(r for r, _ in dry_run_jobs(cfg, *MTIME, workdir=workdir))
     # nothing to import while no edited file exists
-    run["import_jobs_before"] = [r for r, _ in dry_run_jobs(cfg, "cellpose_import_all", workdir=workdir)]
-    snakemake(cfg, "--cores", "2", workdir=workdir, check=True)
+    run["import_jobs_before"] = [r for r, _ in dry_run_jobs(cfg, "cellpose_import_all", *MTIME,
+                                                          workdir=workdir)]
+    snakemake(cfg, "--cores", "2", *MTIME, workdir=workdir, check=True)
     run["export"] = {p: res / "cellpose_export" / f"plane{p}" for p in (0, 1)}
 
     # plane 0: the exported file as it is
@@ -245,8 +249,9 @@ def cellpose_run(finished_session, tmp_path_factory):
     run.update(gt=gt, cell=cell, disk=set(zip(*[a.tolist() for a in np.nonzero(disk)])),
                deleted_pixels=deleted_pixels, n_exported1=int(meta1["n_rois"]))
 
-    run["import_jobs"] = sorted(r for r, _ in dry_run_jobs(cfg, "cellpose_import_all", workdir=workdir))
-    snakemake(cfg, "cellpose_import_all", "--cores", "2", workdir=workdir, check=True)
+    run["import_jobs"] = sorted(r for r, _ in dry_run_jobs(cfg, "cellpose_import_all", *MTIME,
+                                                           workdir=workdir))
+    snakemake(cfg, "cellpose_import_all", "--cores", "2", *MTIME, workdir=workdir, check=True)
     run["original"] = {p: load_plane(res / "suite2p" / f"plane{p}") for p in (0, 1)}
     run["imported"] = {p: load_plane(res / "cellpose_import" / f"plane{p}") for p in (0, 1)}
     return run
@@ -372,7 +377,7 @@ def test_import_of_a_seg_file_with_the_wrong_shape_fails_clearly(cellpose_run, f
                        import_seg=str(tmp_path / "bad" / "{session}" / "plane{plane}_seg.npy"))
     res = finished_session["res"]
     target = res / "cellpose_import" / "plane0" / "ops.npy"
-    proc = snakemake(cfg, str(target), "--cores", "1", workdir=cellpose_run["workdir"])
+    proc = snakemake(cfg, str(target), "--cores", "1", *MTIME, workdir=cellpose_run["workdir"])
     assert proc.returncode != 0
     log = (res / "logs" / "cellpose_import" / "plane0.log").read_text()
     errors = [line for line in log.splitlines() if "[ERROR]" in line]

@@ -81,7 +81,7 @@ class TimeChunkIterator(GenericDataChunkIterator):
         t = selection[0]
         block = np.ascontiguousarray(self._read(t.start, t.stop), dtype=self._np_dtype)
         if block.shape != (t.stop - t.start, *self._shape[1:]):
-            raise PlaneflowError(f"read {block.shape} for frames {t.start}:{t.stop}, expected "
+            raise RuntimeError(f"read {block.shape} for frames {t.start}:{t.stop}, expected "
                                  f"{(t.stop - t.start, *self._shape[1:])}")
         if self._on_buffer is not None:
             self._on_buffer(t.start, t.stop, block.nbytes)
