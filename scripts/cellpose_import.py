@@ -1,4 +1,5 @@
 # Snakemake script of rule cellpose_import; the logic is planeflow.steps.cellpose_import.
+import os
 import sys
 from pathlib import Path
 
@@ -11,6 +12,6 @@ limit_threads(sm.threads)
 from planeflow.steps.cellpose_import import OUTPUT_NAMES, cellpose_import  # noqa: E402
 
 run_job(sm, lambda: cellpose_import(
-    in_seg=sm.input.seg, in_ops=sm.input.ops, in_bin=sm.input.bin,
+    in_seg=sm.input.seg, in_ops=os.path.join(sm.input.plane, "ops.npy"), in_bin=sm.input.bin,
     out={k: sm.output[k] for k in OUTPUT_NAMES}, overrides=sm.params.suite2p,
     torch_device=torch_device(sm.config), threads=sm.threads, iscell_mode=sm.params.iscell))

@@ -1,4 +1,5 @@
 # Snakemake script of rule merge; the logic is planeflow.steps.merge.
+import os
 import sys
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from planeflow.steps.merge import OUTPUT_NAMES, merge  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 names = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")
-parts = [{k: sm.input[f"{k}_{i}"] for k in names} for i in range(len(sm.params.offsets))]
-run_job(sm, lambda: merge(parts=parts, out={k: sm.output[k] for k in OUTPUT_NAMES},
-                          plane_shape=sm.params.plane_shape, offsets=sm.params.offsets))
+parts = [{k: sm.input[f"{k}_{i}"] for k in names} for i in range(len(sm.params.geometry["offsets"]))]
+out = {k: os.path.join(sm.output.folder, f"{k}.npy") for k in OUTPUT_NAMES}
+run_job(sm, lambda: merge(parts=parts, out=out,
+                          plane_shape=sm.params.geometry["plane_shape"], offsets=sm.params.geometry["offsets"]))

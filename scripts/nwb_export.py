@@ -1,4 +1,5 @@
 # Snakemake script of rule nwb_export; the logic is planeflow.steps.nwb_export.
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,9 @@ session = dict(sm.params.session)
 parts = session["parts"]
 planes = []
 for i, p in enumerate(session["planes"]):
-    plane = {"plane": p, **{k: sm.input[k][i] for k in ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")}}
+    folder = sm.input.planes[i]
+    plane = {"plane": p, **{k: os.path.join(folder, f"{k}.npy")
+                            for k in ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")}}
     if sm.params.options["include_movie"]:
         bins = sm.input.movie[i * len(parts):(i + 1) * len(parts)]
         plane["movie_parts"] = [{"bin": b, "shape": q["shape"], "offset": q["offset"]} for b, q in zip(bins, parts)]

@@ -1,4 +1,5 @@
 # Snakemake script of rule volume_stats; the logic is planeflow.steps.volume_stats.
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,6 @@ from planeflow.jobs import run_job  # noqa: E402
 from planeflow.steps.volume_stats import OUTPUT_NAMES, volume_stats  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
-planes = [{k: sm.input[k][i] for k in ("ops", "stat", "iscell")} for i in range(len(sm.input.ops))]
+planes = [{k: os.path.join(d, f"{k}.npy") for k in ("ops", "stat", "iscell")} for d in sm.input.planes]
 run_job(sm, lambda: volume_stats(planes=planes, out={k: sm.output[k] for k in OUTPUT_NAMES},
                                  session=sm.params.session))

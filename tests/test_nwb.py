@@ -93,7 +93,7 @@ def test_rule_inputs_list_movie_parts_plane_by_plane():
                       {"part": 1, "shape": [512, 256], "offset": [0, 256]}]}
     opts = {"include_movie": False, "chunk_frames": 500}
     files = pfnwb.job_inputs("res", meta, opts)
-    assert files["F"] == ["res/s/suite2p/plane0/F.npy", "res/s/suite2p/plane2/F.npy"] and "movie" not in files
+    assert files["planes"] == ["res/s/suite2p/plane0", "res/s/suite2p/plane2"] and "movie" not in files
     movie = pfnwb.job_inputs("res", meta, {**opts, "include_movie": True})["movie"]
     assert movie == [f"res/s/registration/plane{p}/part{q}/data.bin" for p in (0, 2) for q in (0, 1)]
     # the movie buffer (500 frames of 512 x 512 int16, 4 copies) is added to the request

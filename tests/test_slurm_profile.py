@@ -58,8 +58,16 @@ def test_template_is_valid_and_complete():
     assert "set-resources" not in cfg and "set-threads" not in cfg
     default = yaml.safe_load((sp.PROFILE_SRC.parent / "default" / "config.yaml").read_text())
     rules = workflow_rules()
-    assert set(default["set-resources"]) == set(default["set-threads"]) == rules - {"all"}
-    assert all("attempt" in str(r["runtime"]) for r in default["set-resources"].values())
+    jobs = {r for r in rules if r not in ("all", "cellpose_import_all")}  # the rest are targets
+    assert set(default["set-threads"]) == jobs
+    # runtime and memory come from the rules and grow with each retry
+    for f in (REPO / "workflow" / "rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", f.read_text(), re.M | re.S):
+            if name in jobs:
+                res = body.split("resources:", 1)[1].split("script:", 1)[0]
+                # a callable of (wildcards, attempt), never a fixed number of minutes
+                assert re.search(r"runtime=(minutes\(|lambda wc, attempt|\w+_runtime)", res), name
+                assert re.search(r"mem_mb=.*", res), name
 
 
 def test_template_reads_environment(monkeypatch):

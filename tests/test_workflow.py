@@ -42,7 +42,7 @@ def run(tmp_path_factory):
     out = {"tmp": tmp, "cfg": cfg, "res": res, "sim": sim}
     # a fresh session: the dry run already lists every per-plane job
     out["fresh_jobs"] = dry_run_jobs(cfg)
-    out["one_plane_jobs"] = dry_run_jobs(cfg, res / "suite2p" / "plane2" / "stat.npy")
+    out["one_plane_jobs"] = dry_run_jobs(cfg, res / "suite2p" / "plane2")
     snakemake(cfg, "--until", "binary_write", check=True)
     bad = res / "binary_write" / "plane1" / "part0" / "data_raw.bin"
     with open(bad, "r+b") as fh:

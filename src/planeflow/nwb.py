@@ -178,14 +178,13 @@ def check_sessions(rows: dict, nwb_config: dict, sheet: str, now: _dt.datetime |
 
 
 # ---- rule nwb_export: inputs, params and resources from the cached session metadata ----
-FINAL_NAMES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff")
 
 
 def job_inputs(results: str, meta: dict, options: dict) -> dict:
     """Named inputs: each final file as a list over planes, and with the movie the
     registration binaries of every plane and part (plane by plane, part by part)."""
     sid = meta["session_id"]
-    files = {n: [f"{results}/{sid}/suite2p/plane{p}/{n}.npy" for p in meta["planes"]] for n in FINAL_NAMES}
+    files = {"planes": [f"{results}/{sid}/suite2p/plane{p}" for p in meta["planes"]]}
     if options["include_movie"]:
         files["movie"] = [f"{results}/{sid}/registration/plane{p}/part{q['part']}/data.bin"
                           for p in meta["planes"] for q in meta["parts"]]

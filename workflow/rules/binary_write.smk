@@ -1,7 +1,7 @@
 rule binary_write:
     """Stream one plane (part) of the raw recording into suite2p's int16 binary."""
     input:
-        metadata=session_metadata_file,
+        metadata=f"{SESSION_DIR}/metadata.json",
     output:
         bin=f"{step_dir('binary_write')}/data_raw.bin",
         ops=f"{step_dir('binary_write')}/ops.npy",
@@ -16,6 +16,6 @@ rule binary_write:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("binary_write"),
-        runtime=60,
+        runtime=minutes(60),
     script:
         "../../scripts/binary_write.py"

@@ -8,9 +8,7 @@ CELLPOSE_IMPORT_DIR = f"{SESSION_DIR}/cellpose_import/plane{{plane}}"
 rule cellpose_export:
     """A finished plane's ROIs as a cellpose label image, summary .tif and GUI _seg.npy."""
     input:
-        ops=f"{FINAL_DIR}/ops.npy",
-        stat=f"{FINAL_DIR}/stat.npy",
-        iscell=f"{FINAL_DIR}/iscell.npy",
+        plane=FINAL_DIR,
     output:
         masks=f"{CELLPOSE_EXPORT_DIR}/masks.npy",
         image=f"{CELLPOSE_EXPORT_DIR}/plane{{plane}}.tif",
@@ -28,7 +26,7 @@ rule cellpose_export:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=cellpose_mem_mb("cellpose_export"),
-        runtime=15,
+        runtime=minutes(15),
     script:
         "../../scripts/cellpose_export.py"
 
@@ -38,7 +36,7 @@ rule cellpose_import:
     from the registered binary, deconvolution and classification as in detection."""
     input:
         seg=cellpose_import_seg,
-        ops=f"{FINAL_DIR}/ops.npy",
+        plane=FINAL_DIR,
         bin=f"{SESSION_DIR}/registration/plane{{plane}}/part0/data.bin",
     output:
         **{name: f"{CELLPOSE_IMPORT_DIR}/{name}.npy"
@@ -55,8 +53,8 @@ rule cellpose_import:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=cellpose_mem_mb("cellpose_import"),
-        runtime=60,
-        gpu=gpus(),
+        runtime=minutes(60),
+        **gpu_request(),
     script:
         "../../scripts/cellpose_import.py"
 

@@ -30,7 +30,7 @@ try:
     pfconfig.validate(config.get("suite2p") or {},
                       pfconfig.load_schema("suite2p_settings.schema.yaml", SCHEMAS), "config suite2p")
     sm_validate(config, str(SCHEMAS / "config.schema.yaml"))  # fills in defaults
-    RESULTS = config["results_dir"]
+    RESULTS = os.path.normpath(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
     pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
                                pfconfig.load_schema("sessions.schema.yaml", SCHEMAS))
@@ -86,10 +86,6 @@ def meta(wc):
     return META[wc.session]
 
 
-def session_metadata_file(wc):
-    return metadata_path(RESULTS, wc.session)
-
-
 def n_parts(session):
     return len(META[session]["parts"])
 
@@ -103,9 +99,11 @@ def suite2p_params(step):
     return lambda wc: pfconfig.step_overrides(session_overrides(wc.session), step)
 
 
-def gpus():
-    """GPUs requested by the torch steps (registration, detection)."""
-    return config["gpu"]["count"] if config["gpu"]["enabled"] else 0
+def gpu_request():
+    """Resources of the torch steps (registration, detection, cellpose_import): the GPUs
+    they request, or nothing at all when GPUs are off (each declared resource is
+    evaluated for every job, so an unused one still costs DAG time)."""
+    return {"gpu": config["gpu"]["count"]} if config["gpu"]["enabled"] else {}
 
 
 #: config group_jobs -> which per-plane steps share one cluster job per plane
@@ -125,21 +123,21 @@ def group_for(step):
 def merge_inputs(wc):
     files = {}
     for part in range(n_parts(wc.session)):
-        kw = dict(session=wc.session, plane=wc.plane, part=part)
+        d = f"{RESULTS}/{wc.session}/{{step}}/plane{wc.plane}/part{part}"
         for name in ("ops", "stat", "iscell", "dff"):
-            files[f"{name}_{part}"] = expand(f"{step_dir('postprocess')}/{name}.npy", **kw)[0]
+            files[f"{name}_{part}"] = f"{d.format(step='postprocess')}/{name}.npy"
         for name in ("F", "Fneu", "spks"):
-            files[f"{name}_{part}"] = expand(f"{step_dir('detection')}/{name}.npy", **kw)[0]
+            files[f"{name}_{part}"] = f"{d.format(step='detection')}/{name}.npy"
     return files
 
 
-def final_plane_files(session, names=FINAL_FILES):
-    return [f"{RESULTS}/{session}/suite2p/plane{p}/{n}.npy"
-            for p in META[session]["planes"] for n in names]
+def final_plane_dirs(session):
+    """The final suite2p folders (merge's directory outputs) of a session's planes."""
+    return [f"{RESULTS}/{session}/suite2p/plane{p}" for p in META[session]["planes"]]
 
 
 def volume_inputs(wc):
-    return {n: final_plane_files(wc.session, (n,)) for n in ("ops", "stat", "iscell")}
+    return {"planes": final_plane_dirs(wc.session)}
 
 
 def raw_compress_inputs(wc):
@@ -157,9 +155,10 @@ def raw_compress_targets(session):
 
 
 def all_outputs():
+    # the per-session volume_stats outputs need every plane's final folder, so listing the
+    # folders here as well would add nothing but DAG time
     out = []
     for sid in META:
-        out += final_plane_files(sid)
         out += [f"{RESULTS}/{sid}/volume_stats/{n}" for n in ("planes.tsv", "volume.json", "summary.png")]
         if config["raw_compress"]["enabled"]:
             out += raw_compress_targets(sid)
@@ -222,6 +221,13 @@ def mem_mb(step):
         return int(need * attempt)
 
     return f
+
+
+def minutes(base):
+    """Wall time (min, sbatch -t on SLURM) that grows with each retry, so a job killed for
+    time gets more. A callable in the rule is cheaper than a profile `set-resources`
+    string, which Snakemake evaluates anew for every job (see benchmarks/dag_scale.py)."""
+    return lambda wc, attempt: base * attempt
 
 
 def cellpose_mem_mb(step):

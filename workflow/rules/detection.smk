@@ -23,7 +23,7 @@ rule detection:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("detection"),
-        runtime=120,
-        gpu=gpus(),
+        runtime=minutes(180),
+        **gpu_request(),
     script:
         "../../scripts/detection.py"

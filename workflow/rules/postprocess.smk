@@ -28,6 +28,6 @@ rule postprocess:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("postprocess"),
-        runtime=30,
+        runtime=minutes(30),
     script:
         "../../scripts/postprocess.py"

@@ -19,7 +19,7 @@ rule registration:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=mem_mb("registration"),
-        runtime=120,
-        gpu=gpus(),
+        runtime=minutes(120),
+        **gpu_request(),
     script:
         "../../scripts/registration.py"

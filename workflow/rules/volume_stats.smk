@@ -20,6 +20,6 @@ rule volume_stats:
         "../../envs/planeflow.yaml"
     resources:
         mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=30,
+        runtime=minutes(30),
     script:
         "../../scripts/volume_stats.py"
