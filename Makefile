@@ -22,11 +22,15 @@ demo-data: env
 
 demo: demo-data
 	$(BIN)/snakemake
+	$(BIN)/snakemake --report results/report.html
 	@echo
 	@echo "planeflow demo finished. Results:"
 	@echo "  per-plane suite2p folders: results/demo/suite2p/plane0 .. plane2"
 	@echo "  per-plane figures:         results/demo/postprocess/plane*/part0/figures/"
 	@echo "  volume summary:            results/demo/volume_stats/ (planes.tsv, volume.json, volume.zarr, summary.png)"
+	@echo "  NWB file:                  results/demo/nwb_export/demo.nwb"
+	@echo "  cellpose _seg.npy files:   results/demo/cellpose_export/plane*/"
+	@echo "  HTML report (all figures): results/report.html"
 	@echo "  logs:                      results/demo/logs/<step>/"
 
 test: env

@@ -29,3 +29,16 @@ def test_failed_write_leaves_nothing(tmp_path):
             raise RuntimeError("killed")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_damaged_npy_gives_one_clear_error(tmp_path):
+    """A file that is not a .npy (e.g. overwritten by hand) names itself and the fix."""
+    from planeflow import PlaneflowError
+    from planeflow.steps._common import load_array, load_ops
+
+    bad = tmp_path / "ops.npy"
+    bad.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+                    + b" " * 53 + b"\n" + b"not a pickle")
+    for loader in (load_ops, lambda p: load_array(p, allow_pickle=True)):
+        with pytest.raises(PlaneflowError, match="ops.npy.*delete it and rerun"):
+            loader(bad)

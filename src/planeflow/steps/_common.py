@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 
 import numpy as np
 
@@ -14,7 +15,7 @@ log = logging.getLogger("planeflow")
 def load_ops(path) -> dict:
     try:
         return np.load(path, allow_pickle=True).item()
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise PlaneflowError(
             f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
             "which remakes it."
@@ -24,7 +25,7 @@ def load_ops(path) -> dict:
 def load_array(path, allow_pickle: bool = False) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=allow_pickle)
-    except (OSError, ValueError, EOFError) as e:
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
         raise PlaneflowError(
             f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
             "which remakes it."
