@@ -86,6 +86,10 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--cores", default="all", help="number of cores both runs get (default: all)")
     ap.add_argument("--out", default="/tmp/planeflow-bench-e2e")
+    ap.add_argument("--skip-run-s2p", type=float, metavar="SECONDS",
+                    help="do not run suite2p; use this earlier run_s2p time instead")
+    ap.add_argument("snakemake_args", nargs="*",
+                    help="extra Snakemake options for the planeflow run (after --), e.g. --set-threads registration=1")
     a = ap.parse_args()
     avail = sorted(os.sched_getaffinity(0))
     cores = set(avail if a.cores == "all" else avail[:int(a.cores)])
@@ -104,11 +108,15 @@ def main() -> int:
 
     # --- suite2p's own pipeline: all planes one after the other in one process
     s2p_dir = out / "run_s2p"
-    shutil.rmtree(s2p_dir, ignore_errors=True)
-    s2p_dir.mkdir(parents=True)
+    if not a.skip_run_s2p:
+        shutil.rmtree(s2p_dir, ignore_errors=True)
+        s2p_dir.mkdir(parents=True)
     db = {"data_path": [str(raw)], "nplanes": a.planes, "save_path0": str(s2p_dir)}
-    t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db)], cores,
-                   log=out / "run_s2p.log")
+    if a.skip_run_s2p:
+        t_s2p = a.skip_run_s2p
+    else:
+        t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db)], cores,
+                       log=out / "run_s2p.log")
 
     # --- planeflow with the workflow profile (profiles/default), local execution
     pf = out / "planeflow"
@@ -120,7 +128,7 @@ def main() -> int:
            "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)}}
     (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
-           f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}"]
+           f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}", *a.snakemake_args]
     env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     t_pf = _timed(cmd, cores, env=env, log=out / "planeflow.log")
 

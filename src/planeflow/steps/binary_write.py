@@ -5,6 +5,8 @@ import errno
 import hashlib
 import logging
 import os
+import queue
+import threading
 import time
 
 import numpy as np
@@ -33,6 +35,62 @@ def assemble_part(frames: np.ndarray, part: dict) -> np.ndarray:
         dy, dx = t["dst"]
         out[:, dy:dy + y1 - y0, dx:dx + x1 - x0] = frames[:, y0:y1, x0:x1]
     return out
+
+
+class _ChunkSink:
+    """Writes chunks of int16 frames to ``fh`` in a background thread, with their sha256
+    and per-pixel sum, while the caller reads the next chunk (file writes, hashing and
+    numpy sums release the GIL, so reading and writing overlap). At most one chunk waits
+    in the queue, so memory stays bounded by about three chunks. An error in the writer (e.g. disk full) is
+    raised again by the next ``put`` or by ``close``.
+    """
+
+    def __init__(self, fh, shape):
+        self.fh = fh
+        # checksum of exactly the bytes written (raw_compress checks it before archiving)
+        self.digest = hashlib.sha256()
+        self.mean = np.zeros(shape, np.float64)  # the sum of all frames written
+        self.frames = 0
+        self.error: BaseException | None = None
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="binary_write-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            frames = self._queue.get()
+            if frames is None:
+                return
+            if self.error is not None:
+                continue  # drain after a failure; the caller raises it
+            try:
+                buf = memoryview(np.ascontiguousarray(frames)).cast("B")  # no copy
+                self.fh.write(buf)
+                self.digest.update(buf)
+                self.mean += frames.sum(axis=0, dtype=np.float64)
+                self.frames += frames.shape[0]
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                self.error = e
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, frames: np.ndarray) -> None:
+        self._raise()
+        self._queue.put(frames)
+
+    def close(self) -> None:
+        """Wait until every chunk is written; raise the writer's error if there was one."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self.error = self.error or RuntimeError("aborted")
+            self._queue.put(None)
+            self._thread.join()
 
 
 def estimate_plane_bidiphase(reader, plane: int, bidi: dict, nsample: int = 300) -> float:
@@ -81,35 +139,36 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
             reader.timestamps = []  # keep only those of the frames written below
     if chunk_mb:
         chunk_frames = max(1, min(int(chunk_frames), int(chunk_mb * 1e6 // (Ly * Lx * 2))))
-    mean = np.zeros((Ly, Lx), np.float64)
     written, last_pct = 0, -10
-    # checksum of exactly the bytes written (raw_compress checks it before archiving the raw files)
-    digest = hashlib.sha256()
+    sink = None
     try:
         with atomic_path(out_bin) as tmp, open(tmp, "wb") as fh:
+            sink = _ChunkSink(fh, (Ly, Lx))
             for frames in reader.iter_frames(plane, chunk=int(chunk_frames)):
                 if offset:
                     frames = apply_bidiphase(frames, offset)
-                frames = to_int16(assemble_part(frames, region))
-                buf = memoryview(np.ascontiguousarray(frames)).cast("B")  # no copy
-                fh.write(buf)
-                digest.update(buf)
-                mean += frames.sum(axis=0, dtype=np.float64)
+                sink.put(to_int16(assemble_part(frames, region)))
                 written += frames.shape[0]
                 pct = int(100 * written / nframes)
                 if pct >= last_pct + 10:
                     log.info("binary_write plane %d part %d: %d%% (%d/%d frames)",
                              plane, part, pct, written, nframes)
                     last_pct = pct
+            sink.close()
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as e:
         if e.errno == errno.ENOSPC:
+            done = sink.frames if sink is not None else 0
             raise PlaneflowError(
-                f"disk full while writing '{out_bin}' ({written} of {nframes} frames done). "
+                f"disk full while writing '{out_bin}' ({done} of {nframes} frames done). "
                 "Free space on that disk or point results_dir at a larger one, then rerun."
             ) from e
         raise
+    finally:
+        if sink is not None:
+            sink.abort()
+    digest, mean = sink.digest, sink.mean
     stamps = np.asarray(getattr(reader, "timestamps", []), dtype=float)
     if written != nframes:
         raise PlaneflowError(
