@@ -59,12 +59,48 @@ def main() -> int:
         times.append(time.perf_counter() - t0)
     t_cached = float(np.median(times))
     jobs = a.sessions * (5 * a.planes + 1) + 1
+    t_floor = floor_time(out, a.sessions, a.planes, a.repeat)
     print(f"sessions={a.sessions} planes={a.planes} jobs={jobs}")
     print(f"dry run, metadata not cached: {t_first:.1f} s")
     print(f"dry run, metadata cached:     {t_cached:.1f} s (median of {a.repeat}: "
           f"{', '.join(f'{t:.1f}' for t in times)})   target {TARGET_S:.0f} s   "
           f"ratio {t_cached / TARGET_S:.2f} ({'meets' if t_cached <= TARGET_S else 'misses'} target)")
+    print(f"Snakemake's own floor for as many jobs (5 chained rules, one input and one output "
+          f"each, with log and benchmark): {t_floor:.1f} s")
     return 0 if second.returncode == 0 else 1
+
+
+FLOOR_SNAKEFILE = """
+S = [f"s{{i:03d}}" for i in range({sessions})]
+rule all:
+    input: expand("r/{{s}}/merge/p{{p}}.txt", s=S, p=range({planes}))
+for i, (a, b) in enumerate(zip(["in", "bw", "reg", "det", "pp"], ["bw", "reg", "det", "pp", "merge"])):
+    rule:
+        name: f"step{{i}}"
+        input: [] if a == "in" else f"r/{{{{s}}}}/{{a}}/p{{{{p}}}}.txt"
+        output: f"r/{{{{s}}}}/{{b}}/p{{{{p}}}}.txt"
+        log: f"r/{{{{s}}}}/logs/{{b}}/p{{{{p}}}}.log"
+        benchmark: f"r/{{{{s}}}}/bench/{{b}}/p{{{{p}}}}.tsv"
+        shell: "touch {{output}}"
+"""
+
+
+def floor_time(out: Path, sessions: int, planes: int, repeat: int) -> float:
+    """Median time of `snakemake -n` on a minimal workflow with the same number of jobs:
+    what Snakemake itself needs, whatever the workflow."""
+    d = out / "floor"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "Snakefile").write_text(FLOOR_SNAKEFILE.format(sessions=sessions, planes=planes))
+    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(d / "Snakefile"), "-d", str(d),
+           "-n", "--quiet", "all", "--cores", "1"]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        if proc.returncode:
+            sys.exit(proc.stderr[-2000:])
+    return float(np.median(times))
 
 
 if __name__ == "__main__":
