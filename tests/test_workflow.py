@@ -8,7 +8,6 @@ repair a dry run must schedule only plane 1's jobs.
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest

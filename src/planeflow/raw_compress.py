@@ -93,7 +93,7 @@ def verify_binary(bin_path: str, ops_path: str, nframes: int | None = None,
     Returns a short record for the manifest; raises :class:`PlaneflowError` naming
     the file on any mismatch.
     """
-    from .steps._common import load_ops
+    from .steps._common import check_binary, load_ops
 
     ops = load_ops(ops_path)
     redo = (f"Rewrite it with `snakemake --forcerun {bin_path}` (this also redoes that plane's "
@@ -103,15 +103,8 @@ def verify_binary(bin_path: str, ops_path: str, nframes: int | None = None,
         raise PlaneflowError(
             f"'{ops_path}' says {n} frames but the session's metadata.json says {nframes}: "
             f"the binary '{bin_path}' is from another version of the raw files. {redo}")
-    expected = n * Ly * Lx * 2
-    try:
-        size = os.path.getsize(bin_path)
-    except OSError as e:
-        raise PlaneflowError(f"cannot read binary '{bin_path}' ({e}). {redo}") from e
-    if size != expected:
-        raise PlaneflowError(
-            f"binary '{bin_path}' has {size} bytes but {n} frames of {Ly}x{Lx} int16 make "
-            f"{expected}: it is truncated or damaged. {redo}")
+    check_binary(bin_path, n, Ly, Lx, advice=redo)
+    size = expected = n * Ly * Lx * 2
     record = ops.get("raw_bin_checksum")
     if not isinstance(record, dict) or not record.get("value"):
         raise PlaneflowError(

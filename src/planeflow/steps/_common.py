@@ -32,19 +32,33 @@ def load_array(path, allow_pickle: bool = False) -> np.ndarray:
         ) from e
 
 
-def check_binary(path, nframes: int, Ly: int, Lx: int) -> None:
-    """Fail clearly when a binary's size does not match the frames its ops promise."""
+def check_binary(path, nframes: int, Ly: int, Lx: int, advice: str | None = None) -> None:
+    """Fail clearly when a binary's size does not match the frames its ops promise.
+
+    ``advice``: what the user should do, when it differs from deleting the binary.
+    """
+    advice = advice or "Delete it and rerun snakemake; only this plane's jobs are redone."
     expected = int(nframes) * int(Ly) * int(Lx) * 2
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise PlaneflowError(f"cannot open binary '{path}' ({e}).") from e
+        raise PlaneflowError(f"cannot open binary '{path}' ({e}). {advice}") from e
     if size != expected:
         raise PlaneflowError(
             f"binary '{path}' has {size} bytes but its ops promise {nframes} frames of "
-            f"{Ly}x{Lx} int16 ({expected} bytes): it is truncated or corrupt. Delete it and "
-            "rerun snakemake; only this plane's jobs are redone."
+            f"{Ly}x{Lx} int16 ({expected} bytes): it is truncated or corrupt. {advice}"
         )
+
+
+def save_plane_outputs(out: dict, stat, F, Fneu, spks, iscell, ops: dict, **extra) -> None:
+    """Save a plane's ROI outputs (suite2p's names) atomically; ops.npy last, so a folder
+    whose ops.npy exists is complete. ``extra``: more arrays by output name."""
+    from ..atomic import save_npy
+
+    save_npy(out["stat"], np.asarray(stat, dtype=object) if len(stat) else np.array([], dtype=object))
+    for name, arr in (("F", F), ("Fneu", Fneu), ("spks", spks), ("iscell", iscell), *extra.items()):
+        save_npy(out[name], arr)
+    save_npy(out["ops"], ops)
 
 
 def get_device(settings: dict, threads: int | None = None):

@@ -16,9 +16,8 @@ import numpy as np
 
 from .. import PlaneflowError
 from .. import cellpose as cp
-from ..atomic import save_npy
 from ..history import append_history
-from ._common import load_ops, prepare_suite2p_step, select_classifier
+from ._common import load_ops, prepare_suite2p_step, save_plane_outputs, select_classifier
 from .detection import extract_deconvolve_classify
 
 log = logging.getLogger("planeflow")
@@ -85,13 +84,7 @@ def cellpose_import(in_seg: str, in_ops: str, in_bin: str, out: dict, overrides:
         "classifier": str(classfile),
         "labels_renumbered": bool(renumbered),
     })
-    save_npy(out["stat"], np.asarray(stat, dtype=object) if len(stat) else np.array([], dtype=object))
-    save_npy(out["F"], F)
-    save_npy(out["Fneu"], Fneu)
-    save_npy(out["spks"], spks)
-    save_npy(out["iscell"], iscell)
-    save_npy(out["conversion_meta"], meta)
-    save_npy(out["ops"], result)
+    save_plane_outputs(out, stat, F, Fneu, spks, iscell, result, conversion_meta=meta)
     log.info("cellpose_import: %d ROIs, %d accepted", len(stat),
              int(np.sum(iscell[:, 0])) if len(iscell) else 0)
     return result

@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 
-from ..atomic import save_npy
 from ..history import append_history
-from ._common import prepare_suite2p_step, select_classifier
+from ._common import prepare_suite2p_step, save_plane_outputs, select_classifier
 
 log = logging.getLogger("planeflow")
 
@@ -69,12 +68,7 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
         "algorithm": settings["detection"]["algorithm"],
         "classifier": str(classfile),
     })
-    save_npy(out["stat"], np.asarray(stat, dtype=object) if len(stat) else np.array([], dtype=object))
-    save_npy(out["F"], F)
-    save_npy(out["Fneu"], Fneu)
-    save_npy(out["spks"], spks)
-    save_npy(out["iscell"], iscell)
-    save_npy(out["ops"], result)
+    save_plane_outputs(out, stat, F, Fneu, spks, iscell, result)
     return result
 
 
