@@ -81,6 +81,9 @@ def test_summary_image_puts_cropped_images_back_in_the_frame():
     assert full.shape == (6, 8) and full.sum() == 20 and full[1:5, 2:7].all()
     with pytest.raises(PlaneflowError, match="Vcorr"):
         cp.summary_image(ops, "Vcorr")
+    # an image that fits neither the frame nor the crop: a damaged ops.npy, one clear error
+    with pytest.raises(PlaneflowError, match=r"shape \(3, 3\).*inconsistent.*rerun snakemake"):
+        cp.summary_image({**ops, "Vcorr": np.ones((3, 3))}, "Vcorr")
 
 
 def test_read_seg_checks_masks_and_renumbers(tmp_path):

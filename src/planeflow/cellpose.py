@@ -109,24 +109,14 @@ def summary_image(ops: dict, img_key: str = "meanImg") -> np.ndarray:
     """
     if img_key not in IMG_KEYS:
         raise PlaneflowError(f"config cellpose.img_key is '{img_key}'; use one of {', '.join(IMG_KEYS)}.")
-    Ly, Lx = int(ops["Ly"]), int(ops["Lx"])
     img = ops.get(img_key)
     if img is None or np.ndim(img) != 2:
         raise PlaneflowError(
             f"this plane's ops.npy has no 2-D '{img_key}' image; set cellpose.img_key to one of "
             f"{', '.join(k for k in IMG_KEYS if np.ndim(ops.get(k)) == 2) or 'the images ops holds'}.")
-    img = np.asarray(img, dtype=np.float32)
-    if img.shape == (Ly, Lx):
-        return img.copy()
-    y0, y1 = (int(v) for v in ops.get("yrange", [0, Ly]))
-    x0, x1 = (int(v) for v in ops.get("xrange", [0, Lx]))
-    if img.shape != (y1 - y0, x1 - x0):
-        raise PlaneflowError(
-            f"ops['{img_key}'] has shape {img.shape}, neither the frame ({Ly}, {Lx}) nor the "
-            f"crop yrange={[y0, y1]}, xrange={[x0, x1]}; the plane's ops.npy is inconsistent.")
-    full = np.zeros((Ly, Lx), np.float32)
-    full[y0:y1, x0:x1] = img
-    return full
+    from .steps._common import full_frame_image
+
+    return full_frame_image(ops, img_key)
 
 
 def flows_from_labels(labels: np.ndarray) -> list:

@@ -1,7 +1,7 @@
 rule binary_write:
     """Stream one plane (part) of the raw recording into suite2p's int16 binary."""
     input:
-        metadata=f"{SESSION_DIR}/metadata.json",
+        metadata=METADATA_FILE,
     output:
         bin=f"{step_dir('binary_write')}/data_raw.bin",
         ops=f"{step_dir('binary_write')}/ops.npy",

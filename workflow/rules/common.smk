@@ -76,16 +76,14 @@ def bench_path(step):
     return f"{SESSION_DIR}/benchmarks/{step}/plane{{plane}}_part{{part}}.tsv"
 
 
+#: a plane's final suite2p folder: merge's one directory output (the files in it are
+#: planeflow.steps.merge.OUTPUT_NAMES)
 FINAL_DIR = f"{SESSION_DIR}/suite2p/plane{{plane}}"
-FINAL_FILES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
-               "db", "settings", "reg_outputs", "detect_outputs")
+#: the session's cached metadata (planeflow.session.metadata_path with a wildcard)
+METADATA_FILE = metadata_path(RESULTS, "{session}")
 
 
 # ---- input functions -----------------------------------------------------------------
-def meta(wc):
-    return META[wc.session]
-
-
 def n_parts(session):
     return len(META[session]["parts"])
 
@@ -188,7 +186,7 @@ def cellpose_import_seg(wc):
 
 def cellpose_import_targets():
     """Outputs of rule cellpose_import for every plane whose edited _seg.npy exists
-    (one stat() per plane at parse time)."""
+    (one stat() per plane, only when the cellpose_import_all target is asked for)."""
     return [f"{RESULTS}/{sid}/cellpose_import/plane{p}/ops.npy"
             for sid in META for p in META[sid]["planes"]
             if os.path.isfile(cellpose_seg_path(sid, p))]

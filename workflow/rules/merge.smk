@@ -4,7 +4,7 @@ rule merge:
         unpack(merge_inputs),
     output:
         # one declared folder instead of 11 files: every declared file costs DAG time
-        # (see benchmarks/dag_scale.py); merge writes FINAL_FILES into it, each atomically
+        # (see benchmarks/dag_scale.py); merge writes planeflow.steps.merge.OUTPUT_NAMES into it, each atomically
         folder=directory(FINAL_DIR),
     params:
         geometry=lambda wc: {"plane_shape": META[wc.session]["plane_shape"],

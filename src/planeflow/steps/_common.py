@@ -50,6 +50,26 @@ def check_binary(path, nframes: int, Ly: int, Lx: int, advice: str | None = None
         )
 
 
+def full_frame_image(ops: dict, key: str) -> np.ndarray:
+    """``ops[key]`` as a float32 (Ly, Lx) image. suite2p's ``max_proj`` and ``Vcorr`` cover
+    only the registration crop (``yrange``, ``xrange``); they are placed back into the full
+    frame, zero outside. Any other shape is a damaged ops.npy."""
+    Ly, Lx = int(ops["Ly"]), int(ops["Lx"])
+    img = np.asarray(ops[key], dtype=np.float32)
+    if img.shape == (Ly, Lx):
+        return img.copy()
+    y0, y1 = (int(v) for v in ops.get("yrange", [0, Ly]))
+    x0, x1 = (int(v) for v in ops.get("xrange", [0, Lx]))
+    if img.shape != (y1 - y0, x1 - x0):
+        raise PlaneflowError(
+            f"ops['{key}'] of plane {ops.get('iplane')} ({ops.get('session_id')}) has shape {img.shape}, "
+            f"neither the frame ({Ly}, {Lx}) nor the crop yrange={[y0, y1]}, xrange={[x0, x1]}: "
+            "the plane's ops.npy is inconsistent. Delete its suite2p folder and rerun snakemake.")
+    full = np.zeros((Ly, Lx), np.float32)
+    full[y0:y1, x0:x1] = img
+    return full
+
+
 def save_plane_outputs(out: dict, stat, F, Fneu, spks, iscell, ops: dict, **extra) -> None:
     """Save a plane's ROI outputs (suite2p's names) atomically; ops.npy last, so a folder
     whose ops.npy exists is complete. ``extra``: more arrays by output name."""

@@ -35,7 +35,7 @@ from hdmf.data_utils import GenericDataChunkIterator
 from .. import PlaneflowError, __version__
 from ..atomic import atomic_path
 from ..history import suite2p_version
-from ._common import check_binary, load_array, load_ops
+from ._common import check_binary, full_frame_image, load_array, load_ops
 
 log = logging.getLogger("planeflow")
 
@@ -123,22 +123,6 @@ def _load_mmap(path) -> np.ndarray:
     except (OSError, ValueError, EOFError) as e:
         raise PlaneflowError(f"cannot read '{path}' ({e}). It is damaged: delete it and rerun "
                              "snakemake, which remakes it.") from e
-
-
-def _in_frame(img, ops: dict, shape: tuple[int, int]) -> np.ndarray:
-    """A suite2p image cropped to yrange/xrange (max_proj, Vcorr) placed in the full frame."""
-    img = np.asarray(img, dtype=np.float32)
-    if img.shape == tuple(shape):
-        return img
-    y0, y1 = (int(v) for v in ops["yrange"])
-    x0, x1 = (int(v) for v in ops["xrange"])
-    if img.shape != (y1 - y0, x1 - x0):
-        raise PlaneflowError(f"image of shape {img.shape} in '{ops.get('ops_path', 'ops.npy')}' fits neither "
-                             f"the frame {tuple(shape)} nor yrange {[y0, y1]} x xrange {[x0, x1]}; "
-                             "delete the plane's suite2p folder and rerun snakemake.")
-    full = np.zeros(shape, np.float32)
-    full[y0:y1, x0:x1] = img
-    return full
 
 
 def _read_plane(files: dict) -> dict:
@@ -331,7 +315,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
             if ops.get(key) is None:
                 log.warning("nwb_export: plane %d has no %s in ops.npy; %s%s not written", p, key, name, sfx)
                 continue
-            img = _in_frame(ops[key], ops, (Ly, Lx))
+            img = full_frame_image(ops, key)
             images.add_image(GrayscaleImage(name=f"{name}{sfx}", data=img.T, description=(
                 f"{what}, plane {p}, full frame (zero outside yrange/xrange), axes (x, y)"), **res))
 
