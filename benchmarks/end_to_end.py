@@ -34,16 +34,9 @@ import json, sys, time
 t0 = time.perf_counter()
 import suite2p
 t_import = time.perf_counter() - t0
-settings = suite2p.default_settings()
-for k, v in json.loads(sys.argv[1]).items():
-    if isinstance(v, dict):
-        for k2, v2 in v.items():
-            if isinstance(v2, dict):
-                settings[k][k2].update(v2)
-            else:
-                settings[k][k2] = v2
-    else:
-        settings[k] = v
+sys.path.insert(0, sys.argv[3])
+from planeflow.config import suite2p_settings  # the same merge of overrides planeflow's jobs use
+settings = suite2p_settings(json.loads(sys.argv[1]))
 suite2p.run_s2p(db=json.loads(sys.argv[2]), settings=settings)
 print("IMPORT_S", t_import)
 """
@@ -115,7 +108,7 @@ def main() -> int:
     if a.skip_run_s2p:
         t_s2p = a.skip_run_s2p
     else:
-        t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db)], cores,
+        t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db), str(REPO / "src")], cores,
                        log=out / "run_s2p.log")
 
     # --- planeflow with the workflow profile (profiles/default), local execution
