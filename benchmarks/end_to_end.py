@@ -35,7 +35,7 @@ t0 = time.perf_counter()
 import suite2p
 t_import = time.perf_counter() - t0
 sys.path.insert(0, sys.argv[3])
-from planeflow.config import suite2p_settings  # the same merge of overrides planeflow's jobs use
+from planeflow.plan.config import suite2p_settings  # the same merge of overrides planeflow's jobs use
 settings = suite2p_settings(json.loads(sys.argv[1]))
 suite2p.run_s2p(db=json.loads(sys.argv[2]), settings=settings)
 print("IMPORT_S", t_import)
@@ -90,7 +90,7 @@ def main() -> int:
     raw = out / f"raw_{a.planes}x{a.size}x{a.frames}"
     fs, tau, diam = 15.0, 1.0, 10
     if not any(raw.glob("*.tif")):
-        from planeflow.simulate import simulate_session
+        from planeflow.synth.simulate import simulate_session
 
         simulate_session(raw, nplanes=a.planes, nframes=a.frames, Ly=a.size, Lx=a.size,
                          cells_per_plane=a.cells, diameter=diam, fs=fs, tau=tau, seed=7, name="bench")

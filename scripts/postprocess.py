@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from planeflow.jobs import limit_threads, run_job  # noqa: E402
+from planeflow.steps._job import limit_threads, run_job  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 limit_threads(sm.threads)

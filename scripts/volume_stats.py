@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from planeflow.jobs import run_job  # noqa: E402
+from planeflow.steps._job import run_job  # noqa: E402
 from planeflow.steps.volume_stats import OUTPUT_NAMES, volume_stats  # noqa: E402
 
 sm = snakemake  # noqa: F821 - injected by Snakemake

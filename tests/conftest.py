@@ -103,7 +103,7 @@ def finished_session(tmp_path_factory):
     (ground truth from simulate_session), session (its id). Tests may add targets
     (with extra config files on top of ``cfg``) but must not change what exists.
     """
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     tmp = tmp_path_factory.mktemp("finished")
     sim = simulate_session(tmp / "raw", nplanes=2, nframes=500, Ly=128, Lx=128, diameter=10,

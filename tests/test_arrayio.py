@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from planeflow import PlaneflowError
-from planeflow.arrayio import ArrayPlaneReader, inspect_array
+from planeflow.io.arrays import ArrayPlaneReader, inspect_array
 
 h5py = pytest.importorskip("h5py")
 zarr = pytest.importorskip("zarr")

@@ -1,4 +1,4 @@
-"""planeflow.atomic: outputs appear whole or not at all, with ordinary permissions."""
+"""planeflow.io.atomic: outputs appear whole or not at all, with ordinary permissions."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from planeflow.atomic import atomic_path, save_json, save_npy
+from planeflow.io.atomic import atomic_path, save_json, save_npy
 
 
 def test_saved_files_get_umask_permissions_not_owner_only(tmp_path):
@@ -34,7 +34,7 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_damaged_npy_gives_one_clear_error(tmp_path):
     """A file that is not a .npy (e.g. overwritten by hand) names itself and the fix."""
     from planeflow import PlaneflowError
-    from planeflow.steps._common import load_array, load_ops
+    from planeflow.io.planefiles import load_array, load_ops
 
     bad = tmp_path / "ops.npy"
     bad.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (), }"

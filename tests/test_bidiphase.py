@@ -4,7 +4,7 @@ import pytest
 from scipy import ndimage
 
 from planeflow import PlaneflowError
-from planeflow.bidiphase import apply_bidiphase, estimate_bidiphase, plant_bidiphase
+from planeflow.core.bidiphase import apply_bidiphase, estimate_bidiphase, plant_bidiphase
 
 LY, LX = 96, 128
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from planeflow import PlaneflowError
-from planeflow import session as ps
-from planeflow.rawio import to_int16
+from planeflow.plan import session as ps
+from planeflow.io.raw import to_int16
 from planeflow.steps.binary_write import binary_write
 
 from conftest import coded_frames, write_tiff
@@ -77,7 +77,7 @@ def test_assemble_part_stitches_tiles_side_by_side():
 
 def test_piezo_layout_channels_slices_flyback(tmp_path):
     """Piezo stack: per volume, 2 planes x 3 frames per slice x 2 channels, then 1 flyback frame."""
-    from planeflow.rawio import TiffPlaneReader
+    from planeflow.io.raw import TiffPlaneReader
 
     nch, fps, nplanes, flyback, nvol = 2, 3, 2, 1, 5
     ppv = nch * (nplanes * fps + flyback)
@@ -99,7 +99,7 @@ def test_piezo_layout_channels_slices_flyback(tmp_path):
 def test_scanimage_session_timestamps_and_bidiphase(tmp_path):
     """Frames of a 2-file LBM recording keep ScanImage's per-frame timestamps; the planted
     scan-phase offset is found and removed while writing."""
-    from planeflow.simulate_scanimage import simulate_scanimage_session
+    from planeflow.synth.scanimage_session import simulate_scanimage_session
 
     simulate_scanimage_session(tmp_path / "raw", nplanes=3, nframes=60, roi_widths=(40, 40), height=48,
                                fly_to_lines=4, bidiphase=2, nfiles=2, cells_per_plane=5, diameter=6, fs=10.0)

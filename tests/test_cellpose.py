@@ -14,7 +14,7 @@ import yaml
 
 from conftest import dry_run_jobs, snakemake
 from planeflow import PlaneflowError
-from planeflow import cellpose as cp
+from planeflow.core import cellpose_masks as cp
 
 GUI_KEYS = ("img", "masks", "outlines", "chan_choose", "ismanual", "filename", "flows",
             "est_diam", "cellprob_threshold", "flow_threshold")
@@ -205,7 +205,7 @@ def load_plane(folder):
 def cellpose_run(finished_session, tmp_path_factory):
     """Export both planes; import plane 0 unchanged and plane 1 edited (one ROI deleted,
     one planted cell drawn as a disk). Results are loaded into memory."""
-    from planeflow.groundtruth import load_ground_truth, match_rois, reference_offset
+    from planeflow.synth.groundtruth import load_ground_truth, match_rois, reference_offset
 
     fin, res = finished_session, finished_session["res"]
     tmp = tmp_path_factory.mktemp("cellpose")

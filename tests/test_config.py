@@ -2,7 +2,7 @@ import pytest
 import yaml
 
 from planeflow import PlaneflowError
-from planeflow import config as pfc
+from planeflow.plan import config as pfc
 
 from conftest import REPO
 
@@ -67,7 +67,7 @@ def test_suite2p_schema_catches_typos_and_types():
 
 
 def test_shipped_suite2p_schema_matches_installed_suite2p():
-    from planeflow.suite2p_schema import suite2p_settings_schema
+    from planeflow.plan.suite2p_schema import suite2p_settings_schema
 
     shipped = pfc.load_schema("suite2p_settings.schema.yaml", REPO / "workflow" / "schemas")
     assert shipped == yaml.safe_load(yaml.safe_dump(suite2p_settings_schema(), sort_keys=False)), \

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from planeflow.dff import (FILTERS, apply_filters, compute_dff, dff_windows, eccentricity,
-                           rolling_percentile, roi_table)
+from planeflow.core.dff import (
+    FILTERS,
+    apply_filters,
+    compute_dff,
+    dff_windows,
+    eccentricity,
+    rolling_percentile,
+    roi_table,
+)
 
 
 def test_windows_follow_tau_and_fs():

@@ -4,8 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planeflow.groundtruth import (load_ground_truth, match_rois, reference_offset,
-                                   registration_error)
+from planeflow.synth.groundtruth import (
+    load_ground_truth,
+    match_rois,
+    reference_offset,
+    registration_error,
+)
 
 LY, LX, R = 80, 100, 5.0
 
@@ -169,7 +173,7 @@ def test_suite2p_offsets_follow_the_documented_sign(tmp_path):
     register = pytest.importorskip("suite2p.registration.register")
     import tifffile
 
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     res = simulate_session(tmp_path, nplanes=2, nframes=30, Ly=64, Lx=64, cells_per_plane=4,
                            diameter=8, max_shift=2, seed=2)
@@ -185,7 +189,7 @@ def test_suite2p_offsets_follow_the_documented_sign(tmp_path):
 
 
 def test_load_ground_truth_folder_or_file(tmp_path):
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     simulate_session(tmp_path, nplanes=1, nframes=5, Ly=32, Lx=32, cells_per_plane=2,
                      diameter=6, max_shift=1)

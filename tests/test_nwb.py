@@ -17,8 +17,8 @@ import yaml
 from conftest import dry_run_jobs, make_config, snakemake
 
 from planeflow import PlaneflowError
-from planeflow import config as pfc
-from planeflow import nwb as pfnwb
+from planeflow.plan import config as pfc
+from planeflow.plan import nwb_meta as pfnwb
 
 workflow = pytest.mark.workflow
 

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from planeflow import PlaneflowError
-from planeflow import raw_compress as rc
-from planeflow import session as ps
+from planeflow.core import archive as rc
+from planeflow.plan import session as ps
 from planeflow.steps.binary_write import binary_write
 from planeflow.steps.raw_compress import raw_compress
 
@@ -251,7 +251,7 @@ def test_step_needs_every_binary(tiff_session):
 
 # ---- the workflow ----------------------------------------------------------------------------
 def _session(tmp: Path, sid: str, **settings) -> tuple[Path, Path, dict]:
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     sim = simulate_session(tmp / "raw", nplanes=2, nframes=200, Ly=64, Lx=64, cells_per_plane=5, diameter=8,
                            nfiles=2, seed=5, name=sid)

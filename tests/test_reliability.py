@@ -19,7 +19,7 @@ S2P = {"torch_device": "cpu", "diameter": [10, 10], "registration": {"block_size
 def test_blank_plane_completes_and_a_second_run_is_refused(tmp_path):
     import tifffile
 
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     sim = simulate_session(tmp_path / "sim", nplanes=2, nframes=300, cells_per_plane=12, seed=4)
     with tifffile.TiffFile(sim["files"][0]) as t:
@@ -54,7 +54,7 @@ def test_blank_plane_completes_and_a_second_run_is_refused(tmp_path):
 
 def test_killed_binary_write_leaves_no_output(tmp_path):
     """SIGKILL in the middle of writing: no file under the final name, nothing a later step trusts."""
-    from planeflow import session as ps
+    from planeflow.plan import session as ps
 
     from conftest import coded_frames, write_tiff
 
@@ -62,7 +62,7 @@ def test_killed_binary_write_leaves_no_output(tmp_path):
     ps.session_metadata({"session_id": "s", "data_path": str(tmp_path / "raw"), "nplanes": 3, "fs": 5.0},
                         str(tmp_path / "res"))
     out = tmp_path / "out"
-    code = ("import time, planeflow.rawio as r\n"
+    code = ("import time, planeflow.io.raw as r\n"
             "orig = r.TiffPlaneReader.iter_frames\n"
             "def slow(self, *a, **k):\n"
             "    for x in orig(self, *a, **k):\n"
@@ -104,7 +104,7 @@ def small_disk(tmp_path):
 
 def test_disk_full_during_binary_write(tmp_path, small_disk):
     from planeflow import PlaneflowError
-    from planeflow import session as ps
+    from planeflow.plan import session as ps
     from planeflow.steps.binary_write import binary_write
 
     from conftest import coded_frames, write_tiff

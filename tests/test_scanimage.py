@@ -1,4 +1,4 @@
-"""ScanImage header reading, interpretation and synthetic tags (planeflow.scanimage)."""
+"""ScanImage header reading, interpretation and synthetic tags (planeflow.io.scanimage)."""
 from __future__ import annotations
 
 import json
@@ -10,15 +10,10 @@ import pytest
 import tifffile
 
 from planeflow import PlaneflowError
-from planeflow.scanimage import (
-    acquisition_info,
-    format_matlab_value,
-    make_tags,
-    parse_matlab_value,
-    parse_si_text,
-    read_header,
-    write_scanimage_tiff,
-)
+from planeflow.io.scanimage.acquisition import acquisition_info
+from planeflow.io.scanimage.syntax import format_matlab_value, parse_matlab_value, parse_si_text
+from planeflow.synth.scanimage_writer import make_tags, write_scanimage_tiff
+from planeflow.io.scanimage.header import read_header
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 REAL_FILE = "scanimage/si57_resonant_512px_3frames_2ch.tif"

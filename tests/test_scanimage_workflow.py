@@ -17,7 +17,7 @@ S2P = {"torch_device": "cpu", "diameter": [10, 10], "registration": {"block_size
 
 
 def simulate(dest, bidiphase, seed=11):
-    from planeflow.simulate_scanimage import simulate_scanimage_session
+    from planeflow.synth.scanimage_session import simulate_scanimage_session
 
     return simulate_scanimage_session(dest, nplanes=NPLANES, nframes=NFRAMES, roi_widths=WIDTHS,
                                       height=H, fly_to_lines=6, bidiphase=bidiphase, nfiles=2,
@@ -45,7 +45,7 @@ def runs(tmp_path_factory):
 
 
 def recall_precision(res, plane, gt):
-    from planeflow.groundtruth import match_rois
+    from planeflow.synth.groundtruth import match_rois
 
     stat = np.load(res / "suite2p" / f"plane{plane}" / "stat.npy", allow_pickle=True)
     return match_rois(stat, gt["labels"][plane])
@@ -64,7 +64,7 @@ def test_header_metadata_drives_the_dag(runs):
 
 
 def test_scan_phase_estimated_and_corrected(runs):
-    from planeflow.groundtruth import load_ground_truth
+    from planeflow.synth.groundtruth import load_ground_truth
 
     gt = load_ground_truth(runs["sim"]["ground_truth"])
     for p in range(NPLANES):
@@ -85,7 +85,7 @@ def test_stitched_plane_image(runs):
 
 
 def test_separate_rois_are_processed_apart_and_merged(runs):
-    from planeflow.groundtruth import load_ground_truth
+    from planeflow.synth.groundtruth import load_ground_truth
 
     jobs = runs["separate_jobs"]
     for step in ("binary_write", "registration", "detection", "postprocess"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from planeflow import PlaneflowError
-from planeflow import session as ps
+from planeflow.plan import session as ps
 
 from conftest import coded_frames, write_tiff
 
@@ -166,7 +166,7 @@ def test_array_of_wrong_rank(tmp_path, fmt):
 
 def test_scanimage_header_fills_in_the_sheet(tmp_path):
     """A sheet with only id and path: planes, fs, pixel size and ROIs come from the header."""
-    from planeflow.simulate_scanimage import simulate_scanimage_session
+    from planeflow.synth.scanimage_session import simulate_scanimage_session
 
     simulate_scanimage_session(tmp_path / "raw", nplanes=3, nframes=60, roi_widths=(40, 30), height=48,
                                fly_to_lines=4, bidiphase=0, nfiles=2, cells_per_plane=4, diameter=6)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from planeflow.groundtruth import load_ground_truth
-from planeflow.simulate import simulate_session
+from planeflow.synth.groundtruth import load_ground_truth
+from planeflow.synth.simulate import simulate_session
 
 P, T, LY, LX, NC, D, M = 3, 40, 56, 64, 4, 8, 2
 

@@ -57,7 +57,7 @@ def submissions(output: str) -> list[tuple[str, list[str], int]]:
 
 
 def session(tmp: Path, name="syn", seed=5):
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     simulate_session(tmp / "raw", nplanes=NPLANES, nframes=NFRAMES, Ly=128, Lx=128, cells_per_plane=15,
                      diameter=10, fs=15.0, tau=1.0, seed=seed, name=name)

@@ -1,4 +1,4 @@
-"""planeflow.slurm_profile: installing profiles/slurm as a global Snakemake profile.
+"""planeflow.cli.slurm_profile: installing profiles/slurm as a global Snakemake profile.
 
 Unit tests only: temporary folders, no SLURM, no Snakemake run.
 """
@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 from planeflow import PlaneflowError
-from planeflow import slurm_profile as sp
+from planeflow.cli import slurm_profile as sp
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE_SRC = REPO / "profiles" / "slurm"
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_VARS = ("PLANEFLOW_SLURM_ACCOUNT", "PLANEFLOW_SLURM_PARTITION", "PLANEFLOW_SLURM_QOS")
@@ -42,9 +45,9 @@ def workflow_rules() -> set[str]:
 
 
 def test_template_is_valid_and_complete():
-    text = (sp.PROFILE_SRC / "config.yaml").read_text()
+    text = (PROFILE_SRC / "config.yaml").read_text()
     assert isinstance(yaml.safe_load(text), dict)
-    cfg = render(sp.PROFILE_SRC)
+    cfg = render(PROFILE_SRC)
     assert cfg["executor"] == "slurm"
     assert cfg["slurm-status-command"] == "squeue"
     assert int(cfg["slurm-init-seconds-before-status-checks"]) > 0
@@ -56,7 +59,7 @@ def test_template_is_valid_and_complete():
     assert "slurm-qos" not in cfg
     # per-rule settings belong to the workflow profile, which would replace them whole
     assert "set-resources" not in cfg and "set-threads" not in cfg
-    default = yaml.safe_load((sp.PROFILE_SRC.parent / "default" / "config.yaml").read_text())
+    default = yaml.safe_load((PROFILE_SRC.parent / "default" / "config.yaml").read_text())
     rules = workflow_rules()
     jobs = {r for r in rules if r not in ("all", "cellpose_import_all")}  # the rest are targets
     assert set(default["set-threads"]) == jobs
@@ -74,7 +77,7 @@ def test_template_reads_environment(monkeypatch):
     monkeypatch.setenv("PLANEFLOW_SLURM_ACCOUNT", "lab_acct")
     monkeypatch.setenv("PLANEFLOW_SLURM_PARTITION", "gpu,cpu")
     monkeypatch.setenv("PLANEFLOW_SLURM_QOS", "long")
-    cfg = render(sp.PROFILE_SRC)
+    cfg = render(PROFILE_SRC)
     assert cfg["default-resources"]["slurm_account"] == "lab_acct"
     assert cfg["default-resources"]["slurm_partition"] == "gpu,cpu"
     assert cfg["slurm-qos"] == "long"
@@ -82,7 +85,7 @@ def test_template_reads_environment(monkeypatch):
 
 def test_install_fills_values(tmp_path):
     dest = tmp_path / "profiles" / "slurm"
-    out = sp.install_profile(account="acct1", partition="short", qos="normal", dest=dest)
+    out = sp.install_profile(workflow_dir=REPO, account="acct1", partition="short", qos="normal", dest=dest)
     assert out == dest.absolute()
     text = (dest / "config.yaml").read_text()
     assert isinstance(yaml.safe_load(text), dict)
@@ -93,13 +96,13 @@ def test_install_fills_values(tmp_path):
     assert cfg["executor"] == "slurm"
     assert "configfile" not in cfg and not (dest / "gpu.yaml").exists()
     # the other files of the template come along
-    for f in sp.PROFILE_SRC.iterdir():
+    for f in PROFILE_SRC.iterdir():
         if f.is_file() and not f.name.startswith("."):
             assert (dest / f.name).is_file()
 
 
 def test_installed_values_win_over_environment(tmp_path, monkeypatch):
-    dest = sp.install_profile(account="fixed", dest=tmp_path / "p")
+    dest = sp.install_profile(workflow_dir=REPO, account="fixed", dest=tmp_path / "p")
     monkeypatch.setenv("PLANEFLOW_SLURM_ACCOUNT", "from_env")
     monkeypatch.setenv("PLANEFLOW_SLURM_PARTITION", "part_env")
     cfg = render(dest)
@@ -110,13 +113,13 @@ def test_installed_values_win_over_environment(tmp_path, monkeypatch):
 
 
 def test_numeric_account_stays_a_string(tmp_path):
-    dest = sp.install_profile(account="123456", dest=tmp_path / "p")
+    dest = sp.install_profile(workflow_dir=REPO, account="123456", dest=tmp_path / "p")
     assert render(dest)["default-resources"]["slurm_account"] == "123456"
 
 
 def test_default_dest_honours_xdg(tmp_path):
     assert sp.default_profile_dir() == tmp_path / "xdg" / "snakemake" / "slurm"
-    out = sp.install_profile(partition="debug")
+    out = sp.install_profile(workflow_dir=REPO, partition="debug")
     assert out == tmp_path / "xdg" / "snakemake" / "slurm"
     assert render(out)["default-resources"]["slurm_partition"] == "debug"
 
@@ -129,23 +132,23 @@ def test_default_dest_without_xdg(tmp_path, monkeypatch):
 
 
 def test_refuses_existing_dest(tmp_path):
-    dest = sp.install_profile(account="first", dest=tmp_path / "p")
+    dest = sp.install_profile(workflow_dir=REPO, account="first", dest=tmp_path / "p")
     before = (dest / "config.yaml").read_text()
     with pytest.raises(PlaneflowError, match="already exists"):
-        sp.install_profile(account="second", dest=dest)
+        sp.install_profile(workflow_dir=REPO, account="second", dest=dest)
     assert (dest / "config.yaml").read_text() == before
     # an empty existing folder is refused too
     (tmp_path / "empty").mkdir()
     with pytest.raises(PlaneflowError, match="already exists"):
-        sp.install_profile(dest=tmp_path / "empty")
+        sp.install_profile(workflow_dir=REPO, dest=tmp_path / "empty")
 
 
 def test_force_overwrites(tmp_path):
-    dest = sp.install_profile(account="first", qos="q1", dest=tmp_path / "p", gpu=True)
+    dest = sp.install_profile(workflow_dir=REPO, account="first", qos="q1", dest=tmp_path / "p", gpu=True)
     assert (dest / "gpu.yaml").is_file()
     (dest / "notes.txt").write_text("mine")
     (dest / "config.yaml").write_text("edited: true\n")
-    out = sp.install_profile(account="second", dest=dest, force=True)
+    out = sp.install_profile(workflow_dir=REPO, account="second", dest=dest, force=True)
     assert out == dest
     cfg = render(dest)
     assert cfg["default-resources"]["slurm_account"] == "second"
@@ -159,12 +162,12 @@ def test_force_refuses_a_file(tmp_path):
     f = tmp_path / "afile"
     f.write_text("x")
     with pytest.raises(PlaneflowError, match="not a folder"):
-        sp.install_profile(dest=f, force=True)
+        sp.install_profile(workflow_dir=REPO, dest=f, force=True)
     assert f.read_text() == "x"
 
 
 def test_gpu_profile(tmp_path):
-    dest = sp.install_profile(dest=tmp_path / "p", gpu=True)
+    dest = sp.install_profile(workflow_dir=REPO, dest=tmp_path / "p", gpu=True)
     cfg = render(dest)
     assert cfg["configfile"] == "gpu.yaml"
     assert yaml.safe_load((dest / "gpu.yaml").read_text()) == {"gpu": {"enabled": True}}
@@ -173,12 +176,12 @@ def test_gpu_profile(tmp_path):
 @pytest.mark.parametrize("bad", ["a b", "acct;rm -rf /", "x\ny", "'q'", "a:b c", "#x"])
 def test_rejects_bad_values(tmp_path, bad):
     with pytest.raises(PlaneflowError, match="not a valid name"):
-        sp.install_profile(account=bad, dest=tmp_path / "p")
+        sp.install_profile(workflow_dir=REPO, account=bad, dest=tmp_path / "p")
     assert not (tmp_path / "p").exists()
 
 
 def test_blank_values_are_unset(tmp_path):
-    dest = sp.install_profile(account="  ", partition="", dest=tmp_path / "p")
+    dest = sp.install_profile(workflow_dir=REPO, account="  ", partition="", dest=tmp_path / "p")
     cfg = render(dest)
     assert "slurm_account" not in cfg["default-resources"]
     assert "slurm_partition" not in cfg["default-resources"]
@@ -187,7 +190,7 @@ def test_blank_values_are_unset(tmp_path):
 def test_snakemake_parses_installed_profile(tmp_path):
     """Snakemake's own profile reader turns the installed file into CLI arguments."""
     profiles = pytest.importorskip("snakemake.profiles")
-    dest = sp.install_profile(account="acct1", partition="short", qos="normal",
+    dest = sp.install_profile(workflow_dir=REPO, account="acct1", partition="short", qos="normal",
                               dest=tmp_path / "p")
     with open(dest / "config.yaml") as fh:
         args = profiles.ProfileConfigFileParser().parse(fh)

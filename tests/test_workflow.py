@@ -30,7 +30,7 @@ FINAL = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from planeflow.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     tmp = tmp_path_factory.mktemp("wf")
     sim = simulate_session(tmp / "raw", nplanes=NPLANES, nframes=NFRAMES, Ly=LY, Lx=LX,
@@ -108,7 +108,7 @@ def load_plane(res, p):
 
 
 def test_detection_matches_planted_cells(run):
-    from planeflow.groundtruth import load_ground_truth, match_rois
+    from planeflow.synth.groundtruth import load_ground_truth, match_rois
 
     gt = load_ground_truth(run["sim"]["ground_truth"])
     for p in range(NPLANES):
@@ -119,7 +119,7 @@ def test_detection_matches_planted_cells(run):
 
 
 def test_registration_recovers_planted_motion(run):
-    from planeflow.groundtruth import load_ground_truth, registration_error
+    from planeflow.synth.groundtruth import load_ground_truth, registration_error
 
     gt = load_ground_truth(run["sim"]["ground_truth"])
     for p in range(NPLANES):

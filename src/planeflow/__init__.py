@@ -2,8 +2,8 @@
 
 The package holds the logic behind the Snakemake workflow (one module per step in
 :mod:`planeflow.steps`), the session inspection used at DAG-build time
-(:mod:`planeflow.session`), and the synthetic data generator
-(:mod:`planeflow.simulate`). Importing it is cheap: suite2p and torch are imported
+(:mod:`planeflow.plan.session`), and the synthetic data generator
+(:mod:`planeflow.synth.simulate`). Importing it is cheap: suite2p and torch are imported
 only inside the steps that need them.
 """
 

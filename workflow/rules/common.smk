@@ -10,9 +10,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from snakemake.utils import min_version, validate as sm_validate
 
 from planeflow import PlaneflowError
-from planeflow import config as pfconfig
-from planeflow import nwb as pfnwb
-from planeflow.session import metadata_path, session_metadata
+from planeflow.plan import config as pfconfig
+from planeflow.plan import nwb_meta as pfnwb
+from planeflow.plan.session import metadata_path, session_metadata
 
 min_version("9.0")
 
@@ -79,7 +79,7 @@ def bench_path(step):
 #: a plane's final suite2p folder: merge's one directory output (the files in it are
 #: planeflow.steps.merge.OUTPUT_NAMES)
 FINAL_DIR = f"{SESSION_DIR}/suite2p/plane{{plane}}"
-#: the session's cached metadata (planeflow.session.metadata_path with a wildcard)
+#: the session's cached metadata (planeflow.plan.session.metadata_path with a wildcard)
 METADATA_FILE = metadata_path(RESULTS, "{session}")
 
 

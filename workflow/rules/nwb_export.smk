@@ -1,7 +1,7 @@
 # NWB export: one NWB file per session from the final suite2p folders (and, with
 # nwb_export.include_movie, the registration binaries). Its subject/session metadata
 # was checked when common.smk was parsed (NWB_META), before any job ran. Inputs and
-# resources come from planeflow.nwb (pfnwb), computed from the cached session metadata.
+# resources come from planeflow.plan.nwb_meta (pfnwb), computed from the cached session metadata.
 
 
 rule nwb_export:

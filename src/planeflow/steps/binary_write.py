@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 
-from .. import PlaneflowError
-from ..atomic import atomic_path, save_npy
-from ..bidiphase import apply_bidiphase
-from ..history import append_history
-from ..rawio import open_plane_reader, to_int16
-from ..session import load_metadata
+from planeflow import PlaneflowError
+from planeflow.io.atomic import atomic_path, save_npy
+from planeflow.core.bidiphase import apply_bidiphase
+from planeflow.io.history import append_history
+from planeflow.io.raw import open_plane_reader, to_int16
+from planeflow.plan.session import load_metadata
 
 log = logging.getLogger("planeflow")
 
@@ -95,7 +95,7 @@ class _ChunkSink:
 
 def estimate_plane_bidiphase(reader, plane: int, bidi: dict, nsample: int = 300) -> float:
     """Scan-phase offset of ``plane`` from up to ``nsample`` frames spread over the movie."""
-    from ..bidiphase import estimate_bidiphase
+    from planeflow.core.bidiphase import estimate_bidiphase
 
     n = reader.nframes
     step = max(1, n // nsample)

@@ -4,7 +4,7 @@ Writes, from ``suite2p/plane<p>/{ops,stat,iscell}.npy``: ``masks.npy`` (label im
 0 = background, exported ROI i = label i + 1), the summary image ``<name>.tif``, the
 ``<name>_seg.npy`` that the cellpose GUI opens (written by cellpose's own
 ``masks_flows_to_seg``) and ``conversion_meta.npy`` (which stat index each label
-is). See :mod:`planeflow.cellpose` for how overlapping ROIs are resolved.
+is). See :mod:`planeflow.core.cellpose_masks` for how overlapping ROIs are resolved.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cellpose as cp
-from ..atomic import atomic_path, save_npy
-from ..history import append_history
-from ._common import load_array, load_ops
+from planeflow.core import cellpose_masks as cp
+from planeflow.io.atomic import atomic_path, save_npy
+from planeflow.io.history import append_history
+from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
 

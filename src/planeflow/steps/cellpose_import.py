@@ -14,11 +14,12 @@ import time
 
 import numpy as np
 
-from .. import PlaneflowError
-from .. import cellpose as cp
-from ..history import append_history
-from ._common import load_ops, prepare_suite2p_step, save_plane_outputs, select_classifier
-from .detection import extract_deconvolve_classify
+from planeflow import PlaneflowError
+from planeflow.core import cellpose_masks as cp
+from planeflow.io.history import append_history
+from planeflow.io.planefiles import load_ops, save_plane_outputs
+from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
+from planeflow.steps.detection import extract_deconvolve_classify
 
 log = logging.getLogger("planeflow")
 

@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 
-from ..history import append_history
-from ._common import prepare_suite2p_step, save_plane_outputs, select_classifier
+from planeflow.io.history import append_history
+from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
+from planeflow.io.planefiles import save_plane_outputs
 
 log = logging.getLogger("planeflow")
 

@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from .. import PlaneflowError
-from ..atomic import save_npy
-from ..history import append_history
-from ._common import load_array, load_ops
+from planeflow import PlaneflowError
+from planeflow.io.atomic import save_npy
+from planeflow.io.history import append_history
+from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
 

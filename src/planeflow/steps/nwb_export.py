@@ -32,10 +32,10 @@ import time
 import numpy as np
 from hdmf.data_utils import GenericDataChunkIterator
 
-from .. import PlaneflowError, __version__
-from ..atomic import atomic_path
-from ..history import suite2p_version
-from ._common import check_binary, full_frame_image, load_array, load_ops
+from planeflow import PlaneflowError, __version__
+from planeflow.io.atomic import atomic_path
+from planeflow.io.history import suite2p_version
+from planeflow.io.planefiles import check_binary, full_frame_image, load_array, load_ops
 
 log = logging.getLogger("planeflow")
 
@@ -352,12 +352,12 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
     ``planes``: per plane, in plane order, ``plane`` (index) and the paths ``ops``, ``stat``,
     ``iscell``, ``F``, ``Fneu``, ``spks``, ``dff`` of its final suite2p folder, plus
     ``movie_parts`` (list of {bin, shape, offset}) when the movie is included.
-    ``metadata``: from :func:`planeflow.nwb.resolve_metadata`; ``session``: session_id,
+    ``metadata``: from :func:`planeflow.plan.nwb_meta.resolve_metadata`; ``session``: session_id,
     fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression.
     """
     from pynwb import NWBHDF5IO
 
-    from ..nwb import resolve_metadata
+    from planeflow.plan.nwb_meta import resolve_metadata
 
     t0 = time.time()
     meta, missing, problems = resolve_metadata(session["session_id"], metadata)

@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
-from .. import PlaneflowError
-from .. import figures
-from ..atomic import save_npy, save_text
-from ..dff import apply_filters, compute_dff, roi_table
-from ..history import append_history
-from ._common import load_array, load_ops
+from planeflow import PlaneflowError
+from planeflow.core import figures
+from planeflow.io.atomic import save_npy, save_text
+from planeflow.core.dff import apply_filters, compute_dff, roi_table
+from planeflow.io.history import append_history
+from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
 

@@ -20,12 +20,22 @@ import logging
 import os
 import time
 
-from .. import PlaneflowError, __version__
-from ..atomic import atomic_path, save_json
-from ..raw_compress import (CHECKSUM, Progress, changed_members, check_format, collect_members,
-                            data_root, delete_originals, hash_file, verify_archive, verify_binary,
-                            write_archive)
-from ..session import load_metadata
+from planeflow import PlaneflowError, __version__
+from planeflow.io.atomic import atomic_path, save_json
+from planeflow.core.archive import (
+    CHECKSUM,
+    Progress,
+    changed_members,
+    check_format,
+    collect_members,
+    data_root,
+    delete_originals,
+    hash_file,
+    verify_archive,
+    verify_binary,
+    write_archive,
+)
+from planeflow.plan.session import load_metadata
 
 log = logging.getLogger("planeflow")
 

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from ..atomic import atomic_path, save_npy
-from ..history import append_history
-from ._common import prepare_suite2p_step
+from planeflow.io.atomic import atomic_path, save_npy
+from planeflow.io.history import append_history
+from planeflow.steps._suite2p import prepare_suite2p_step
 
 log = logging.getLogger("planeflow")
 

@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 
-from .. import __version__, figures
-from ..atomic import save_json, save_text
-from ..history import suite2p_version
-from ._common import load_array, load_ops
+from planeflow import __version__
+from planeflow.core import figures
+from planeflow.io.atomic import save_json, save_text
+from planeflow.io.history import suite2p_version
+from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
 

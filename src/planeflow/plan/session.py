@@ -17,8 +17,8 @@ import re
 import sys
 from pathlib import Path
 
-from . import PlaneflowError
-from .atomic import save_json
+from planeflow import PlaneflowError
+from planeflow.io.atomic import save_json
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 ARRAY_SUFFIXES = (".zarr", ".h5", ".hdf5", ".hdf")
@@ -192,7 +192,8 @@ def _kept_planes(acq: dict, nplanes: int, sid: str) -> list[int]:
 
 def _tiff_acquisition(files: list[str], acq: dict) -> dict:
     """What the ScanImage header of the first file says (empty for a plain TIFF)."""
-    from .scanimage import acquisition_info, read_header
+    from planeflow.io.scanimage.acquisition import acquisition_info
+    from planeflow.io.scanimage.header import read_header
 
     header = read_header(files[0], count_pages=False)
     if not header.get("SI"):
@@ -302,7 +303,7 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
 
 def _array_metadata(row: dict, path: str, acq: dict) -> dict:
     """zarr / HDF5 arrays of shape (T, Z, Y, X) or (T, Y, X)."""
-    from .arrayio import inspect_array
+    from planeflow.io.arrays import inspect_array
 
     sid = row["session_id"]
     info = inspect_array(path)
@@ -366,7 +367,7 @@ def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) ->
     only if its fingerprint matches the files as they were when archived (sizes and
     modification times from the manifest) and the current sheet row and acquisition settings.
     """
-    from .raw_compress import load_manifest, manifest_path
+    from planeflow.core.archive import load_manifest, manifest_path
 
     sid = row["session_id"]
     manifest = load_manifest(results_dir, sid)

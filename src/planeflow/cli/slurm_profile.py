@@ -15,10 +15,10 @@ import os
 import re
 from pathlib import Path
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
-#: the profile shipped with the repository
-PROFILE_SRC = Path(__file__).resolve().parents[2] / "profiles" / "slurm"
+#: the profile template inside a planeflow checkout (the workflow folder)
+PROFILE_SUBDIR = Path("profiles") / "slurm"
 PROFILE_NAME = "slurm"
 
 #: names SLURM accepts for accounts, partitions and QoS (comma lists allowed for
@@ -69,7 +69,7 @@ def _set_definition(text: str, name: str, value: str) -> str:
     new, n = pattern.subn(lambda m: f"{m.group('indent')}{name} = {json.dumps(value)}", text)
     if n != 1:
         raise PlaneflowError(
-            f"{PROFILE_SRC / 'config.yaml'}: expected one '- {name} = ...' line under "
+            f"profiles/slurm/config.yaml: expected one '- {name} = ...' line under "
             f"__definitions__, found {n}; the profile template was changed")
     return new
 
@@ -94,7 +94,7 @@ def render_config(text: str, account: str | None = None, partition: str | None =
 
 
 def _write(path: Path, text: str) -> None:
-    from .atomic import save_text
+    from planeflow.io.atomic import save_text
 
     save_text(path, text)
     os.chmod(path, 0o644)
@@ -102,7 +102,8 @@ def _write(path: Path, text: str) -> None:
 
 def install_profile(account: str | None = None, partition: str | None = None,
                     qos: str | None = None, dest: str | os.PathLike | None = None,
-                    force: bool = False, gpu: bool = False) -> Path:
+                    force: bool = False, gpu: bool = False,
+                    workflow_dir: str | os.PathLike = ".") -> Path:
     """Copy ``profiles/slurm`` to ``dest`` (default :func:`default_profile_dir`).
 
     ``account``, ``partition`` and ``qos`` are written into the copy (sbatch -A, -p,
@@ -111,17 +112,18 @@ def install_profile(account: str | None = None, partition: str | None = None,
     ``gpu=True`` adds a config file that switches on planeflow's ``gpu.enabled``.
     An existing ``dest`` is refused unless ``force``; with ``force`` the profile's
     files in it are overwritten and other files there are left alone.
+    ``workflow_dir``: the planeflow checkout whose ``profiles/slurm`` is copied.
     Returns the profile folder.
     """
     account = _check_value("account", account)
     partition = _check_value("partition", partition)
     qos = _check_value("QoS", qos)
 
-    src = PROFILE_SRC
+    src = Path(workflow_dir) / PROFILE_SUBDIR
     if not (src / "config.yaml").is_file():
         raise PlaneflowError(
-            f"profile template {src / 'config.yaml'} not found: install_profile needs "
-            "planeflow's repository checkout (pip install -e .)")
+            f"profile template {src / 'config.yaml'} not found: run this command in the "
+            "planeflow folder (the one with the Snakefile), or pass --workflow FOLDER")
     dest = Path(dest).expanduser() if dest is not None else default_profile_dir()
     dest = dest.absolute()
     if dest.exists() or dest.is_symlink():
@@ -152,7 +154,8 @@ def install_profile(account: str | None = None, partition: str | None = None,
 
 def _cli(args) -> int:
     dest = install_profile(account=args.account, partition=args.partition, qos=args.qos,
-                           dest=args.dest, force=args.force, gpu=args.gpu)
+                           dest=args.dest, force=args.force, gpu=args.gpu,
+                           workflow_dir=args.workflow)
     default = dest == default_profile_dir().absolute()
     use = "--profile slurm" if default else f"--profile {dest}"
     print(f"installed the planeflow SLURM profile in {dest}")
@@ -179,4 +182,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--dest", help=f"profile folder (default: {default_profile_dir()})")
     p.add_argument("--force", action="store_true",
                    help="overwrite the profile's files in an existing folder")
+    p.add_argument("--workflow", default=".",
+                   help="the planeflow folder holding profiles/slurm (default: the current folder)")
     p.set_defaults(func=_cli)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .atomic import atomic_path
+from planeflow.io.atomic import atomic_path
 
 
 def _plt():

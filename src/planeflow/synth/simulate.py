@@ -293,7 +293,7 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
     m-dx : m-dx+Lx]`` of a canvas with margin ``m = max_shift``). suite2p's rigid
     offsets ``yoff, xoff`` follow the same sign (content displacement relative to
     its reference image) up to a constant, see
-    :func:`planeflow.groundtruth.registration_error`.
+    :func:`planeflow.synth.groundtruth.registration_error`.
 
     Returns
     -------

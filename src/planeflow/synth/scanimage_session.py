@@ -1,7 +1,7 @@
 """Synthetic ScanImage recordings: LBM planes as channels, multi-ROI stripes with fly-to
 lines, a bidirectional scan-phase offset, split over several files.
 
-The movie itself comes from :func:`planeflow.simulate.simulate_session` (planted neurons,
+The movie itself comes from :func:`planeflow.synth.simulate.simulate_session` (planted neurons,
 motion, noise) on the *plane image*: the mROIs side by side. Each page is then laid out
 as ScanImage writes an mROI frame: the ROIs stacked vertically in order, ``fly_to_lines``
 rows between them, the odd lines shifted by the scan-phase offset, with the ``SI.*``
@@ -42,14 +42,14 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
                                name="lbm", zoom=2.0) -> dict:
     """Write an LBM mROI session in ScanImage format; return files, ground truth, layout.
 
-    ``bidiphase``: odd lines are shifted by this many pixels (``planeflow.bidiphase``'s
+    ``bidiphase``: odd lines are shifted by this many pixels (``planeflow.core.bidiphase``'s
     convention: ``odd_row[x] ≈ even_row[x - d]``); 0 for none.
     """
     import tifffile
 
-    from .bidiphase import plant_bidiphase
-    from .scanimage import make_tags, write_scanimage_tiff
-    from .simulate import simulate_session
+    from planeflow.core.bidiphase import plant_bidiphase
+    from planeflow.synth.scanimage_writer import make_tags, write_scanimage_tiff
+    from planeflow.synth.simulate import simulate_session
 
     out_dir = Path(out_dir)
     work = out_dir / ".plane_movie"

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 
 def to_int16(im: np.ndarray) -> np.ndarray:
@@ -131,7 +131,7 @@ def open_plane_reader(meta: dict):
     if fmt == "tiff":
         return TiffPlaneReader(meta["files"], meta["pages_per_file"], meta["nplanes"], meta.get("layout"))
     if fmt in ("zarr", "hdf5"):
-        from .arrayio import ArrayPlaneReader
+        from planeflow.io.arrays import ArrayPlaneReader
 
         return ArrayPlaneReader(meta["files"][0], meta.get("dataset"))
     raise PlaneflowError(f"session '{meta.get('session_id')}': unsupported input format '{fmt}'.")

@@ -13,7 +13,7 @@ import math
 import re
 import uuid
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 #: sessions-sheet columns (and keys of nwb_export.metadata) read by the NWB export
 SHEET_COLUMNS = {

@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 __all__ = ["estimate_bidiphase", "apply_bidiphase", "plant_bidiphase"]
 

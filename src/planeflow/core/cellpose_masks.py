@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import PlaneflowError
-from .atomic import save_npy
+from planeflow import PlaneflowError
+from planeflow.io.atomic import save_npy
 
 #: summary images that can be exported (keys of ops)
 IMG_KEYS = ("meanImg", "meanImgE", "max_proj", "Vcorr")
@@ -114,7 +114,7 @@ def summary_image(ops: dict, img_key: str = "meanImg") -> np.ndarray:
         raise PlaneflowError(
             f"this plane's ops.npy has no 2-D '{img_key}' image; set cellpose.img_key to one of "
             f"{', '.join(k for k in IMG_KEYS if np.ndim(ops.get(k)) == 2) or 'the images ops holds'}.")
-    from .steps._common import full_frame_image
+    from planeflow.io.planefiles import full_frame_image
 
     return full_frame_image(ops, img_key)
 

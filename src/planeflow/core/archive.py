@@ -2,7 +2,7 @@
 
 The functions here do one thing each and are used by the ``raw_compress`` step
 (:mod:`planeflow.steps.raw_compress`); :func:`load_manifest` is also used by
-:mod:`planeflow.session` while Snakemake parses the workflow, so importing this
+:mod:`planeflow.plan.session` while Snakemake parses the workflow, so importing this
 module must stay cheap (standard library only at import time).
 
 Archives are plain zip (deflate) or tar.gz / tar.bz2 / tar.xz files that any unzip
@@ -18,7 +18,7 @@ import os
 import tarfile
 import zipfile
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 log = logging.getLogger("planeflow")
 
@@ -93,7 +93,7 @@ def verify_binary(bin_path: str, ops_path: str, nframes: int | None = None,
     Returns a short record for the manifest; raises :class:`PlaneflowError` naming
     the file on any mismatch.
     """
-    from .steps._common import check_binary, load_ops
+    from planeflow.io.planefiles import check_binary, load_ops
 
     ops = load_ops(ops_path)
     redo = (f"Rewrite it with `snakemake --forcerun {bin_path}` (this also redoes that plane's "

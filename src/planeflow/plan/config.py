@@ -10,10 +10,9 @@ import csv
 import os
 from pathlib import Path
 
-from . import PlaneflowError
-from .nwb import SHEET_COLUMNS as NWB_SHEET_COLUMNS
+from planeflow import PlaneflowError
+from planeflow.plan.nwb_meta import SHEET_COLUMNS as NWB_SHEET_COLUMNS
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
 
 #: sheet columns and how to read them; everything but the first two is optional
 SHEET_COLUMNS = {
@@ -26,7 +25,7 @@ SHEET_COLUMNS = {
     "dx": float,
     "dy": float,
     "dz": float,
-    **NWB_SHEET_COLUMNS,  # subject/session metadata for the NWB export (planeflow.nwb)
+    **NWB_SHEET_COLUMNS,  # subject/session metadata for the NWB export (planeflow.plan.nwb_meta)
 }
 
 
@@ -37,8 +36,9 @@ def _load_yaml(path: Path) -> dict:
         return yaml.safe_load(fh)
 
 
-def load_schema(name: str, schema_dir: Path | None = None) -> dict:
-    return _load_yaml(Path(schema_dir or SCHEMA_DIR) / name)
+def load_schema(name: str, schema_dir: str | Path) -> dict:
+    """A schema of the workflow's ``workflow/schemas`` folder (``schema_dir``)."""
+    return _load_yaml(Path(schema_dir) / name)
 
 
 def _format_error(err, where: str) -> str:
@@ -214,6 +214,6 @@ def _check_keys(override: dict, defaults: dict, where: str) -> None:
 
 
 def _s2p_version() -> str:
-    from .history import suite2p_version
+    from planeflow.io.history import suite2p_version
 
     return suite2p_version()

@@ -10,7 +10,7 @@ import datetime as _dt
 import os
 from importlib import metadata as _md
 
-from . import __version__
+from planeflow import __version__
 
 
 def suite2p_version() -> str:

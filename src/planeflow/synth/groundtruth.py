@@ -1,4 +1,4 @@
-"""Scoring suite2p output against the ground truth planted by :mod:`planeflow.simulate`.
+"""Scoring suite2p output against the ground truth planted by :mod:`planeflow.synth.simulate`.
 
 * :func:`load_ground_truth` reads ``ground_truth.npz``.
 * :func:`match_rois` matches suite2p ROIs (``stat.npy``) to planted cell masks one to

@@ -2,7 +2,7 @@
 
 A recording stored as an array has shape ``(T, Z, Y, X)`` (frames, planes, lines,
 pixels) or ``(T, Y, X)`` (one plane). :func:`inspect_array` reads only metadata;
-:class:`ArrayPlaneReader` mirrors :class:`planeflow.rawio.TiffPlaneReader`:
+:class:`ArrayPlaneReader` mirrors :class:`planeflow.io.raw.TiffPlaneReader`:
 ``iter_frames(plane, chunk, start, stop)`` yields ``(n, Ly, Lx)`` numpy arrays
 through dask, each one read from disk on its own, so memory is bounded by one chunk
 (plus whatever storage chunks zarr/HDF5 must decompress to serve it).
@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import PlaneflowError
+from planeflow import PlaneflowError
 
 __all__ = ["inspect_array", "ArrayPlaneReader", "EXPECTED_SHAPES"]
 
@@ -239,7 +239,7 @@ def inspect_array(path, key: str | None = None) -> dict:
 class ArrayPlaneReader:
     """Frames of one plane from a (T, Z, Y, X) or (T, Y, X) zarr/HDF5 array.
 
-    Same interface as :class:`planeflow.rawio.TiffPlaneReader`: attributes
+    Same interface as :class:`planeflow.io.raw.TiffPlaneReader`: attributes
     ``nframes``, ``nplanes``, ``Ly``, ``Lx`` and :meth:`iter_frames`.
     """
 

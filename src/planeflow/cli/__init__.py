@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import PlaneflowError, __version__
+from planeflow import PlaneflowError, __version__
 
 
 def _simulate(args) -> int:
-    from .simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
     if args.scanimage:
-        from .simulate_scanimage import simulate_scanimage_session
+        from planeflow.synth.scanimage_session import simulate_scanimage_session
 
         widths = [args.lx // args.rois] * args.rois
         res = simulate_scanimage_session(
@@ -45,11 +45,11 @@ def _simulate(args) -> int:
 def _suite2p_schema(args) -> int:
     import yaml
 
-    from .suite2p_schema import suite2p_settings_schema
+    from planeflow.plan.suite2p_schema import suite2p_settings_schema
 
     text = yaml.safe_dump(suite2p_settings_schema(), sort_keys=False, width=100)
     if args.out:
-        from .atomic import save_text
+        from planeflow.io.atomic import save_text
 
         save_text(args.out, text)
     else:
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     g.add_argument("--out", help="file to write (default: stdout)")
     g.set_defaults(func=_suite2p_schema)
 
-    from .slurm_profile import add_cli as add_slurm_profile
+    from planeflow.cli.slurm_profile import add_cli as add_slurm_profile
 
     add_slurm_profile(sub)
 

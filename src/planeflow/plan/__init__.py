@@ -1,0 +1,1 @@
+"""DAG time: config, sessions sheet, metadata cache, NWB metadata check, results layout, resources."""

@@ -1,0 +1,49 @@
+"""What every suite2p step does first: settings, input checks, the torch device."""
+from __future__ import annotations
+
+import logging
+import os
+
+from planeflow.io.planefiles import check_binary, load_ops
+
+log = logging.getLogger("planeflow")
+
+
+def get_device(settings: dict, threads: int | None = None):
+    """The torch device from settings['torch_device'], falling back to CPU with a warning."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    name = settings.get("torch_device", "cpu")
+    if name != "cpu":
+        try:
+            dev = torch.device(name)
+            torch.zeros(1).to(dev)
+            return dev
+        except Exception:  # noqa: BLE001
+            log.warning("torch device '%s' is not available here; running on CPU", name)
+    return torch.device("cpu")
+
+
+def select_classifier(settings: dict):
+    """The classifier file suite2p's own pipeline would use, with the same precedence."""
+    from suite2p import classification
+
+    path = settings["classification"].get("classifier_path")
+    if path and os.path.exists(path):
+        return path
+    if settings["classification"]["use_builtin_classifier"] or not classification.user_classfile.is_file():
+        return classification.builtin_classfile
+    return classification.user_classfile
+
+
+def prepare_suite2p_step(in_ops, in_bin, overrides: dict, torch_device: str, threads: int):
+    """Common start of the suite2p steps: the previous step's ops, the step's suite2p
+    settings on top of those ops' settings, a size check of the input binary, the device."""
+    from planeflow.plan.config import suite2p_settings
+
+    ops = load_ops(in_ops)
+    settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
+    check_binary(in_bin, ops["nframes"], ops["Ly"], ops["Lx"])
+    return ops, settings, get_device(settings, threads)

@@ -1,0 +1,1 @@
+"""Synthetic recordings with planted ground truth (simulator, ScanImage writer, scoring); for the demo and tests."""
