@@ -1,14 +1,7 @@
-# Snakemake script of rule binary_write; the logic is planeflow.steps.binary_write.
-import sys
-from pathlib import Path
+# Snakemake script of rule binary_write: planeflow.steps.binary_write.
+from planeflow.steps._job import run_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from planeflow.steps._job import run_job  # noqa: E402
-from planeflow.steps.binary_write import binary_write  # noqa: E402
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-run_job(sm, lambda: binary_write(
+run_step(snakemake, "binary_write", lambda sm: dict(  # noqa: F821 - snakemake is injected
     metadata=sm.input.metadata, plane=int(sm.wildcards.plane), part=int(sm.wildcards.part),
     out_bin=sm.output.bin, out_ops=sm.output.ops,
-    chunk_frames=sm.config["binary_write"]["chunk_frames"],
-    chunk_mb=sm.config["binary_write"]["chunk_mb"]))
+    chunk_frames=sm.config["binary_write"]["chunk_frames"], chunk_mb=sm.config["binary_write"]["chunk_mb"]))

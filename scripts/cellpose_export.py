@@ -1,16 +1,12 @@
-# Snakemake script of rule cellpose_export; the logic is planeflow.steps.cellpose_export.
-import os
-import sys
-from pathlib import Path
+# Snakemake script of rule cellpose_export: planeflow.steps.cellpose_export.
+from planeflow.plan.layout import plane_folder_files
+from planeflow.steps._job import named, run_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from planeflow.steps._job import limit_threads, run_job  # noqa: E402
 
-sm = snakemake  # noqa: F821 - injected by Snakemake
-limit_threads(sm.threads)
-from planeflow.steps.cellpose_export import OUTPUT_NAMES, cellpose_export  # noqa: E402
+def arguments(sm):
+    plane = plane_folder_files(sm.input.plane)
+    return dict(in_ops=plane["ops"], in_stat=plane["stat"], in_iscell=plane["iscell"],
+                out=named(sm.output), img_key=sm.params.img_key, rois=sm.params.rois)
 
-run_job(sm, lambda: cellpose_export(
-    in_ops=os.path.join(sm.input.plane, "ops.npy"), in_stat=os.path.join(sm.input.plane, "stat.npy"),
-    in_iscell=os.path.join(sm.input.plane, "iscell.npy"),
-    out={k: sm.output[k] for k in OUTPUT_NAMES}, img_key=sm.params.img_key, rois=sm.params.rois))
+
+run_step(snakemake, "cellpose_export", arguments)  # noqa: F821 - snakemake is injected

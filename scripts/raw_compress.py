@@ -1,18 +1,10 @@
-# Snakemake script of rule raw_compress; the logic is planeflow.steps.raw_compress.
-import sys
-from pathlib import Path
+# Snakemake script of rule raw_compress: planeflow.steps.raw_compress.
+# Its settings come from the config, not params: changing delete_originals after the
+# archive exists must not make Snakemake want to redo it.
+from planeflow.steps._job import run_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from planeflow.steps._job import limit_threads, run_job  # noqa: E402
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-limit_threads(sm.threads)
-from planeflow.steps.raw_compress import raw_compress  # noqa: E402
-
-# settings come from the config, not params: changing delete_originals after the archive
-# exists must not make Snakemake want to redo it
-settings = sm.config["raw_compress"]
-run_job(sm, lambda: raw_compress(
+run_step(snakemake, "raw_compress", lambda sm: dict(  # noqa: F821 - snakemake is injected
     metadata=sm.input.metadata, binaries=list(zip(sm.input.bins, sm.input.ops)),
     out_archive=sm.output.archive, out_manifest=sm.output.manifest,
-    fmt=settings["format"], level=settings["level"], delete=settings["delete_originals"]))
+    fmt=sm.config["raw_compress"]["format"], level=sm.config["raw_compress"]["level"],
+    delete=sm.config["raw_compress"]["delete_originals"]))

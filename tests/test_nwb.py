@@ -87,17 +87,19 @@ def test_sheet_reads_nwb_columns_and_they_do_not_touch_the_processing_row(tmp_pa
     assert pfnwb.strip_nwb_columns(row) == {"session_id": "a", "data_path": "/x", "fs": 7.5}
 
 
-def test_rule_inputs_list_movie_parts_plane_by_plane():
+def test_memory_request_adds_the_movie_buffer():
+    from planeflow.plan import resources
+
     meta = {"session_id": "s", "planes": [0, 2], "nframes": 1000, "plane_shape": [512, 512],
             "parts": [{"part": 0, "shape": [512, 256], "offset": [0, 0]},
                       {"part": 1, "shape": [512, 256], "offset": [0, 256]}]}
     opts = {"include_movie": False, "chunk_frames": 500}
-    files = pfnwb.job_inputs("res", meta, opts)
-    assert files["planes"] == ["res/s/suite2p/plane0", "res/s/suite2p/plane2"] and "movie" not in files
-    movie = pfnwb.job_inputs("res", meta, {**opts, "include_movie": True})["movie"]
-    assert movie == [f"res/s/registration/plane{p}/part{q}/data.bin" for p in (0, 2) for q in (0, 1)]
+    without = resources.estimate("nwb_export", meta, {"nwb_export": opts}, 1)
+    movie = resources.estimate("nwb_export", meta, {"nwb_export": {**opts, "include_movie": True}}, 1)
     # the movie buffer (500 frames of 512 x 512 int16, 4 copies) is added to the request
-    assert pfnwb.job_mem_mb(meta, {**opts, "include_movie": True}, 1) - pfnwb.job_mem_mb(meta, opts, 1) == 1048
+    assert movie["mem_mb"] - without["mem_mb"] == 1048
+    assert resources.minutes("nwb_export", meta, {"nwb_export": {**opts, "include_movie": True}}) > without["runtime"]
+    assert resources.estimate("nwb_export", meta, {"nwb_export": opts}, 2)["mem_mb"] == 2 * without["mem_mb"]
 
 
 # ---- chunked writer ---------------------------------------------------------------------

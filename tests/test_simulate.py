@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from planeflow import PlaneflowError
 import tifffile
 
 from planeflow.synth.groundtruth import load_ground_truth
@@ -200,5 +202,5 @@ def test_nfiles_split_keeps_order_and_whole_volumes(tmp_path):
 def test_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         simulate_session(tmp_path, nframes=5, nfiles=6, Ly=32, Lx=32, cells_per_plane=1)
-    with pytest.raises(ValueError):   # far too many cells for the field of view
+    with pytest.raises(PlaneflowError, match="reduce cells_per_plane"):   # far too many cells for the field of view
         simulate_session(tmp_path, nframes=5, Ly=32, Lx=32, cells_per_plane=50)

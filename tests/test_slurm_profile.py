@@ -68,9 +68,18 @@ def test_template_is_valid_and_complete():
         for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", f.read_text(), re.M | re.S):
             if name in jobs:
                 res = body.split("resources:", 1)[1].split("script:", 1)[0]
-                # a callable of (wildcards, attempt), never a fixed number of minutes
-                assert re.search(r"runtime=(minutes\(|lambda wc, attempt|\w+_runtime)", res), name
-                assert re.search(r"mem_mb=.*", res), name
+                # from planeflow.plan.resources, for the rule's own step
+                assert re.search(rf'\*\*step_resources\("{name}"\)', res), name
+    # ... where memory and wall time grow with each attempt
+    from planeflow.plan import resources
+
+    meta = {"session_id": "s", "planes": [0, 1], "nframes": 1000, "plane_shape": [256, 256],
+            "parts": [{"part": 0, "shape": [256, 256], "offset": [0, 0]}]}
+    cfg = {"binary_write": {"chunk_frames": 500, "chunk_mb": 32},
+           "nwb_export": {"include_movie": True, "chunk_frames": 500}}
+    for name in jobs:
+        one, two = (resources.estimate(name, meta, cfg, a, part=0) for a in (1, 2))
+        assert two["mem_mb"] > one["mem_mb"] > 0 and two["runtime"] > one["runtime"] > 0, name
 
 
 def test_template_reads_environment(monkeypatch):

@@ -1,10 +1,9 @@
 rule binary_write:
     """Stream one plane (part) of the raw recording into suite2p's int16 binary."""
     input:
-        metadata=METADATA_FILE,
+        metadata=LAYOUT.metadata(S),
     output:
-        bin=f"{step_dir('binary_write')}/data_raw.bin",
-        ops=f"{step_dir('binary_write')}/ops.npy",
+        **part_outputs("binary_write"),
     log:
         log_path("binary_write"),
     benchmark:
@@ -15,7 +14,6 @@ rule binary_write:
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=mem_mb("binary_write"),
-        runtime=minutes(60),
+        **step_resources("binary_write"),
     script:
         "../../scripts/binary_write.py"

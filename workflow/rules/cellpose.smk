@@ -1,32 +1,26 @@
 # ROIs to and from the cellpose GUI. cellpose_export runs with the default target when
 # config cellpose.export is true; cellpose_import runs on demand, for the planes whose
 # edited _seg.npy exists: `snakemake cellpose_import_all`.
-CELLPOSE_EXPORT_DIR = f"{SESSION_DIR}/cellpose_export/plane{{plane}}"
-CELLPOSE_IMPORT_DIR = f"{SESSION_DIR}/cellpose_import/plane{{plane}}"
 
 
 rule cellpose_export:
     """A finished plane's ROIs as a cellpose label image, summary .tif and GUI _seg.npy."""
     input:
-        plane=FINAL_DIR,
+        plane=LAYOUT.plane_dir(S, P),
     output:
-        masks=f"{CELLPOSE_EXPORT_DIR}/masks.npy",
-        image=f"{CELLPOSE_EXPORT_DIR}/plane{{plane}}.tif",
-        seg=f"{CELLPOSE_EXPORT_DIR}/plane{{plane}}_seg.npy",
-        conversion_meta=f"{CELLPOSE_EXPORT_DIR}/conversion_meta.npy",
+        **{k: LAYOUT.cellpose_export(k, S, P) for k in pflayout.CELLPOSE_EXPORT_FILES},
     params:
         img_key=config["cellpose"]["img_key"],
         rois=config["cellpose"]["rois"],
     log:
-        f"{SESSION_DIR}/logs/cellpose_export/plane{{plane}}.log",
+        LAYOUT.log("cellpose_export", S, P),
     benchmark:
-        f"{SESSION_DIR}/benchmarks/cellpose_export/plane{{plane}}.tsv"
+        LAYOUT.benchmark("cellpose_export", S, P)
     threads: 1
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=cellpose_mem_mb("cellpose_export"),
-        runtime=minutes(15),
+        **step_resources("cellpose_export"),
     script:
         "../../scripts/cellpose_export.py"
 
@@ -36,25 +30,23 @@ rule cellpose_import:
     from the registered binary, deconvolution and classification as in detection."""
     input:
         seg=cellpose_import_seg,
-        plane=FINAL_DIR,
-        bin=f"{SESSION_DIR}/registration/plane{{plane}}/part0/data.bin",
+        plane=LAYOUT.plane_dir(S, P),
+        # cellpose works on whole planes: one part (roi_mode stitch or whole)
+        bin=LAYOUT.part_file("registration", "bin", S, P, 0),
     output:
-        **{name: f"{CELLPOSE_IMPORT_DIR}/{name}.npy"
-           for name in ("ops", "stat", "iscell", "F", "Fneu", "spks", "conversion_meta")},
+        **{k: LAYOUT.cellpose_import(k, S, P) for k in pflayout.CELLPOSE_IMPORT_FILES},
     params:
         suite2p=suite2p_params("detection"),
         iscell=config["cellpose"]["import_iscell"],
     log:
-        f"{SESSION_DIR}/logs/cellpose_import/plane{{plane}}.log",
+        LAYOUT.log("cellpose_import", S, P),
     benchmark:
-        f"{SESSION_DIR}/benchmarks/cellpose_import/plane{{plane}}.tsv"
+        LAYOUT.benchmark("cellpose_import", S, P)
     threads: 1
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=cellpose_mem_mb("cellpose_import"),
-        runtime=minutes(60),
-        **gpu_request(),
+        **step_resources("cellpose_import"),
     script:
         "../../scripts/cellpose_import.py"
 

@@ -5,19 +5,19 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
 from snakemake.utils import min_version, validate as sm_validate
 
 from planeflow import PlaneflowError
 from planeflow.plan import config as pfconfig
 from planeflow.plan import nwb_meta as pfnwb
-from planeflow.plan.session import metadata_path, session_metadata
+from planeflow.plan import layout as pflayout
+from planeflow.plan import resources as pfres
+from planeflow.plan.layout import STEP_SCOPE, Layout
+from planeflow.plan.session import session_metadata
 
 min_version("9.0")
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
-SCRIPTS = Path(workflow.basedir) / "scripts"
 
 
 def _fail(err):
@@ -30,7 +30,7 @@ try:
     pfconfig.validate(config.get("suite2p") or {},
                       pfconfig.load_schema("suite2p_settings.schema.yaml", SCHEMAS), "config suite2p")
     sm_validate(config, str(SCHEMAS / "config.schema.yaml"))  # fills in defaults
-    RESULTS = os.path.normpath(config["results_dir"])
+    LAYOUT = Layout(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
     pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
                                pfconfig.load_schema("sessions.schema.yaml", SCHEMAS))
@@ -38,7 +38,7 @@ try:
     NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
                 if config["nwb_export"]["enabled"] else {})
     # the NWB columns are left out so that editing them keeps the cached metadata valid
-    META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), RESULTS, config["acquisition"])
+    META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), LAYOUT.root, config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
 except PlaneflowError as e:
     _fail(e)
@@ -50,37 +50,34 @@ wildcard_constraints:
     part=r"\d+",
 
 
-# ---- paths ---------------------------------------------------------------------------
-SESSION_DIR = f"{RESULTS}/{{session}}"
-PART = "plane{plane}/part{part}"
+# ---- paths: every one comes from planeflow.plan.layout ----------------------------------
+S, P, Q = "{session}", "{plane}", "{part}"  # wildcard placeholders for the layout
 
 
-def step_dir(step):
-    """Per-part folder of an intermediate step."""
-    return f"{SESSION_DIR}/{step}/{PART}"
+def part_file(step, key):
+    """Pattern of one output of a per-part step."""
+    return LAYOUT.part_file(step, key, S, P, Q)
 
 
-def plane_figure(name, label):
-    """A per-plane postprocess figure, shown in `snakemake --report` under its session and
-    plane with the caption workflow/report/<name>.rst."""
-    return report(f"{step_dir('postprocess')}/figures/{name}.png", caption=f"../report/{name}.rst",
-                  category="{session}", subcategory="plane {plane}",
-                  labels={"figure": label, "part": "{part}"})
+def part_outputs(step):
+    """Patterns of every output of a per-part step, by output name."""
+    return LAYOUT.part_files(step, S, P, Q)
+
+
+def plane_figure(key):
+    """A postprocess figure, shown in `snakemake --report` under its session and plane with
+    the caption workflow/report/<name>.rst."""
+    name, label = pflayout.FIGURES[key]
+    return report(LAYOUT.figure(key, S, P, Q), caption=f"../report/{name}.rst", category=S,
+                  subcategory="plane {plane}", labels={"figure": label, "part": Q})
 
 
 def log_path(step):
-    return f"{SESSION_DIR}/logs/{step}/plane{{plane}}_part{{part}}.log"
+    return LAYOUT.log(step, S, P, Q)
 
 
 def bench_path(step):
-    return f"{SESSION_DIR}/benchmarks/{step}/plane{{plane}}_part{{part}}.tsv"
-
-
-#: a plane's final suite2p folder: merge's one directory output (the files in it are
-#: planeflow.steps.merge.OUTPUT_NAMES)
-FINAL_DIR = f"{SESSION_DIR}/suite2p/plane{{plane}}"
-#: the session's cached metadata (planeflow.plan.session.metadata_path with a wildcard)
-METADATA_FILE = metadata_path(RESULTS, "{session}")
+    return LAYOUT.benchmark(step, S, P, Q)
 
 
 # ---- input functions -----------------------------------------------------------------
@@ -97,11 +94,26 @@ def suite2p_params(step):
     return lambda wc: pfconfig.step_overrides(session_overrides(wc.session), step)
 
 
-def gpu_request():
-    """Resources of the torch steps (registration, detection, cellpose_import): the GPUs
-    they request, or nothing at all when GPUs are off (each declared resource is
-    evaluated for every job, so an unused one still costs DAG time)."""
-    return {"gpu": config["gpu"]["count"]} if config["gpu"]["enabled"] else {}
+#: steps that run on torch and so may use GPUs
+TORCH_STEPS = ("registration", "detection", "cellpose_import")
+
+
+def step_resources(step):
+    """A rule's resources: memory and wall time from planeflow.plan.resources (both grow
+    with each attempt), and the GPUs of the torch steps when GPUs are on (a resource is
+    evaluated for every job, so an unused one is not declared at all)."""
+    per_part = STEP_SCOPE[step] == "part"
+
+    def mem_mb(wc, attempt):
+        return int(pfres.mem_mb(step, META[wc.session], config, wc.part if per_part else None) * attempt)
+
+    def runtime(wc, attempt):
+        return int(pfres.minutes(step, META[wc.session], config) * attempt)
+
+    res = {"mem_mb": mem_mb, "runtime": runtime}
+    if step in TORCH_STEPS and config["gpu"]["enabled"]:
+        res["gpu"] = config["gpu"]["count"]
+    return res
 
 
 #: config group_jobs -> which per-plane steps share one cluster job per plane
@@ -119,59 +131,38 @@ def group_for(step):
 
 
 def merge_inputs(wc):
-    files = {}
-    for part in range(n_parts(wc.session)):
-        d = f"{RESULTS}/{wc.session}/{{step}}/plane{wc.plane}/part{part}"
-        for name in ("ops", "stat", "iscell", "dff"):
-            files[f"{name}_{part}"] = f"{d.format(step='postprocess')}/{name}.npy"
-        for name in ("F", "Fneu", "spks"):
-            files[f"{name}_{part}"] = f"{d.format(step='detection')}/{name}.npy"
-    return files
+    """Each part's arrays of the final folder, named <array>_<part>."""
+    return {f"{name}_{q}": LAYOUT.part_file(step, name, wc.session, wc.plane, q)
+            for q in range(n_parts(wc.session)) for name, step in pflayout.PLANE_ARRAYS.items()}
 
 
-def final_plane_dirs(session):
+def final_plane_dirs(wc):
     """The final suite2p folders (merge's directory outputs) of a session's planes."""
-    return [f"{RESULTS}/{session}/suite2p/plane{p}" for p in META[session]["planes"]]
-
-
-def volume_inputs(wc):
-    return {"planes": final_plane_dirs(wc.session)}
+    return [LAYOUT.plane_dir(wc.session, p) for p in META[wc.session]["planes"]]
 
 
 def raw_compress_inputs(wc):
     """metadata.json (lists the raw files) and every binary_write output of the session."""
     m = META[wc.session]
-    parts = [f"{RESULTS}/{wc.session}/binary_write/plane{p}/part{q}"
-             for p in m["planes"] for q in range(len(m["parts"]))]
-    return {"metadata": metadata_path(RESULTS, wc.session),
-            "bins": [f"{d}/data_raw.bin" for d in parts], "ops": [f"{d}/ops.npy" for d in parts]}
+    parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
+    return {"metadata": LAYOUT.metadata(wc.session),
+            "bins": [LAYOUT.part_file("binary_write", "bin", wc.session, p, q) for p, q in parts],
+            "ops": [LAYOUT.part_file("binary_write", "ops", wc.session, p, q) for p, q in parts]}
 
 
-def raw_compress_targets(session):
-    d = f"{RESULTS}/{session}/raw_compress"
-    return [f"{d}/{session}_raw.{config['raw_compress']['format']}", f"{d}/manifest.json"]
+def nwb_inputs(wc):
+    """Every final plane folder, and with nwb_export.include_movie the registration
+    binaries of every plane and part (plane by plane, part by part)."""
+    m = META[wc.session]
+    files = {"planes": final_plane_dirs(wc)}
+    if config["nwb_export"]["include_movie"]:
+        files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
+                          for p in m["planes"] for q in range(len(m["parts"]))]
+    return files
 
 
 def all_outputs():
-    # the per-session volume_stats outputs need every plane's final folder, so listing the
-    # folders here as well would add nothing but DAG time
-    out = []
-    for sid in META:
-        out += [f"{RESULTS}/{sid}/volume_stats/{n}" for n in ("planes.tsv", "volume.json", "summary.png")]
-        if config["raw_compress"]["enabled"]:
-            out += raw_compress_targets(sid)
-        if config["nwb_export"]["enabled"]:
-            out.append(f"{RESULTS}/{sid}/nwb_export/{sid}.nwb")
-        if config["cellpose"]["export"]:
-            out += cellpose_export_files(sid)
-    return out
-
-
-def cellpose_export_files(session):
-    """Outputs of rule cellpose_export for every plane of a session."""
-    return [f"{RESULTS}/{session}/cellpose_export/plane{p}/{n}"
-            for p in META[session]["planes"]
-            for n in ("masks.npy", f"plane{p}.tif", f"plane{p}_seg.npy", "conversion_meta.npy")]
+    return [f for sid in META for f in LAYOUT.session_targets(META[sid], config)]
 
 
 def cellpose_seg_path(session, plane):
@@ -187,62 +178,6 @@ def cellpose_import_seg(wc):
 def cellpose_import_targets():
     """Outputs of rule cellpose_import for every plane whose edited _seg.npy exists
     (one stat() per plane, only when the cellpose_import_all target is asked for)."""
-    return [f"{RESULTS}/{sid}/cellpose_import/plane{p}/ops.npy"
+    return [LAYOUT.cellpose_import("ops", sid, p)
             for sid in META for p in META[sid]["planes"]
             if os.path.isfile(cellpose_seg_path(sid, p))]
-
-
-# ---- resources -------------------------------------------------------------------------
-def _frame_mb(session, part):
-    m = META[session]
-    Ly, Lx = m["parts"][int(part)]["shape"]
-    return Ly * Lx * 4 / 1e6
-
-
-def mem_mb(step):
-    """Default memory request (MB) of a step for one part, doubled on each retry.
-
-    Estimates from the frame size: registration holds a batch of frames and the
-    reference sample, detection a binned movie of up to 5000 frames; both float32.
-    """
-    def f(wc, attempt):
-        fm = _frame_mb(wc.session, wc.part)
-        nframes = META[wc.session]["nframes"]
-        bw = config["binary_write"]
-        chunk_mb = min(bw["chunk_frames"] * fm / 2, bw["chunk_mb"])  # int16 frames
-        need = {
-            "binary_write": 500 + 3 * chunk_mb,
-            "registration": 2500 + 6 * 400 * fm,
-            "detection": 3000 + 4 * min(nframes, 5000) * fm,
-            "postprocess": 1500 + 0.05 * nframes,
-        }[step]
-        return int(need * attempt)
-
-    return f
-
-
-def minutes(base):
-    """Wall time (min, sbatch -t on SLURM) that grows with each retry, so a job killed for
-    time gets more. A callable in the rule is cheaper than a profile `set-resources`
-    string, which Snakemake evaluates anew for every job (see benchmarks/dag_scale.py)."""
-    return lambda wc, attempt: base * attempt
-
-
-def cellpose_mem_mb(step):
-    """Memory (MB) of a cellpose rule: torch/cellpose imports plus float32 frames
-    (export: images and flows; import: extraction batches of 500 frames and traces)."""
-    def f(wc, attempt):
-        Ly, Lx = META[wc.session]["plane_shape"]
-        fm = Ly * Lx * 4 / 1e6
-        need = {"cellpose_export": 1500 + 40 * fm,
-                "cellpose_import": 2000 + 3 * 500 * fm + 0.05 * META[wc.session]["nframes"]}[step]
-        return int(need * attempt)
-
-    return f
-
-
-def raw_compress_runtime(wc, attempt):
-    """Minutes for raw_compress: checking the binaries and packing at a slow 10 MB/s."""
-    m = META[wc.session]
-    raw_mb = len(m["planes"]) * m["nframes"] * m["Ly"] * m["Lx"] * 2 / 1e6
-    return int((30 + raw_mb / 10 / 60) * attempt)

@@ -4,22 +4,21 @@ rule merge:
         unpack(merge_inputs),
     output:
         # one declared folder instead of 11 files: every declared file costs DAG time
-        # (see benchmarks/dag_scale.py); merge writes planeflow.steps.merge.OUTPUT_NAMES into it, each atomically
-        folder=directory(FINAL_DIR),
+        # (see benchmarks/dag_scale.py); merge writes layout.PLANE_FILES into it, each atomically
+        folder=directory(LAYOUT.plane_dir(S, P)),
     params:
         geometry=lambda wc: {"plane_shape": META[wc.session]["plane_shape"],
                              "offsets": [p["offset"] for p in META[wc.session]["parts"]]},
     log:
-        f"{SESSION_DIR}/logs/merge/plane{{plane}}.log",
+        LAYOUT.log("merge", S, P),
     benchmark:
-        f"{SESSION_DIR}/benchmarks/merge/plane{{plane}}.tsv"
+        LAYOUT.benchmark("merge", S, P)
     threads: 1
     group:
         group_for("merge")
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 1000 * attempt + int(0.2 * META[wc.session]["nframes"]),
-        runtime=minutes(30),
+        **step_resources("merge"),
     script:
         "../../scripts/merge.py"

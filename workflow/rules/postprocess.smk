@@ -1,20 +1,10 @@
 rule postprocess:
     """dF/F, optional cell filters, per-ROI statistics and figures of one plane (part)."""
     input:
-        ops=f"{step_dir('detection')}/ops.npy",
-        stat=f"{step_dir('detection')}/stat.npy",
-        iscell=f"{step_dir('detection')}/iscell.npy",
-        F=f"{step_dir('detection')}/F.npy",
-        Fneu=f"{step_dir('detection')}/Fneu.npy",
+        **{k: part_file("detection", k) for k in ("ops", "stat", "iscell", "F", "Fneu")},
     output:
-        ops=f"{step_dir('postprocess')}/ops.npy",
-        stat=f"{step_dir('postprocess')}/stat.npy",
-        iscell=f"{step_dir('postprocess')}/iscell.npy",
-        dff=f"{step_dir('postprocess')}/dff.npy",
-        roi_stats=f"{step_dir('postprocess')}/roi_stats.tsv",
-        fig_rois=plane_figure("mean_rois", "mean image and ROIs"),
-        fig_shifts=plane_figure("registration_shifts", "registration shifts"),
-        fig_traces=plane_figure("traces", "F and dF/F traces"),
+        **part_outputs("postprocess"),
+        **{key: plane_figure(key) for key in pflayout.FIGURES},
     params:
         options=config["postprocess"],
     log:
@@ -27,7 +17,6 @@ rule postprocess:
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=mem_mb("postprocess"),
-        runtime=minutes(30),
+        **step_resources("postprocess"),
     script:
         "../../scripts/postprocess.py"

@@ -5,17 +5,16 @@ rule raw_compress:
         unpack(raw_compress_inputs),
     output:
         # protected: the archive may be the only copy of the raw data
-        archive=protected(f"{SESSION_DIR}/raw_compress/{{session}}_raw.{config['raw_compress']['format']}"),
-        manifest=f"{SESSION_DIR}/raw_compress/manifest.json",
+        archive=protected(LAYOUT.archive(S, config["raw_compress"]["format"])),
+        manifest=LAYOUT.manifest(S),
     log:
-        f"{SESSION_DIR}/logs/raw_compress/session.log",
+        LAYOUT.log("raw_compress", S),
     benchmark:
-        f"{SESSION_DIR}/benchmarks/raw_compress/session.tsv"
+        LAYOUT.benchmark("raw_compress", S)
     threads: 1
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 1000 * attempt,
-        runtime=raw_compress_runtime,
+        **step_resources("raw_compress"),
     script:
         "../../scripts/raw_compress.py"

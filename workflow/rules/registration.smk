@@ -1,11 +1,10 @@
 rule registration:
     """suite2p registration of one plane (part): data_raw.bin -> data.bin + offsets in ops."""
     input:
-        ops=f"{step_dir('binary_write')}/ops.npy",
-        bin=f"{step_dir('binary_write')}/data_raw.bin",
+        ops=part_file("binary_write", "ops"),
+        bin=part_file("binary_write", "bin"),
     output:
-        bin=f"{step_dir('registration')}/data.bin",
-        ops=f"{step_dir('registration')}/ops.npy",
+        **part_outputs("registration"),
     params:
         suite2p=suite2p_params("registration"),
     log:
@@ -18,8 +17,6 @@ rule registration:
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=mem_mb("registration"),
-        runtime=minutes(120),
-        **gpu_request(),
+        **step_resources("registration"),
     script:
         "../../scripts/registration.py"

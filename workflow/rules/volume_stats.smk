@@ -1,25 +1,24 @@
 rule volume_stats:
     """Per-session table, voxel size, zarr volume (mean images, ROI labels) and summary figure."""
     input:
-        unpack(volume_inputs),
+        planes=final_plane_dirs,
     output:
-        table=report(f"{SESSION_DIR}/volume_stats/planes.tsv", caption="../report/planes_table.rst",
-                     category="{session}", subcategory="volume", labels={"figure": "planes table"}),
-        summary=f"{SESSION_DIR}/volume_stats/volume.json",
-        zarr=directory(f"{SESSION_DIR}/volume_stats/volume.zarr"),
-        figure=report(f"{SESSION_DIR}/volume_stats/summary.png", caption="../report/volume_summary.rst",
-                      category="{session}", subcategory="volume", labels={"figure": "volume summary"}),
+        table=report(LAYOUT.volume_file("table", S), caption="../report/planes_table.rst",
+                     category=S, subcategory="volume", labels={"figure": "planes table"}),
+        summary=LAYOUT.volume_file("summary", S),
+        zarr=directory(LAYOUT.volume_file("zarr", S)),
+        figure=report(LAYOUT.volume_file("figure", S), caption="../report/volume_summary.rst",
+                      category=S, subcategory="volume", labels={"figure": "volume summary"}),
     params:
         session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "fs", "dx", "dy", "dz")},
     log:
-        f"{SESSION_DIR}/logs/volume_stats/session.log",
+        LAYOUT.log("volume_stats", S),
     benchmark:
-        f"{SESSION_DIR}/benchmarks/volume_stats/session.tsv"
+        LAYOUT.benchmark("volume_stats", S)
     threads: 1
     conda:
         "../../envs/planeflow.yaml"
     resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=minutes(30),
+        **step_resources("volume_stats"),
     script:
         "../../scripts/volume_stats.py"

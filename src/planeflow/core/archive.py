@@ -22,8 +22,6 @@ from planeflow import PlaneflowError
 
 log = logging.getLogger("planeflow")
 
-STEP = "raw_compress"
-MANIFEST_NAME = "manifest.json"
 #: archive formats (also the file extension) -> tarfile write mode (None = zip)
 FORMATS = {"zip": None, "tar.gz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}
 #: hash of the binaries (recorded by binary_write) and of every archived file
@@ -31,19 +29,12 @@ CHECKSUM = "sha256"
 CHUNK = 4 << 20  # bytes read at a time
 
 
-# ---- paths -------------------------------------------------------------------------------
-def archive_name(session_id: str, fmt: str) -> str:
-    return f"{session_id}_raw.{fmt}"
-
-
-def manifest_path(results_dir: str, session_id: str) -> str:
-    return os.path.join(results_dir, session_id, STEP, MANIFEST_NAME)
-
-
-def load_manifest(results_dir: str, session_id: str) -> dict | None:
-    """The session's raw_compress manifest, or None when there is none (or it is unreadable)."""
+# ---- manifest ----------------------------------------------------------------------------
+def load_manifest(path: str) -> dict | None:
+    """A raw_compress manifest (planeflow.plan.layout.Layout.manifest), or None when there is
+    none (or it is unreadable)."""
     try:
-        with open(manifest_path(results_dir, session_id)) as fh:
+        with open(path) as fh:
             manifest = json.load(fh)
     except (OSError, ValueError):
         return None

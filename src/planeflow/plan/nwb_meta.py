@@ -177,18 +177,7 @@ def check_sessions(rows: dict, nwb_config: dict, sheet: str, now: _dt.datetime |
     return out
 
 
-# ---- rule nwb_export: inputs, params and resources from the cached session metadata ----
-
-
-def job_inputs(results: str, meta: dict, options: dict) -> dict:
-    """Named inputs: each final file as a list over planes, and with the movie the
-    registration binaries of every plane and part (plane by plane, part by part)."""
-    sid = meta["session_id"]
-    files = {"planes": [f"{results}/{sid}/suite2p/plane{p}" for p in meta["planes"]]}
-    if options["include_movie"]:
-        files["movie"] = [f"{results}/{sid}/registration/plane{p}/part{q['part']}/data.bin"
-                          for p in meta["planes"] for q in meta["parts"]]
-    return files
+# ---- rule nwb_export: params from the cached session metadata ----
 
 
 def job_session(meta: dict) -> dict:
@@ -196,24 +185,3 @@ def job_session(meta: dict) -> dict:
     keys = ("session_id", "fs", "dx", "dy", "dz", "nplanes", "planes", "plane_shape")
     return {**{k: meta[k] for k in keys},
             "parts": [{"part": q["part"], "shape": q["shape"], "offset": q["offset"]} for q in meta["parts"]]}
-
-
-def job_mem_mb(meta: dict, options: dict, attempt: int) -> int:
-    """ROI tables and 64 MB trace buffers, plus the movie buffer (read, placed, transposed).
-
-    Measured: 135 MB without and 615 MB with the movie for the demo (3 x 1000 frames of 256 x 256).
-    """
-    movie = 0.0
-    if options["include_movie"]:
-        Ly, Lx = meta["plane_shape"]
-        movie = 4 * min(options["chunk_frames"], meta["nframes"]) * Ly * Lx * 2 / 1e6
-    return int((1000 + movie) * attempt)
-
-
-def job_runtime(meta: dict, options: dict, attempt: int) -> int:
-    """Minutes: a margin plus the movie at 20 MB/s (gzip; the demo's ran at about 50 MB/s)."""
-    movie = 0.0
-    if options["include_movie"]:
-        Ly, Lx = meta["plane_shape"]
-        movie = len(meta["planes"]) * meta["nframes"] * Ly * Lx * 2 / 20e6 / 60
-    return int((30 + movie) * attempt)

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_json
+from planeflow.plan.layout import Layout
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 ARRAY_SUFFIXES = (".zarr", ".h5", ".hdf5", ".hdf")
-CACHE_NAME = "metadata.json"
 #: bump when the metadata layout changes, so old caches are rebuilt
 CACHE_FORMAT = 3
 
@@ -342,7 +342,7 @@ def session_metadata(row: dict, results_dir: str, acquisition: dict | None = Non
             raise
         return meta
     key = _fingerprint(files, {"row": row, "acquisition": acquisition or {}})
-    cache = Path(results_dir) / row["session_id"] / CACHE_NAME
+    cache = Path(Layout(results_dir).metadata(row["session_id"]))
     if cache.is_file():
         try:
             meta = json.loads(cache.read_text())
@@ -367,10 +367,11 @@ def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) ->
     only if its fingerprint matches the files as they were when archived (sizes and
     modification times from the manifest) and the current sheet row and acquisition settings.
     """
-    from planeflow.core.archive import load_manifest, manifest_path
+    from planeflow.core.archive import load_manifest
 
     sid = row["session_id"]
-    manifest = load_manifest(results_dir, sid)
+    layout = Layout(results_dir)
+    manifest = load_manifest(layout.manifest(sid))
     if not manifest or not (manifest.get("deletion") or {}).get("requested"):
         return None
     root = manifest.get("data_root") or ""
@@ -378,9 +379,8 @@ def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) ->
             or any(not os.path.exists(os.path.join(root, f.get("name", ""))) for f in manifest.get("files", [])))
     if not gone:
         return None
-    cache = Path(results_dir) / sid / CACHE_NAME
-    archive = os.path.join(os.path.dirname(manifest_path(results_dir, sid)),
-                           (manifest.get("archive") or {}).get("file", "?"))
+    cache = Path(layout.metadata(sid))
+    archive = os.path.join(layout.step_dir("raw_compress", sid), (manifest.get("archive") or {}).get("file", "?"))
     try:
         stats = {s["path"]: (s["size"], s["mtime_ns"]) for s in manifest.get("sources", [])}
         meta = json.loads(cache.read_text())
@@ -397,10 +397,6 @@ def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) ->
     print(f"planeflow: session '{sid}': raw files archived in '{archive}' and deleted; "
           f"using the cached '{cache}'", file=sys.stderr)
     return meta
-
-
-def metadata_path(results_dir: str, session_id: str) -> str:
-    return os.path.join(results_dir, session_id, CACHE_NAME)
 
 
 def load_metadata(path: str) -> dict:

@@ -53,3 +53,29 @@ def run_job(snakemake, fn) -> None:
         log.error("%s failed:\n%s", where, traceback.format_exc())
         sys.exit(1)
     log.info("done %s in %.1f s", where, time.time() - t0)
+
+
+def named(files) -> dict:
+    """A Snakemake input/output/params list as a plain dict of its named entries."""
+    return {k: files[k] for k in files.keys()}
+
+
+def run_step(snakemake, step: str, arguments) -> None:
+    """The one way a script runs its step: ``planeflow.steps.<step>.<step>(**arguments(snakemake))``.
+
+    Threads are limited to the job's before the step module (and numpy, torch, suite2p)
+    is imported; logging goes to the rule's log; a :class:`PlaneflowError` ends the job
+    with its one-line message. Settings that change results reach the step through the
+    rule's ``params`` (a change reruns the step); settings of how to run it (torch device,
+    chunk sizes, raw_compress deletion) are read from ``snakemake.config`` so that changing
+    them reruns nothing.
+    """
+    import importlib
+
+    limit_threads(snakemake.threads)
+
+    def call():
+        module = importlib.import_module(f"planeflow.steps.{step}")
+        return getattr(module, step)(**arguments(snakemake))
+
+    run_job(snakemake, call)

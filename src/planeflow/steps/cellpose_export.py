@@ -18,10 +18,11 @@ from planeflow.core import cellpose_masks as cp
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_array, load_ops
+from planeflow.plan.layout import CELLPOSE_EXPORT_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("masks", "image", "seg", "conversion_meta")
+OUTPUT_NAMES = tuple(CELLPOSE_EXPORT_FILES)
 
 
 def cellpose_export(in_ops: str, in_stat: str, in_iscell: str, out: dict,

@@ -20,10 +20,11 @@ from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_ops, save_plane_outputs
 from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
 from planeflow.steps.detection import extract_deconvolve_classify
+from planeflow.plan.layout import CELLPOSE_IMPORT_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "conversion_meta")
+OUTPUT_NAMES = tuple(CELLPOSE_IMPORT_FILES)
 ISCELL_CHOICES = ("all", "classifier")
 #: postprocess results in the plane's ops that describe the old ROIs, not the imported ones
 STALE_KEYS = ("filter_results", "iscell_filtered", "dff")

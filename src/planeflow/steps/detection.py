@@ -13,10 +13,11 @@ import numpy as np
 from planeflow.io.history import append_history
 from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
 from planeflow.io.planefiles import save_plane_outputs
+from planeflow.plan.layout import PART_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("stat", "iscell", "F", "Fneu", "spks", "ops")
+OUTPUT_NAMES = tuple(PART_FILES["detection"])
 
 
 def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device: str = "cpu",

@@ -18,11 +18,11 @@ from planeflow import PlaneflowError
 from planeflow.io.atomic import save_npy
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_array, load_ops
+from planeflow.plan.layout import PLANE_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("ops", "stat", "iscell", "F", "Fneu", "spks", "dff",
-                "db", "settings", "reg_outputs", "detect_outputs")
+OUTPUT_NAMES = PLANE_FILES
 #: keys of ops that hold planeflow's bookkeeping, not suite2p's
 PLANEFLOW_KEYS = ("reg_output_keys", "detect_output_keys", "settings_keys")
 

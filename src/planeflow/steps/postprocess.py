@@ -12,10 +12,11 @@ from planeflow.io.atomic import save_npy, save_text
 from planeflow.core.dff import apply_filters, compute_dff, roi_table
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_array, load_ops
+from planeflow.plan.layout import FIGURES, PART_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("ops", "stat", "iscell", "dff", "roi_stats", "fig_rois", "fig_shifts", "fig_traces")
+OUTPUT_NAMES = (*PART_FILES["postprocess"], *FIGURES)
 
 
 def _table_tsv(table: dict) -> str:

@@ -14,10 +14,11 @@ from planeflow.core import figures
 from planeflow.io.atomic import save_json, save_text
 from planeflow.io.history import suite2p_version
 from planeflow.io.planefiles import load_array, load_ops
+from planeflow.plan.layout import VOLUME_FILES
 
 log = logging.getLogger("planeflow")
 
-OUTPUT_NAMES = ("table", "summary", "zarr", "figure")
+OUTPUT_NAMES = tuple(VOLUME_FILES)
 
 
 def _stage_times(ops: dict) -> dict:

@@ -49,6 +49,8 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
+from planeflow import PlaneflowError
+
 # ----------------------------------------------------------------------------- model constants
 GAIN = 2.0                 # digitiser counts per detected photon
 READ_NOISE = 1.0           # std of additive electronic noise, in counts
@@ -114,7 +116,7 @@ def _place_cells(rng, n, Ly, Lx, margin, min_dist, max_tries=20000):
     while len(pts) < n:
         tries += 1
         if tries > max_tries:
-            raise ValueError(f"could not place {n} non-overlapping cells of min distance "
+            raise PlaneflowError(f"could not place {n} non-overlapping cells of min distance "
                              f"{min_dist:.1f} px in a {Ly}x{Lx} field; reduce cells_per_plane")
         p = (rng.uniform(lo_y, hi_y), rng.uniform(lo_x, hi_x))
         if all((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 >= min_dist ** 2 for q in pts):

@@ -1,0 +1,194 @@
+"""The results layout: the one place that knows where every output of planeflow lives.
+
+Rules, input functions, scripts, steps, the status command and the tests ask this module
+for paths and file names; no other code builds a path under the results folder.
+
+Every method takes ``session``, ``plane`` and ``part``; pass the strings ``"{session}"``,
+``"{plane}"`` and ``"{part}"`` to get the wildcard patterns the rules declare::
+
+    lay = Layout("results")
+    lay.part_file("registration", "bin", "{session}", "{plane}", "{part}")
+    # 'results/{session}/registration/plane{plane}/part{part}/data.bin'
+    lay.plane_dir("demo", 3)      # 'results/demo/suite2p/plane3'
+
+Pure standard library and string work: it runs every time the Snakefile is parsed.
+"""
+from __future__ import annotations
+
+import os
+
+#: per-part steps (one job per plane and part), in workflow order
+PART_STEPS = ("binary_write", "registration", "detection", "postprocess")
+
+#: the files each per-part step writes: output name -> file name in its part folder
+PART_FILES = {
+    "binary_write": {"bin": "data_raw.bin", "ops": "ops.npy"},
+    "registration": {"bin": "data.bin", "ops": "ops.npy"},
+    "detection": {"stat": "stat.npy", "iscell": "iscell.npy", "F": "F.npy", "Fneu": "Fneu.npy",
+                  "spks": "spks.npy", "ops": "ops.npy"},
+    "postprocess": {"ops": "ops.npy", "stat": "stat.npy", "iscell": "iscell.npy", "dff": "dff.npy",
+                    "roi_stats": "roi_stats.tsv"},
+}
+
+#: postprocess figures: output name -> (file stem under the part's figures/, report label)
+FIGURES = {
+    "fig_rois": ("mean_rois", "mean image and ROIs"),
+    "fig_shifts": ("registration_shifts", "registration shifts"),
+    "fig_traces": ("traces", "F and dF/F traces"),
+}
+
+#: the arrays of a plane's final suite2p folder and the per-part step each comes from
+PLANE_ARRAYS = {"ops": "postprocess", "stat": "postprocess", "iscell": "postprocess", "dff": "postprocess",
+                "F": "detection", "Fneu": "detection", "spks": "detection"}
+#: suite2p 1.x's split of ops, written next to ops.npy in the final folder
+SUITE2P_SPLIT = ("db", "settings", "reg_outputs", "detect_outputs")
+#: every file of a final ``suite2p/plane<i>/`` folder, by name (file = name + ".npy")
+PLANE_FILES = (*PLANE_ARRAYS, *SUITE2P_SPLIT)
+
+#: per-session outputs of volume_stats: output name -> file name
+VOLUME_FILES = {"table": "planes.tsv", "summary": "volume.json", "zarr": "volume.zarr",
+                "figure": "summary.png"}
+
+#: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
+CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
+                         "seg": "plane{plane}_seg.npy", "conversion_meta": "conversion_meta.npy"}
+#: per-plane outputs of cellpose_import
+CELLPOSE_IMPORT_FILES = {k: f"{k}.npy" for k in ("ops", "stat", "iscell", "F", "Fneu", "spks",
+                                                  "conversion_meta")}
+
+METADATA = "metadata.json"
+MANIFEST = "manifest.json"
+
+#: how often each step runs: "part" (plane x part), "plane", or "session"
+STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
+              "cellpose_import": "plane", "volume_stats": "session", "nwb_export": "session",
+              "raw_compress": "session"}
+
+
+class Layout:
+    """Paths under one results folder (``results_dir`` of the config)."""
+
+    def __init__(self, results_dir: str | os.PathLike):
+        self.root = os.path.normpath(os.fspath(results_dir))
+
+    # ---- per session -------------------------------------------------------------------
+    def session_dir(self, session) -> str:
+        return f"{self.root}/{session}"
+
+    def step_dir(self, step: str, session) -> str:
+        """A step's folder in a session (per-session steps write directly into it)."""
+        return f"{self.root}/{session}/{step}"
+
+    def metadata(self, session) -> str:
+        """The session's cached metadata (facts read from the raw files' headers)."""
+        return f"{self.root}/{session}/{METADATA}"
+
+    def volume_file(self, key: str, session) -> str:
+        return f"{self.step_dir('volume_stats', session)}/{VOLUME_FILES[key]}"
+
+    def nwb(self, session) -> str:
+        return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
+
+    def archive(self, session, fmt: str) -> str:
+        return f"{self.step_dir('raw_compress', session)}/{archive_name(session, fmt)}"
+
+    def manifest(self, session) -> str:
+        return f"{self.step_dir('raw_compress', session)}/{MANIFEST}"
+
+    # ---- per plane and part ------------------------------------------------------------
+    def part_dir(self, step: str, session, plane, part) -> str:
+        return f"{self.root}/{session}/{step}/plane{plane}/part{part}"
+
+    def part_file(self, step: str, key: str, session, plane, part) -> str:
+        return f"{self.part_dir(step, session, plane, part)}/{PART_FILES[step][key]}"
+
+    def part_files(self, step: str, session, plane, part) -> dict:
+        """Every output of a per-part step: output name -> path."""
+        d = self.part_dir(step, session, plane, part)
+        return {k: f"{d}/{name}" for k, name in PART_FILES[step].items()}
+
+    def figure(self, key: str, session, plane, part) -> str:
+        return f"{self.part_dir('postprocess', session, plane, part)}/figures/{FIGURES[key][0]}.png"
+
+    def plane_dir(self, session, plane) -> str:
+        """A plane's final suite2p folder (merge's one directory output)."""
+        return f"{self.root}/{session}/suite2p/plane{plane}"
+
+    def plane_file(self, session, plane, name: str) -> str:
+        return f"{self.plane_dir(session, plane)}/{name}.npy"
+
+    def cellpose_export(self, key: str, session, plane) -> str:
+        name = CELLPOSE_EXPORT_FILES[key].replace("{plane}", str(plane))
+        return f"{self.step_dir('cellpose_export', session)}/plane{plane}/{name}"
+
+    def cellpose_import(self, key: str, session, plane) -> str:
+        return f"{self.step_dir('cellpose_import', session)}/plane{plane}/{CELLPOSE_IMPORT_FILES[key]}"
+
+    # ---- logs and benchmarks -----------------------------------------------------------
+    def _job_name(self, step: str, plane, part) -> str:
+        scope = STEP_SCOPE[step]
+        if scope == "part":
+            return f"plane{plane}_part{part}"
+        return f"plane{plane}" if scope == "plane" else "session"
+
+    def log(self, step: str, session, plane=None, part=None) -> str:
+        """The log of one job (per part, per plane or per session, by the step's scope)."""
+        return f"{self.root}/{session}/logs/{step}/{self._job_name(step, plane, part)}.log"
+
+    def benchmark(self, step: str, session, plane=None, part=None) -> str:
+        return f"{self.root}/{session}/benchmarks/{step}/{self._job_name(step, plane, part)}.tsv"
+
+    # ---- a whole session ---------------------------------------------------------------
+    def session_outputs(self, meta: dict, config: dict) -> list[str]:
+        """Every file and folder a finished run of ``config`` leaves for the session of
+        ``meta`` (cached metadata): outputs, logs and benchmarks, one path each (final
+        plane folders and the zarr volume as folders)."""
+        sid = meta["session_id"]
+        planes = meta["planes"]
+        parts = range(len(meta["parts"]))
+        out = [self.metadata(sid)]
+        for p in planes:
+            for q in parts:
+                for step in PART_STEPS:
+                    out += self.part_files(step, sid, p, q).values()
+                    out += [self.log(step, sid, p, q), self.benchmark(step, sid, p, q)]
+                out += [self.figure(k, sid, p, q) for k in FIGURES]
+            out += [self.plane_dir(sid, p), self.log("merge", sid, p), self.benchmark("merge", sid, p)]
+            if config["cellpose"]["export"]:
+                out += [self.cellpose_export(k, sid, p) for k in CELLPOSE_EXPORT_FILES]
+                out += [self.log("cellpose_export", sid, p), self.benchmark("cellpose_export", sid, p)]
+        session_steps = ["volume_stats"]
+        out += [self.volume_file(k, sid) for k in VOLUME_FILES]
+        if config["nwb_export"]["enabled"]:
+            out.append(self.nwb(sid))
+            session_steps.append("nwb_export")
+        if config["raw_compress"]["enabled"]:
+            out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
+            session_steps.append("raw_compress")
+        for step in session_steps:
+            out += [self.log(step, sid), self.benchmark(step, sid)]
+        return out
+
+    def session_targets(self, meta: dict, config: dict) -> list[str]:
+        """What the default target asks for: the per-session outputs (they need every
+        plane's final folder, so listing the folders too would only cost DAG time) and the
+        optional per-plane exports."""
+        sid = meta["session_id"]
+        out = [self.volume_file(k, sid) for k in ("table", "summary", "figure")]
+        if config["raw_compress"]["enabled"]:
+            out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
+        if config["nwb_export"]["enabled"]:
+            out.append(self.nwb(sid))
+        if config["cellpose"]["export"]:
+            out += [self.cellpose_export(k, sid, p) for p in meta["planes"] for k in CELLPOSE_EXPORT_FILES]
+        return out
+
+
+def plane_folder_files(folder: str) -> dict:
+    """Every file of a final plane folder given by its path: name -> path."""
+    return {k: os.path.join(folder, f"{k}.npy") for k in PLANE_FILES}
+
+
+def archive_name(session, fmt: str) -> str:
+    """File name of a session's raw archive (``<session>_raw.<fmt>``)."""
+    return f"{session}_raw.{fmt}"

@@ -1,0 +1,81 @@
+"""Resource estimates of every step: memory (``mem_mb``) and wall time (``runtime``, minutes).
+
+The one home of these numbers. The rules take them through :func:`estimate`; each grows
+with the job's attempt, so a job that SLURM kills for memory or time gets more on its retry.
+Estimates come from the session's cached metadata (frame size, frames, planes), never from
+the raw data. Override on the command line: ``snakemake --set-resources detection:mem_mb=64000``.
+"""
+from __future__ import annotations
+
+#: wall time of one attempt, minutes (the per-session steps that scale with the data add to it)
+BASE_MINUTES = {
+    "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
+    "volume_stats": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
+    "cellpose_import": 60,
+}
+
+
+def _frame_mb(meta: dict, part) -> float:
+    """MB of one float32 frame of a part (the whole plane when ``part`` is None)."""
+    Ly, Lx = meta["plane_shape"] if part is None else meta["parts"][int(part)]["shape"]
+    return Ly * Lx * 4 / 1e6
+
+
+def _raw_mb(meta: dict) -> float:
+    """MB of the session's int16 binaries (every plane)."""
+    Ly, Lx = meta["plane_shape"]
+    return len(meta["planes"]) * meta["nframes"] * Ly * Lx * 2 / 1e6
+
+
+def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
+    """Memory of one attempt (MB) from the frame size.
+
+    registration holds a batch of frames and the reference sample, detection a binned
+    movie of up to 5000 frames, both float32; binary_write three raw chunks; the NWB export
+    its ROI tables plus, with the movie, a buffer of frames (measured: 135 MB without and
+    615 MB with the movie on the demo, 3 x 1000 frames of 256 x 256).
+    """
+    nframes = meta["nframes"]
+    if step == "binary_write":
+        bw = config["binary_write"]
+        chunk_mb = min(bw["chunk_frames"] * _frame_mb(meta, part) / 2, bw["chunk_mb"])  # int16
+        return 500 + 3 * chunk_mb
+    if step == "registration":
+        return 2500 + 6 * 400 * _frame_mb(meta, part)
+    if step == "detection":
+        return 3000 + 4 * min(nframes, 5000) * _frame_mb(meta, part)
+    if step == "postprocess":
+        return 1500 + 0.05 * nframes
+    if step == "merge":
+        return 1000 + 0.2 * nframes
+    if step == "volume_stats":
+        return 2000
+    if step == "raw_compress":
+        return 1000
+    if step == "nwb_export":
+        opts = config["nwb_export"]
+        movie = 0.0
+        if opts["include_movie"]:
+            movie = 4 * min(opts["chunk_frames"], nframes) * _frame_mb(meta, None) / 2
+        return 1000 + movie
+    if step == "cellpose_export":
+        return 1500 + 40 * _frame_mb(meta, None)
+    if step == "cellpose_import":
+        return 2000 + 3 * 500 * _frame_mb(meta, None) + 0.05 * nframes
+    raise KeyError(f"no memory estimate for step '{step}'")
+
+
+def minutes(step: str, meta: dict, config: dict) -> float:
+    """Wall time of one attempt (minutes)."""
+    base = BASE_MINUTES[step]
+    if step == "raw_compress":  # checking the binaries and packing at a slow 10 MB/s
+        return base + _raw_mb(meta) / 10 / 60
+    if step == "nwb_export" and config["nwb_export"]["include_movie"]:  # gzip at 20 MB/s
+        return base + _raw_mb(meta) / 20 / 60
+    return base
+
+
+def estimate(step: str, meta: dict, config: dict, attempt: int, part=None) -> dict:
+    """``{"mem_mb": .., "runtime": ..}`` of an attempt (1, 2, ...): both grow with it."""
+    return {"mem_mb": int(mem_mb(step, meta, config, part) * attempt),
+            "runtime": int(minutes(step, meta, config) * attempt)}
