@@ -1,0 +1,1 @@
+"""DAG-time planning: config, sessions, layout, resources."""
