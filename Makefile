@@ -44,3 +44,6 @@ dag: env
 
 clean-demo:
 	rm -rf results/demo resources/demo
+
+.PHONY: docs
+docs: env ; $(BIN)/planeflow config-reference --out docs/configuration.md

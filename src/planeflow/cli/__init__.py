@@ -57,6 +57,27 @@ def _suite2p_schema(args) -> int:
     return 0
 
 
+def _config_reference(args) -> int:
+    import yaml
+
+    from planeflow.plan.config_reference import config_reference
+
+    try:
+        with open(args.schema) as fh:
+            schema = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise PlaneflowError(f"config schema '{args.schema}' not found: run this in the "
+                             "repository's root folder or give its path with --schema") from None
+    text = config_reference(schema)
+    if args.out:
+        from planeflow.io.atomic import save_text
+
+        save_text(args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="planeflow", description=__doc__)
     p.add_argument("--version", action="version", version=f"planeflow {__version__}")
@@ -87,6 +108,13 @@ def main(argv=None) -> int:
     g = sub.add_parser("suite2p-schema", help="write the JSON schema of suite2p settings (YAML)")
     g.add_argument("--out", help="file to write (default: stdout)")
     g.set_defaults(func=_suite2p_schema)
+
+    c = sub.add_parser("config-reference",
+                       help="write the configuration reference (Markdown) from the config schema")
+    c.add_argument("--schema", default="workflow/schemas/config.schema.yaml",
+                   help="config schema to read (default: %(default)s, relative to this folder)")
+    c.add_argument("--out", help="file to write, e.g. docs/configuration.md (default: stdout)")
+    c.set_defaults(func=_config_reference)
 
     from planeflow.cli.slurm_profile import add_cli as add_slurm_profile
 
