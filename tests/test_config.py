@@ -40,7 +40,7 @@ def test_missing_sheet_names_the_setting(tmp_path):
 
 
 def test_sessions_schema_rejects_bad_values(tmp_path):
-    schema = pfc.load_schema("sessions.schema.yaml", REPO / "workflow" / "schemas")
+    schema = pfc.load_schema("sessions.schema.yaml")
     rows = [{"session_id": "bad id", "data_path": "/x", "fs": -1.0}]
     with pytest.raises(PlaneflowError) as e:
         pfc.validate_sessions(rows, "s.tsv", schema)
@@ -49,16 +49,16 @@ def test_sessions_schema_rejects_bad_values(tmp_path):
 
 
 def test_config_schema_names_the_bad_setting():
-    schema = pfc.load_schema("config.schema.yaml", REPO / "workflow" / "schemas")
+    schema = pfc.load_schema("config.schema.yaml")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     pfc.validate(cfg, schema, "config")  # the shipped config is valid
-    cfg["postprocess"]["dff"]["percentile"] = 140
+    cfg["postprocess"] = {"dff": {"percentile": 140}}
     with pytest.raises(PlaneflowError, match=r"postprocess\.dff\.percentile"):
         pfc.validate(cfg, schema, "config")
 
 
 def test_suite2p_schema_catches_typos_and_types():
-    schema = pfc.load_schema("suite2p_settings.schema.yaml", REPO / "workflow" / "schemas")
+    schema = pfc.load_schema("suite2p_settings.schema.yaml")
     pfc.validate({"registration": {"nonrigid": False, "block_size": [64, 64]}, "diameter": 8}, schema, "s")
     with pytest.raises(PlaneflowError, match=r"registration.*nonrigd|nonrigd"):
         pfc.validate({"registration": {"nonrigd": False}}, schema, "s")
@@ -69,7 +69,7 @@ def test_suite2p_schema_catches_typos_and_types():
 def test_shipped_suite2p_schema_matches_installed_suite2p():
     from planeflow.plan.suite2p_schema import suite2p_settings_schema
 
-    shipped = pfc.load_schema("suite2p_settings.schema.yaml", REPO / "workflow" / "schemas")
+    shipped = pfc.load_schema("suite2p_settings.schema.yaml")
     assert shipped == yaml.safe_load(yaml.safe_dump(suite2p_settings_schema(), sort_keys=False)), \
         "regenerate with: planeflow suite2p-schema --out workflow/schemas/suite2p_settings.schema.yaml"
 
@@ -108,3 +108,46 @@ def test_suite2p_settings_merge_and_unknown_key():
     assert s2["fs"] == 20.0 and s2["registration"]["batch_size"] == 50 and "Ly" not in s2
     with pytest.raises(PlaneflowError, match=r"suite2p\.detection\.treshold"):
         pfc.suite2p_settings({"detection": {"treshold": 1}})
+
+
+def test_defaults_live_only_in_the_schema():
+    """config/config.yaml sets only what differs from the schema's defaults; the defaults
+    it shows are commented out and equal the schema's (so the two cannot disagree)."""
+    import re
+
+    defaults = pfc.schema_defaults(pfc.load_schema("config.schema.yaml"))
+    text = (REPO / "config" / "config.yaml").read_text()
+    shipped = yaml.safe_load(text)
+
+    def leaves(d, prefix=()):
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                yield from leaves(v, prefix + (k,))
+            else:
+                yield prefix + (k,), v
+
+    def default_at(path):
+        d = defaults
+        for k in path:
+            d = d[k]
+        return d
+
+    for path, value in leaves({k: v for k, v in shipped.items() if k != "suite2p"}):
+        if path[0] in ("sessions", "results_dir"):
+            continue
+        assert value != default_at(path), f"{'.'.join(path)} repeats its schema default; comment it out"
+    # the commented-out values, read with the indentation that nests them
+    stack, shown = [], 0
+    for line in text.splitlines():
+        m = re.match(r"^(\s*)(?:# )?([A-Za-z_]\w*):(.*)$", line)
+        if not m or (line.lstrip().startswith("#") and not re.match(r"^\s*# [a-z_]+:( |$)", line)):
+            continue
+        indent = len(m[1])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m[2]))
+        path = [k for _, k in stack]
+        if line.lstrip().startswith("#") and m[3].strip() and path[0] != "suite2p":
+            assert yaml.safe_load(m[3]) == default_at(path), f"config.yaml shows a wrong default for {'.'.join(path)}"
+            shown += 1
+    assert shown >= 30

@@ -10,7 +10,7 @@ import yaml
 from conftest import REPO
 from planeflow.plan.config_reference import config_reference
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "planeflow" / "plan" / "schemas" / "config.schema.yaml"
 CONFIG_DOC = REPO / "docs" / "configuration.md"
 REGENERATE = "regenerate it with: make docs  (or: planeflow config-reference --out docs/configuration.md)"
 MARKDOWN = [REPO / "README.md", REPO / "config" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -32,7 +32,7 @@ def _schema() -> dict:
 def test_configuration_reference_is_up_to_date():
     assert CONFIG_DOC.exists(), f"docs/configuration.md is missing; {REGENERATE}"
     assert CONFIG_DOC.read_text() == config_reference(_schema()), (
-        f"docs/configuration.md does not match workflow/schemas/config.schema.yaml; {REGENERATE}")
+        f"docs/configuration.md does not match src/planeflow/plan/schemas/config.schema.yaml; {REGENERATE}")
 
 
 def test_configuration_reference_lists_every_key_with_its_description():

@@ -17,7 +17,6 @@ from planeflow.plan.session import session_metadata
 
 min_version("9.0")
 
-SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 
 def _fail(err):
@@ -26,14 +25,14 @@ def _fail(err):
 
 
 try:
-    pfconfig.validate(config, pfconfig.load_schema("config.schema.yaml", SCHEMAS), "config")
+    pfconfig.validate(config, pfconfig.load_schema("config.schema.yaml"), "config")
     pfconfig.validate(config.get("suite2p") or {},
-                      pfconfig.load_schema("suite2p_settings.schema.yaml", SCHEMAS), "config suite2p")
-    sm_validate(config, str(SCHEMAS / "config.schema.yaml"))  # fills in defaults
+                      pfconfig.load_schema("suite2p_settings.schema.yaml"), "config suite2p")
+    sm_validate(config, str(pfconfig.SCHEMA_DIR / "config.schema.yaml"))  # fills in defaults
     LAYOUT = Layout(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
     pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
-                               pfconfig.load_schema("sessions.schema.yaml", SCHEMAS))
+                               pfconfig.load_schema("sessions.schema.yaml"))
     # NWB subject/session metadata: checked before anything is read or written
     NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
                 if config["nwb_export"]["enabled"] else {})

@@ -62,12 +62,16 @@ def _config_reference(args) -> int:
 
     from planeflow.plan.config_reference import config_reference
 
-    try:
-        with open(args.schema) as fh:
-            schema = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise PlaneflowError(f"config schema '{args.schema}' not found: run this in the "
-                             "repository's root folder or give its path with --schema") from None
+    from planeflow.plan.config import load_schema
+
+    if args.schema:
+        try:
+            with open(args.schema) as fh:
+                schema = yaml.safe_load(fh)
+        except OSError as e:
+            raise PlaneflowError(f"cannot read the config schema '{args.schema}' ({e}).") from None
+    else:
+        schema = load_schema("config.schema.yaml")
     text = config_reference(schema)
     if args.out:
         from planeflow.io.atomic import save_text
@@ -111,8 +115,7 @@ def main(argv=None) -> int:
 
     c = sub.add_parser("config-reference",
                        help="write the configuration reference (Markdown) from the config schema")
-    c.add_argument("--schema", default="workflow/schemas/config.schema.yaml",
-                   help="config schema to read (default: %(default)s, relative to this folder)")
+    c.add_argument("--schema", help="config schema to read (default: planeflow's own)")
     c.add_argument("--out", help="file to write, e.g. docs/configuration.md (default: stdout)")
     c.set_defaults(func=_config_reference)
 

@@ -19,6 +19,7 @@ import tarfile
 import zipfile
 
 from planeflow import PlaneflowError
+from planeflow.progress import Progress
 
 log = logging.getLogger("planeflow")
 
@@ -41,22 +42,7 @@ def load_manifest(path: str) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-# ---- progress and checksums --------------------------------------------------------------
-class Progress:
-    """Log ``<what>: N% (done/total MB)`` each time another ``every`` percent is done."""
-
-    def __init__(self, what: str, total: int, every: int = 10):
-        self.what, self.total, self.every = what, max(int(total), 1), every
-        self.done, self.last = 0, -every
-
-    def add(self, nbytes: int) -> None:
-        self.done += nbytes
-        pct = min(100, int(100 * self.done / self.total))
-        if pct >= self.last + self.every:
-            self.last = pct - pct % self.every
-            log.info("%s: %d%% (%.1f/%.1f MB)", self.what, pct, self.done / 1e6, self.total / 1e6)
-
-
+# ---- checksums --------------------------------------------------------------
 def hash_stream(fh, algorithm: str = CHECKSUM, progress: Progress | None = None) -> tuple[str, int]:
     """(hex digest, number of bytes) of everything left to read in ``fh``."""
     h = hashlib.new(algorithm)

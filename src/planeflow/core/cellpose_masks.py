@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_npy
+from planeflow.io.planefiles import load_array
 
 #: summary images that can be exported (keys of ops)
 IMG_KEYS = ("meanImg", "meanImgE", "max_proj", "Vcorr")
@@ -212,12 +212,9 @@ def read_seg(path, shape) -> tuple[np.ndarray, bool]:
     """
     path = os.fspath(path)
     Ly, Lx = (int(v) for v in shape)
-    try:
-        dat = np.load(path, allow_pickle=True)
-        dat = dat.item() if dat.dtype == object and dat.ndim == 0 else dat
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise PlaneflowError(f"cannot read cellpose file '{path}' ({e}); save it again from the "
-                             "cellpose GUI (File > Save masks as _seg.npy).") from e
+    dat = load_array(path, allow_pickle=True, advice="Save it again from the cellpose GUI "
+                     "(File > Save masks as _seg.npy).")
+    dat = dat.item() if dat.dtype == object and dat.ndim == 0 else dat
     if not isinstance(dat, dict) or "masks" not in dat:
         raise PlaneflowError(
             f"cellpose file '{path}' has no 'masks': it is not a _seg.npy written by the cellpose "

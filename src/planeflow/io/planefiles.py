@@ -13,24 +13,26 @@ from planeflow import PlaneflowError
 log = logging.getLogger("planeflow")
 
 
+#: what to do about a damaged planeflow output
+RERUN = "It is damaged: delete it and rerun snakemake, which remakes it."
+
+
+def load_array(path, allow_pickle: bool = False, mmap_mode: str | None = None,
+               advice: str = RERUN) -> np.ndarray:
+    """The one reader of ``.npy`` files: a damaged or unreadable file is one clear error
+    naming it, with ``advice`` on what to do."""
+    try:
+        return np.load(path, allow_pickle=allow_pickle, mmap_mode=mmap_mode)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+        raise PlaneflowError(f"cannot read '{path}' ({e}). {advice}") from e
+
+
 def load_ops(path) -> dict:
-    try:
-        return np.load(path, allow_pickle=True).item()
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise PlaneflowError(
-            f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
-            "which remakes it."
-        ) from e
-
-
-def load_array(path, allow_pickle: bool = False) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=allow_pickle)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise PlaneflowError(
-            f"cannot read '{path}' ({e}). It is damaged: delete it and rerun snakemake, "
-            "which remakes it."
-        ) from e
+    """A suite2p ``ops.npy`` (a pickled dict)."""
+    ops = load_array(path, allow_pickle=True)
+    if ops.dtype != object or ops.ndim != 0 or not isinstance(ops.item(), dict):
+        raise PlaneflowError(f"cannot read '{path}' (it holds no ops dict). {RERUN}")
+    return ops.item()
 
 
 def check_binary(path, nframes: int, Ly: int, Lx: int, advice: str | None = None) -> None:

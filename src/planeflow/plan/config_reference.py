@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 
 #: where the generated page lives relative to the schemas (for its links)
-SCHEMA_LINK = "../workflow/schemas"
+SCHEMA_LINK = "../src/planeflow/plan/schemas"
 CONFIG_LINK = "../config"
 
 _HEADER = """\
 # Configuration reference
 
-<!-- Generated from workflow/schemas/config.schema.yaml by
+<!-- Generated from src/planeflow/plan/schemas/config.schema.yaml by
      `planeflow config-reference --out docs/configuration.md` (or `make docs`).
      Do not edit by hand: change the schema's descriptions and regenerate. -->
 
@@ -46,7 +46,7 @@ Give any suite2p 1.x setting, nested exactly as `suite2p.default_settings()` ret
 their defaults); only the keys you give change, every other one keeps suite2p's default.
 What each setting does is explained in [suite2p's documentation](https://suite2p.readthedocs.io/).
 Names, nesting and types are checked against
-[`workflow/schemas/suite2p_settings.schema.yaml`]({schemas}/suite2p_settings.schema.yaml),
+[`src/planeflow/plan/schemas/suite2p_settings.schema.yaml`]({schemas}/suite2p_settings.schema.yaml),
 which `planeflow suite2p-schema` generates from suite2p's own parameter table, so a
 misspelt or misplaced key stops the workflow before any job runs. The sessions sheet's
 `tau` and `diameter` columns override `suite2p.tau` and `suite2p.diameter` for their

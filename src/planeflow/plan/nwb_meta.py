@@ -14,28 +14,7 @@ import re
 import uuid
 
 from planeflow import PlaneflowError
-
-#: sessions-sheet columns (and keys of nwb_export.metadata) read by the NWB export
-SHEET_COLUMNS = {
-    "session_start_time": str,
-    "subject_id": str,
-    "species": str,
-    "sex": str,
-    "age": str,
-    "genotype": str,
-    "strain": str,
-    "experimenter": str,
-    "institution": str,
-    "lab": str,
-    "session_description": str,
-    "experiment_description": str,
-    "identifier": str,
-    "device": str,
-    "indicator": str,
-    "location": str,
-    "excitation_lambda": float,
-    "emission_lambda": float,
-}
+from planeflow.plan.config import sheet_columns
 
 #: keys every exported session needs, from the sheet or the config
 REQUIRED = ("session_start_time", "subject_id", "species", "sex", "age", "indicator", "location")
@@ -57,7 +36,7 @@ def strip_nwb_columns(row: dict) -> dict:
     Session inspection fingerprints the row; leaving the NWB columns out keeps a
     metadata edit from invalidating the cached metadata (and rerunning every plane).
     """
-    return {k: v for k, v in row.items() if k not in SHEET_COLUMNS}
+    return {k: v for k, v in row.items() if k not in sheet_columns(nwb=True)}
 
 
 def _is_age(text: str) -> bool:
@@ -101,7 +80,8 @@ def resolve_metadata(session_id: str, row: dict, defaults: dict | None = None,
     defaults = defaults or {}
     now = now or _dt.datetime.now(_dt.timezone.utc)
     meta = {}
-    for key, typ in SHEET_COLUMNS.items():
+    columns = sheet_columns(nwb=True)
+    for key, typ in columns.items():
         v = row.get(key)
         if v is None or (isinstance(v, str) and not v.strip()):
             v = defaults.get(key)
@@ -114,8 +94,8 @@ def resolve_metadata(session_id: str, row: dict, defaults: dict | None = None,
         meta["session_start_time"], problem = _start_time(meta["session_start_time"], now)
         if problem:
             problems.append(problem)
-    for key in SHEET_COLUMNS:
-        if SHEET_COLUMNS[key] is str and meta[key] is not None and not isinstance(meta[key], str):
+    for key in columns:
+        if columns[key] is str and meta[key] is not None and not isinstance(meta[key], str):
             meta[key] = str(meta[key])
     if meta["sex"] is not None and meta["sex"] not in SEXES:
         problems.append(f"sex '{meta['sex']}' must be one of M (male), F (female), U (unknown), O (other)")

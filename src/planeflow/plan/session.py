@@ -19,6 +19,7 @@ from pathlib import Path
 
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_json
+from planeflow.plan.config import with_defaults
 from planeflow.plan.layout import Layout
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -161,11 +162,6 @@ def whole_frame_part(Ly: int, Lx: int) -> dict:
 # of several tiles (stitched side by side before registration).
 
 
-DEFAULT_ACQUISITION = {"roi_mode": "stitch", "flyback_planes": [], "channels_are_planes": None,
-                       "functional_channel": 1, "piezo_average": True,
-                       "bidiphase": {"enabled": "auto", "subpixel": False, "max_offset": 10}}
-
-
 def _need(value, name: str, sid: str, hint: str):
     if value is None:
         raise PlaneflowError(f"session '{sid}': {name} is not in the file header; {hint}")
@@ -232,7 +228,7 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
     Values in the sheet win over the header; a value that is needed and found nowhere
     stops with an error naming it.
     """
-    acq = {**DEFAULT_ACQUISITION, **(acq or {})}
+    acq = with_defaults("acquisition", acq)  # the config schema's, when called outside Snakemake
     sid = row["session_id"]
     if files and files[0].endswith(ARRAY_SUFFIXES):
         return _array_metadata(row, files[0], acq)

@@ -1,7 +1,7 @@
 """JSON schema of suite2p 1.x ``settings``, generated from suite2p's own parameter table.
 
 The workflow validates the config's ``suite2p:`` section against the generated
-``workflow/schemas/suite2p_settings.schema.yaml`` at DAG-build time, without
+``src/planeflow/plan/schemas/suite2p_settings.schema.yaml`` at DAG-build time, without
 importing suite2p (which takes seconds). ``planeflow suite2p-schema`` regenerates
 it; a test checks that the shipped file matches the installed suite2p.
 """

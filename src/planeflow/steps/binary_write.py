@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 from planeflow import PlaneflowError
+from planeflow.progress import Progress
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.core.bidiphase import apply_bidiphase
 from planeflow.io.history import append_history
@@ -105,8 +106,8 @@ def estimate_plane_bidiphase(reader, plane: int, bidi: dict, nsample: int = 300)
             sample.append(frames[::step])
         if sum(len(f) for f in sample) >= nsample:
             break
-    return float(estimate_bidiphase(np.concatenate(sample), max_offset=int(bidi.get("max_offset", 10)),
-                                    subpixel=bool(bidi.get("subpixel", False))))
+    return float(estimate_bidiphase(np.concatenate(sample), max_offset=int(bidi["max_offset"]),
+                                    subpixel=bool(bidi["subpixel"])))
 
 
 def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: str,
@@ -139,7 +140,8 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
             reader.timestamps = []  # keep only those of the frames written below
     if chunk_mb:
         chunk_frames = max(1, min(int(chunk_frames), int(chunk_mb * 1e6 // (Ly * Lx * 2))))
-    written, last_pct = 0, -10
+    written = 0
+    progress = Progress(f"binary_write plane {plane} part {part}", nframes, unit="frames", scale=1)
     sink = None
     try:
         with atomic_path(out_bin) as tmp, open(tmp, "wb") as fh:
@@ -149,11 +151,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
                     frames = apply_bidiphase(frames, offset)
                 sink.put(to_int16(assemble_part(frames, region)))
                 written += frames.shape[0]
-                pct = int(100 * written / nframes)
-                if pct >= last_pct + 10:
-                    log.info("binary_write plane %d part %d: %d%% (%d/%d frames)",
-                             plane, part, pct, written, nframes)
-                    last_pct = pct
+                progress.add(frames.shape[0])
             sink.close()
             fh.flush()
             os.fsync(fh.fileno())

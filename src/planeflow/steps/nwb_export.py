@@ -33,6 +33,7 @@ import numpy as np
 from hdmf.data_utils import GenericDataChunkIterator
 
 from planeflow import PlaneflowError, __version__
+from planeflow.progress import Progress
 from planeflow.io.atomic import atomic_path
 from planeflow.io.history import suite2p_version
 from planeflow.io.planefiles import check_binary, full_frame_image, load_array, load_ops
@@ -99,38 +100,12 @@ def frames_per_chunk(frame_bytes: int, nframes: int) -> int:
     return int(max(1, min(nframes, CHUNK_BYTES // max(1, frame_bytes))))
 
 
-class Progress:
-    """Percent done per plane and overall, logged as the file is written."""
-
-    def __init__(self, totals: dict):
-        self.totals = {p: max(1, int(n)) for p, n in totals.items()}
-        self.done = dict.fromkeys(totals, 0)
-
-    def add(self, plane: int, nbytes: int, what: str | None = None) -> None:
-        """Count ``nbytes`` more written for ``plane``; log the percentages when ``what`` is given."""
-        self.done[plane] += int(nbytes)
-        if what is None:
-            return
-        pp = 100.0 * self.done[plane] / self.totals[plane]
-        pa = 100.0 * sum(self.done.values()) / sum(self.totals.values())
-        log.info("nwb_export: plane %d %s - plane %d%% done, session %d%% done", plane, what,
-                 min(100, int(pp)), min(100, int(pa)))
-
-
-def _load_mmap(path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError, EOFError) as e:
-        raise PlaneflowError(f"cannot read '{path}' ({e}). It is damaged: delete it and rerun "
-                             "snakemake, which remakes it.") from e
-
-
 def _read_plane(files: dict) -> dict:
     """The plane's ops, stat, iscell and memory-mapped traces, checked against each other."""
     ops = load_ops(files["ops"])
     stat = load_array(files["stat"], allow_pickle=True)
     iscell = load_array(files["iscell"])
-    traces = {k: _load_mmap(files[k]) for k in ("F", "Fneu", "spks", "dff")}
+    traces = {k: load_array(files[k], mmap_mode="r") for k in ("F", "Fneu", "spks", "dff")}
     n = len(stat)
     if iscell.shape[0] != n:
         raise PlaneflowError(f"'{files['iscell']}' has {iscell.shape[0]} rows but '{files['stat']}' "
@@ -297,7 +272,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
             for key, cname, base, desc, unit in TRACES:
 
                 def done(t0, t1, nbytes, _p=p, _name=f"{cname}/{base}{sfx}", _nt=nframes):
-                    progress.add(_p, nbytes, f"{_name} written" if t1 >= _nt else None)
+                    progress.add(nbytes, part=f"plane {_p}", note=f"{_name} written" if t1 >= _nt else None)
 
                 it = TimeChunkIterator(_trace_reader(plane["traces"][key]), (nframes, n), np.float32,
                                        frames_per_buffer=max(1, TRACE_BUFFER_BYTES // (4 * n)),
@@ -327,7 +302,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
 
             def movie_done(t0, t1, nbytes, _p=p, _c=counter, _nt=nframes):
                 _c["i"] += 1
-                progress.add(_p, nbytes, f"movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
+                progress.add(nbytes, part=f"plane {_p}", note=f"movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
 
             it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=chunk_frames,
                                    frames_per_chunk=frames_per_chunk(frame_bytes, nframes),
@@ -370,7 +345,7 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
         n, nt = pl["n"], pl["nframes"]
         movie = nt * int(pl["ops"]["Ly"]) * int(pl["ops"]["Lx"]) * 2 if options.get("include_movie") else 0
         totals[int(f["plane"])] = len(TRACES) * 4 * n * nt + movie
-    progress = Progress(totals)
+    progress = Progress("nwb_export", parts={f"plane {p}": n for p, n in totals.items()})
     closers: list = []
     try:
         nwbfile = build_nwbfile(planes, meta, session, options, progress, loaded, closers)

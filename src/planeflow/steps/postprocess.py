@@ -48,16 +48,16 @@ def postprocess(inputs: dict, out: dict, options: dict) -> dict:
             f"detection outputs next to '{inputs['stat']}' disagree on the number of ROIs "
             f"(stat {len(stat)}, iscell {len(iscell)}, F {F.shape[0]}): delete that folder and rerun."
         )
-    d = options.get("dff", {}) or {}
+    d = options["dff"]
     dff, dff_info = compute_dff(
         F, Fneu, tau=float(ops["tau"]), fs=float(ops["fs"]),
         neuropil_coefficient=float(ops["extraction"]["neuropil_coefficient"]),
-        percentile=float(d.get("percentile", 20)), window_s=d.get("window_s"),
-        smooth_s=d.get("smooth_s"), subtract_neuropil=bool(d.get("subtract_neuropil", True)))
+        percentile=float(d["percentile"]), window_s=d["window_s"],
+        smooth_s=d["smooth_s"], subtract_neuropil=bool(d["subtract_neuropil"]))
 
     dx, dy = ops.get("dx"), ops.get("dy")
     table = roi_table(stat, iscell, dx, dy)
-    filters = {k: v for k, v in (options.get("filters") or {}).items() if v is not None}
+    filters = {k: v for k, v in options["filters"].items() if v is not None}
     if any(k.endswith("_um") or k.endswith("_um2") for k in filters) and not (dx and dy):
         raise PlaneflowError(
             f"postprocess.filters {sorted(filters)} are in µm but session "
@@ -77,11 +77,11 @@ def postprocess(inputs: dict, out: dict, options: dict) -> dict:
     new_stat = np.array(new_stat, dtype=object) if new_stat else np.array([], dtype=object)
 
     title = f"{ops.get('session_id', '')} plane {ops.get('iplane')}"
-    fig_opts = options.get("figures", {}) or {}
+    fig_opts = options["figures"]
     figures.mean_image_rois(out["fig_rois"], ops.get("meanImg"), stat, iscell_out, title=title)
     figures.registration_shifts(out["fig_shifts"], ops, title=title)
     figures.example_traces(out["fig_traces"], F, dff, iscell_out, stat, ops["fs"],
-                           n=int(fig_opts.get("n_traces", 8)), title=title)
+                           n=int(fig_opts["n_traces"]), title=title)
 
     n_acc = int(iscell_out[:, 0].sum()) if len(iscell_out) else 0
     result = {**ops, "dff": dff_info, "filter_results": filter_results,

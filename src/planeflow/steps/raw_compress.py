@@ -21,10 +21,10 @@ import os
 import time
 
 from planeflow import PlaneflowError, __version__
+from planeflow.progress import Progress
 from planeflow.io.atomic import atomic_path, save_json
 from planeflow.core.archive import (
     CHECKSUM,
-    Progress,
     changed_members,
     check_format,
     collect_members,
