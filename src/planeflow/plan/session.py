@@ -19,6 +19,7 @@ from pathlib import Path
 
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_json
+from planeflow.io.scanimage.acquisition import volume_pages
 from planeflow.plan.config import with_defaults
 from planeflow.plan.layout import Layout
 
@@ -244,13 +245,14 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
                "in the sessions sheet.")
     nch = int(si.get("nchannels") or 1) if stack != "lbm" else 1
     fps = int(si.get("frames_per_slice") or 1) if stack == "piezo" else 1
-    flyback_frames = int(si.get("flyback_frames") or 0) if stack == "piezo" else 0
+    # flyback frames are saved only by fast-z piezo stacks: the interpreter's count per volume
+    flyback_frames = int(si.get("flyback_frames_per_volume") or 0)
     channel = int(acq["functional_channel"]) - 1
     if not 0 <= channel < nch:
         raise PlaneflowError(
             f"session '{sid}': acquisition.functional_channel={channel + 1} but the files hold "
             f"{nch} channel(s). Set it between 1 and {nch}.")
-    layout = {"pages_per_volume": nch * (nplanes * fps + flyback_frames), "nchannels": nch,
+    layout = {"pages_per_volume": volume_pages(nch, nplanes, fps, flyback_frames), "nchannels": nch,
               "channel": channel, "frames_per_slice": fps,
               "average_slices": bool(acq["piezo_average"]) and fps > 1}
     npages = info["npages"]

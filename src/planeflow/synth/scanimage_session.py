@@ -93,3 +93,53 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
     return {"files": files, "ground_truth": str(gt), "page_shape": (Ly, Lx), "roi_widths": widths,
             "fly_to_lines": fly_to_lines, "bidiphase": bidiphase, "nplanes": nplanes,
             "nframes": nframes, "plane_shape": (height, sum(widths)), "fs": fs}
+
+
+def simulate_piezo_session(out_dir, *, nplanes=3, nframes=400, Ly=128, Lx=128, frames_per_slice=1,
+                           flyback=1, fast=True, dz=15.0, fs=15.0, tau=1.0, cells_per_plane=20,
+                           diameter=10, max_shift=3, seed=0, name="piezo") -> dict:
+    """Write a piezo z-stack in ScanImage format (one file) with its ground truth.
+
+    Each volume holds, per plane, ``frames_per_slice`` copies of the plane's frame, then
+    ``flyback`` bright noise frames when the stack is ``fast`` (ScanImage saves flyback
+    frames only for fast-z stacks; a slow stack's header may still name them).
+    ``nframes``: volumes (frames per plane after averaging the slices).
+    """
+    import tifffile
+
+    from planeflow.synth.scanimage_writer import make_tags, write_scanimage_tiff
+    from planeflow.synth.simulate import simulate_session
+
+    out_dir = Path(out_dir)
+    work = out_dir / ".plane_movie"
+    sim = simulate_session(work, nplanes=nplanes, nframes=nframes, Ly=Ly, Lx=Lx,
+                           cells_per_plane=cells_per_plane, diameter=diameter, fs=fs, tau=tau,
+                           max_shift=max_shift, nfiles=1, seed=seed, name=name)
+    per_volume = nplanes * frames_per_slice + (flyback if fast else 0)
+    software, _ = make_tags(fs=fs * per_volume, page_shape=(Ly, Lx), bidirectional=False,
+                            stack={"nplanes": nplanes, "dz": dz, "frames_per_slice": frames_per_slice,
+                                   "flyback": flyback, "fast": fast})
+    rng = np.random.default_rng(seed + 1)
+
+    def pages():
+        with tifffile.TiffFile(sim["files"][0]) as src:
+            for v0 in range(0, nframes, 50):
+                v1 = min(nframes, v0 + 50)
+                block = src.asarray(key=range(v0 * nplanes, v1 * nplanes)).reshape(v1 - v0, nplanes, Ly, Lx)
+                for vol in block:
+                    for plane in vol:
+                        for _ in range(frames_per_slice):
+                            yield plane
+                    if fast:
+                        for _ in range(flyback):  # the piezo moving back: bright, structureless
+                            yield rng.integers(0, int(vol.max()) + 1, (Ly, Lx)).astype(vol.dtype)
+
+    path = out_dir / f"{name}_00001.tif"
+    write_scanimage_tiff(path, pages(), software=software, fs=fs * per_volume)
+    gt = out_dir / "ground_truth.npz"
+    Path(sim["ground_truth"]).replace(gt)
+    for f in sim["files"]:
+        Path(f).unlink()
+    work.rmdir()
+    return {"files": [str(path)], "ground_truth": str(gt), "nplanes": nplanes, "nframes": nframes,
+            "pages_per_volume": per_volume, "fs": fs, "dz": dz}

@@ -115,6 +115,12 @@ def _imaging_rois(roi_groups: dict | None) -> list[dict]:
     return out
 
 
+def volume_pages(nchannels: int, nplanes: int, frames_per_slice: int = 1, flyback_frames: int = 0) -> int:
+    """Pages of one time point: every channel of every frame of every slice, then the
+    flyback frames (piezo fast-z stacks only; a slow stack waits instead of recording)."""
+    return int(nchannels) * (int(nplanes) * int(frames_per_slice) + int(flyback_frames))
+
+
 def acquisition_info(header: dict, *, channels_are_planes: bool | None = None) -> dict:
     """Interpret a :func:`read_header` result. Values the header lacks are None.
 
@@ -146,7 +152,7 @@ def acquisition_info(header: dict, *, channels_are_planes: bool | None = None) -
                       ``hFastZ.numDiscardFlybackFrames``), ``pages_per_volume`` (pages
                       of one time point: LBM/single plane ``pages_per_frame``; piezo
                       ``nchannels * (nplanes * frames_per_slice + flyback)``, flyback
-                      only for fast-z stacks), ``nframes`` (time points in the file when
+                      only for fast-z stacks: ``flyback_frames_per_volume``), ``nframes`` (time points in the file when
                       ``n_pages`` is known)
     ``mroi``          ``hRoiManager.mroiEnable``
     ``rois``          list of ``{"name", "pixel_resolution": [w, h], "size_deg": [w, h],
@@ -246,7 +252,7 @@ def acquisition_info(header: dict, *, channels_are_planes: bool | None = None) -
     if stack_type == "piezo":
         fps = frames_per_slice or 1
         fb = (flyback or 0) if fast else 0
-        pages_per_volume = nchannels * (nplanes * fps + fb)
+        pages_per_volume = volume_pages(nchannels, nplanes, fps, fb)
         frames_per_volume = nplanes * fps + fb
         if volume_rate is not None:
             fs_per_plane = volume_rate
@@ -390,6 +396,7 @@ def acquisition_info(header: dict, *, channels_are_planes: bool | None = None) -
         "channel_source": channel_source,
         "frames_per_slice": frames_per_slice,
         "flyback_frames": flyback,
+        "flyback_frames_per_volume": fb if stack_type == "piezo" else 0,
         "pages_per_volume": pages_per_volume,
         "nframes": nframes,
         "mroi": mroi,
