@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from planeflow.plan.layout import Layout
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,10 +92,11 @@ def run_binary_write(work: Path, tif: Path, planes: int) -> tuple[float, list[di
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])
     rows = []
-    for f in sorted((work / "results" / "b" / "benchmarks" / "binary_write").glob("*.tsv")):
+    lay = Layout(work / "results")
+    for f in sorted(Path(lay.benchmark("binary_write", "b", 0, 0)).parent.glob("*.tsv")):
         with open(f) as fh:
             rows.append(next(csv.DictReader(fh, delimiter="\t")))
-    return wall, rows, job_span(work / "results" / "b" / "logs" / "binary_write")
+    return wall, rows, job_span(Path(lay.log("binary_write", "b", 0, 0)).parent)
 
 
 def job_span(log_dir: Path) -> float:
