@@ -329,7 +329,7 @@ def test_registered_movie_equals_binary_and_was_written_in_chunks(nwb_run, nwb_f
         assert len(blocks) == int(blocks[0][1]) >= 4 and [int(i) for i, *_ in blocks] == list(range(1, len(blocks) + 1))
         assert max(b - a + 1 for a, b in spans) <= 128
         assert sorted(spans)[0][0] == 0 and sum(b - a + 1 for a, b in spans) == 500
-    assert "plane 0 movie chunk" in log and log.count("session 100% done") >= 1
+    assert "plane 0 movie chunk" in log and log.count("total 100% done") >= 1
     assert "plane 1 DfOverF/RoiResponseSeriesChan1Plane1 written" in log
 
 

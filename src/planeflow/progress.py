@@ -36,6 +36,6 @@ class Progress:
         where = ""
         if part is not None:
             ppct = min(100, int(100 * self.part_done[part] / self.parts[part]))
-            where = f"{part} {ppct}% done, "
-        log.info("%s: %s%s%d%% (%.1f/%.1f %s)", self.what, f"{note} - " if note else "", where, pct,
+            where = f"{part} {ppct}% done, total "
+        log.info("%s: %s%s%d%% done (%.1f/%.1f %s)", self.what, f"{note} - " if note else "", where, pct,
                  self.done / self.scale, self.total / self.scale, self.unit)

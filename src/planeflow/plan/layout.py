@@ -139,10 +139,15 @@ class Layout:
         return f"{self.root}/{session}/benchmarks/{step}/{self._job_name(step, plane, part)}.tsv"
 
     # ---- a whole session ---------------------------------------------------------------
-    def session_outputs(self, meta: dict, config: dict) -> list[str]:
+    def session_outputs(self, meta: dict, config: dict, optional: bool = False) -> list[str]:
         """Every file and folder a finished run of ``config`` leaves for the session of
         ``meta`` (cached metadata): outputs, logs and benchmarks, one path each (final
-        plane folders and the zarr volume as folders)."""
+        plane folders and the zarr volume as folders). ``optional``: also every output
+        the optional steps could add (all exports on, cellpose_import of every plane)."""
+        if optional:
+            config = {**config, "cellpose": {**config["cellpose"], "export": True},
+                      "nwb_export": {**config["nwb_export"], "enabled": True},
+                      "raw_compress": {**config["raw_compress"], "enabled": True}}
         sid = meta["session_id"]
         planes = meta["planes"]
         parts = range(len(meta["parts"]))
@@ -157,6 +162,9 @@ class Layout:
             if config["cellpose"]["export"]:
                 out += [self.cellpose_export(k, sid, p) for k in CELLPOSE_EXPORT_FILES]
                 out += [self.log("cellpose_export", sid, p), self.benchmark("cellpose_export", sid, p)]
+            if optional:
+                out += [self.cellpose_import(k, sid, p) for k in CELLPOSE_IMPORT_FILES]
+                out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
         session_steps = ["volume_stats"]
         out += [self.volume_file(k, sid) for k in VOLUME_FILES]
         if config["nwb_export"]["enabled"]:

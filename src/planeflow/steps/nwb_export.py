@@ -272,7 +272,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
             for key, cname, base, desc, unit in TRACES:
 
                 def done(t0, t1, nbytes, _p=p, _name=f"{cname}/{base}{sfx}", _nt=nframes):
-                    progress.add(nbytes, part=f"plane {_p}", note=f"{_name} written" if t1 >= _nt else None)
+                    progress.add(nbytes, part=f"plane {_p}", note=f"plane {_p} {_name} written" if t1 >= _nt else None)
 
                 it = TimeChunkIterator(_trace_reader(plane["traces"][key]), (nframes, n), np.float32,
                                        frames_per_buffer=max(1, TRACE_BUFFER_BYTES // (4 * n)),
@@ -302,7 +302,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
 
             def movie_done(t0, t1, nbytes, _p=p, _c=counter, _nt=nframes):
                 _c["i"] += 1
-                progress.add(nbytes, part=f"plane {_p}", note=f"movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
+                progress.add(nbytes, part=f"plane {_p}", note=f"plane {_p} movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
 
             it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=chunk_frames,
                                    frames_per_chunk=frames_per_chunk(frame_bytes, nframes),
