@@ -100,7 +100,8 @@ def finished_session(tmp_path_factory):
     workflow once per test session, for tests that read finished outputs.
 
     Returns a dict: tmp (folder), cfg (config path), res (results/<session>), sim
-    (ground truth from simulate_session), session (its id). Tests may add targets
+    (ground truth from simulate_session), session (its id), console (what the run printed:
+    Snakemake's stdout and stderr). Tests may add targets
     (with extra config files on top of ``cfg``) but must not change what exists.
     """
     from planeflow.synth.simulate import simulate_session
@@ -110,5 +111,6 @@ def finished_session(tmp_path_factory):
                            fs=15.0, tau=1.0, nfiles=1, seed=11, name="fin")
     cfg = make_config(tmp, [{"session_id": "fin", "data_path": str(tmp / "raw"), "nplanes": 2,
                              "fs": 15.0, "dx": 1.5, "dy": 1.5, "dz": 15.0}], suite2p=SMALL_S2P)
-    snakemake(cfg, check=True)
-    return {"tmp": tmp, "cfg": cfg, "res": tmp / "results" / "fin", "sim": sim, "session": "fin"}
+    proc = snakemake(cfg, check=True)
+    return {"tmp": tmp, "cfg": cfg, "res": tmp / "results" / "fin", "sim": sim, "session": "fin",
+            "console": proc.stdout + proc.stderr}

@@ -119,8 +119,12 @@ def main(argv=None) -> int:
     c.add_argument("--out", help="file to write, e.g. docs/configuration.md (default: stdout)")
     c.set_defaults(func=_config_reference)
 
+    from planeflow.cli.init import add_cli as add_init
+    from planeflow.cli.inspect import add_cli as add_inspect
     from planeflow.cli.slurm_profile import add_cli as add_slurm_profile
 
+    add_inspect(sub)
+    add_init(sub)
     add_slurm_profile(sub)
 
     args = p.parse_args(argv)

@@ -163,27 +163,34 @@ def whole_frame_part(Ly: int, Lx: int) -> dict:
 # of several tiles (stitched side by side before registration).
 
 
-def _need(value, name: str, sid: str, hint: str):
+def _stop(message: str, problems: list | None) -> None:
+    """Raise ``message``, or, when collecting ``problems`` (``planeflow inspect``), note it
+    and go on with what can still be worked out."""
+    if problems is None:
+        raise PlaneflowError(message)
+    problems.append(message)
+
+
+def _need(value, name: str, sid: str, hint: str, problems: list | None = None):
     if value is None:
-        raise PlaneflowError(f"session '{sid}': {name} is not in the file header; {hint}")
+        _stop(f"session '{sid}': {name} is not in the file header; {hint}", problems)
     return value
 
 
-def _check_frames(nframes: int, sid: str) -> int:
+def _check_frames(nframes: int, sid: str, problems: list | None = None) -> int:
     if nframes < 50:
-        raise PlaneflowError(
-            f"session '{sid}': only {nframes} frames per plane; suite2p needs at least 50 "
-            "(200 or more for reliable registration and detection).")
+        _stop(f"session '{sid}': only {nframes} frames per plane; suite2p needs at least 50 "
+              "(200 or more for reliable registration and detection).", problems)
     return nframes
 
 
-def _kept_planes(acq: dict, nplanes: int, sid: str) -> list[int]:
+def _kept_planes(acq: dict, nplanes: int, sid: str, problems: list | None = None) -> list[int]:
     """Planes to process: all but ``acquisition.flyback_planes`` (checked to exist)."""
     flyback = sorted({int(z) for z in acq.get("flyback_planes") or []})
     bad = [z for z in flyback if not 0 <= z < nplanes]
     if bad:
-        raise PlaneflowError(f"session '{sid}': acquisition.flyback_planes {bad} are not among the "
-                             f"{nplanes} planes (0-based). Fix acquisition.flyback_planes in the config.")
+        _stop(f"session '{sid}': acquisition.flyback_planes {bad} are not among the "
+              f"{nplanes} planes (0-based). Fix acquisition.flyback_planes in the config.", problems)
     return [z for z in range(nplanes) if z not in flyback]
 
 
@@ -198,15 +205,15 @@ def _tiff_acquisition(files: list[str], acq: dict) -> dict:
     return acquisition_info(header, channels_are_planes=acq.get("channels_are_planes"))
 
 
-def _parts(Ly: int, Lx: int, si: dict, roi_mode: str, sid: str) -> tuple[list[dict], list[int]]:
+def _parts(Ly: int, Lx: int, si: dict, roi_mode: str, sid: str,
+           problems: list | None = None) -> tuple[list[dict], list[int]]:
     """Parts of a plane and the plane image shape (see the comment above)."""
     rois, rows = si.get("rois") or [], si.get("roi_rows")
     if len(rois) <= 1 or not rows:
         if len(rois) > 1:
-            raise PlaneflowError(
-                f"session '{sid}': the header lists {len(rois)} ROIs but their heights and "
-                f"fly-to lines do not add up to the page height {Ly} ({'; '.join(si.get('warnings', []))}). "
-                "Check the file, or process it as one field with acquisition.roi_mode: whole.")
+            _stop(f"session '{sid}': the header lists {len(rois)} ROIs but their heights and "
+                  f"fly-to lines do not add up to the page height {Ly} ({'; '.join(si.get('warnings', []))}). "
+                  "Check the file, or process it as one field with acquisition.roi_mode: whole.", problems)
         return [whole_frame_part(Ly, Lx)], [Ly, Lx]
     widths = [int(r["pixel_resolution"][0]) for r in rois]
     heights = [y1 - y0 for y0, y1 in rows]
@@ -223,49 +230,54 @@ def _parts(Ly: int, Lx: int, si: dict, roi_mode: str, sid: str) -> tuple[list[di
     return parts, plane_shape
 
 
-def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict:
+def build_metadata(row: dict, files: list[str], acq: dict | None = None,
+                   problems: list | None = None) -> dict:
     """Inspect the raw files (headers only) and combine them with the sheet's values.
 
     Values in the sheet win over the header; a value that is needed and found nowhere
-    stops with an error naming it.
+    stops with an error naming it. ``problems``: a list to collect those errors in
+    instead (``planeflow inspect``); the metadata is then worked out as far as it can
+    be, with ``nplanes``/``fs`` None when unknown (frames counted as if one plane).
+    An unreadable file raises either way.
     """
     acq = with_defaults("acquisition", acq)  # the config schema's, when called outside Snakemake
     sid = row["session_id"]
     if files and files[0].endswith(ARRAY_SUFFIXES):
-        return _array_metadata(row, files[0], acq)
+        return _array_metadata(row, files[0], acq, problems)
     info = inspect_tiffs(files)
     si = _tiff_acquisition(files, acq)
     Ly, Lx = info["Ly"], info["Lx"]
     stack = si.get("stack_type") or "single_plane"
-    nplanes = _need(row.get("nplanes") or (si.get("nplanes") if si else None), "the number of planes",
-                    sid, "set the nplanes column in the sessions sheet.")
-    nplanes = int(nplanes)
+    given_planes = _need(row.get("nplanes") or (si.get("nplanes") if si else None), "the number of planes",
+                         sid, "set the nplanes column in the sessions sheet.", problems)
+    nplanes = int(given_planes or 1)
     fs = _need(row.get("fs") or si.get("fs_per_plane") or si.get("fs"), "the frame rate", sid,
                "set the fs column (volume rate in Hz, i.e. frames per second of each plane) "
-               "in the sessions sheet.")
+               "in the sessions sheet.", problems)
     nch = int(si.get("nchannels") or 1) if stack != "lbm" else 1
     fps = int(si.get("frames_per_slice") or 1) if stack == "piezo" else 1
     # flyback frames are saved only by fast-z piezo stacks: the interpreter's count per volume
     flyback_frames = int(si.get("flyback_frames_per_volume") or 0)
     channel = int(acq["functional_channel"]) - 1
     if not 0 <= channel < nch:
-        raise PlaneflowError(
-            f"session '{sid}': acquisition.functional_channel={channel + 1} but the files hold "
-            f"{nch} channel(s). Set it between 1 and {nch}.")
+        _stop(f"session '{sid}': acquisition.functional_channel={channel + 1} but the files hold "
+              f"{nch} channel(s). Set it between 1 and {nch}.", problems)
+        channel = 0
     layout = {"pages_per_volume": volume_pages(nch, nplanes, fps, flyback_frames), "nchannels": nch,
               "channel": channel, "frames_per_slice": fps,
               "average_slices": bool(acq["piezo_average"]) and fps > 1}
     npages = info["npages"]
     ppv = layout["pages_per_volume"]
-    if npages % ppv:
-        raise PlaneflowError(
-            f"session '{sid}': {npages} frames in {len(files)} file(s) are not divisible by "
-            f"the {ppv} frames of one volume (nplanes={nplanes}"
-            + (f", channels={nch}" if nch > 1 else "") + (f", frames per slice={fps}" if fps > 1 else "")
-            + "). Check nplanes, or remove an incomplete last file.")
-    nframes = _check_frames(npages // ppv * (1 if layout["average_slices"] else fps), sid)
-    planes = _kept_planes(acq, nplanes, sid)
-    parts, plane_shape = _parts(Ly, Lx, si, acq["roi_mode"], sid)
+    if npages % ppv and given_planes:
+        _stop(f"session '{sid}': {npages} frames in {len(files)} file(s) are not divisible by "
+              f"the {ppv} frames of one volume (nplanes={nplanes}"
+              + (f", channels={nch}" if nch > 1 else "") + (f", frames per slice={fps}" if fps > 1 else "")
+              + "). Check nplanes, or remove an incomplete last file.", problems)
+    nframes = npages // ppv * (1 if layout["average_slices"] else fps)
+    if given_planes:
+        _check_frames(nframes, sid, problems)
+    planes = _kept_planes(acq, nplanes, sid, problems)
+    parts, plane_shape = _parts(Ly, Lx, si, acq["roi_mode"], sid, problems)
     bidi = dict(acq["bidiphase"])
     if bidi["enabled"] == "auto":
         bidi["enabled"] = bool(si.get("bidirectional")) or stack == "lbm"
@@ -278,13 +290,13 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
         "pages_per_file": info["pages_per_file"],
         "dtype": info["dtype"],
         "stack_type": stack,
-        "nplanes": nplanes,
-        "planes": planes,
-        "nframes": nframes,
+        "nplanes": nplanes if given_planes else None,
+        "planes": planes if given_planes else None,
+        "nframes": nframes if given_planes else None,
         "layout": layout,
         "Ly": Ly,
         "Lx": Lx,
-        "fs": float(fs),
+        "fs": float(fs) if fs is not None else None,
         "dx": row.get("dx") or si.get("dx"),
         "dy": row.get("dy") or si.get("dy"),
         "dz": row.get("dz") or si.get("dz"),
@@ -299,20 +311,19 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None) -> dict
     }
 
 
-def _array_metadata(row: dict, path: str, acq: dict) -> dict:
+def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = None) -> dict:
     """zarr / HDF5 arrays of shape (T, Z, Y, X) or (T, Y, X)."""
     from planeflow.io.arrays import inspect_array
 
     sid = row["session_id"]
     info = inspect_array(path)
     fs = _need(row.get("fs"), "the frame rate", sid,
-               "zarr/HDF5 inputs carry none: set the fs column in the sessions sheet.")
+               "zarr/HDF5 inputs carry none: set the fs column in the sessions sheet.", problems)
     nplanes = int(info["nplanes"])
     if row.get("nplanes") and int(row["nplanes"]) != nplanes:
-        raise PlaneflowError(
-            f"session '{sid}': the sheet says nplanes={row['nplanes']} but '{path}' has shape "
-            f"{tuple(info['shape'])} (T, Z, Y, X) with {nplanes} plane(s). Fix the sheet.")
-    nframes = _check_frames(int(info["nframes"]), sid)
+        _stop(f"session '{sid}': the sheet says nplanes={row['nplanes']} but '{path}' has shape "
+              f"{tuple(info['shape'])} (T, Z, Y, X) with {nplanes} plane(s). Fix the sheet.", problems)
+    nframes = _check_frames(int(info["nframes"]), sid, problems)
     Ly, Lx = int(info["Ly"]), int(info["Lx"])
     bidi = dict(acq["bidiphase"])
     bidi["enabled"] = bidi["enabled"] is True
@@ -320,8 +331,9 @@ def _array_metadata(row: dict, path: str, acq: dict) -> dict:
         "cache_format": CACHE_FORMAT, "session_id": sid, "data_path": row["data_path"],
         "files": [path], "format": info["format"], "dataset": info.get("key"),
         "dtype": info["dtype"], "stack_type": "array", "nplanes": nplanes,
-        "planes": _kept_planes(acq, nplanes, sid), "nframes": nframes,
-        "Ly": Ly, "Lx": Lx, "fs": float(fs), "dx": row.get("dx"), "dy": row.get("dy"),
+        "planes": _kept_planes(acq, nplanes, sid, problems), "nframes": nframes,
+        "Ly": Ly, "Lx": Lx, "fs": float(fs) if fs is not None else None,
+        "dx": row.get("dx"), "dy": row.get("dy"),
         "dz": row.get("dz"), "zoom": None, "bidiphase": bidi, "roi_mode": "whole", "nrois": 1,
         "plane_shape": [Ly, Lx], "parts": [whole_frame_part(Ly, Lx)], "scanimage": None,
     }

@@ -1,5 +1,17 @@
-"""Running a step inside a Snakemake job: logging to the rule's log, thread limits,
-and one clear error line for bad input."""
+"""Running a step inside a Snakemake job: logging to the rule's log, a quiet console,
+thread limits, and one clear error line for bad input.
+
+The console (the terminal Snakemake runs in) gets only planeflow's own one-line
+messages: the job's start and end, planeflow warnings, and on failure the error with
+the path of the job's log. Everything else a job produces goes to its log file only:
+every logger's records (suite2p's progress, cellpose's "Could not import CPDINO, run
+pip install ..." notice), Python warnings (torch's UserWarnings on non-writable arrays
+and sparse tensors, tifffile's), and whatever libraries print or write to the standard
+streams, from Python or from C: file descriptors 1 and 2 are pointed at the log file.
+
+Call :func:`start_job` at the top of a script, before importing anything that may
+print; :func:`run_job` calls it too (once per process).
+"""
 from __future__ import annotations
 
 import logging
@@ -11,6 +23,11 @@ import traceback
 from planeflow import PlaneflowError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
+#: ``extra`` of the job wrapper's start/done lines, the INFO records shown on the console
+_ON_CONSOLE = {"console": True}
+_FILE_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+
+_started: dict = {}
 
 
 def limit_threads(n: int) -> None:
@@ -19,18 +36,96 @@ def limit_threads(n: int) -> None:
         os.environ[var] = str(max(1, int(n)))
 
 
+class _ConsoleFilter(logging.Filter):
+    """planeflow's own records: the job's start/done lines (``extra={"console": True}``)
+    and warnings/errors; never one marked ``extra={"console": False}`` (a traceback) nor
+    a third-party one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        shown = getattr(record, "console", None)
+        if shown is not None:
+            return shown
+        own = record.name == "planeflow" or record.name.startswith("planeflow.")
+        return own and record.levelno >= logging.WARNING
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def __init__(self, logfile: str | None):
+        super().__init__()
+        self.logfile = logfile
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            return f"planeflow: error: {msg}" + (f" (log: {self.logfile})" if self.logfile else "")
+        if record.levelno >= logging.WARNING:
+            return f"planeflow: warning: {msg}"
+        return f"planeflow: {msg}"
+
+
+def _streams_to(logfile: str):
+    """Point file descriptors 1 and 2 at ``logfile`` (appending); return a text stream
+    on the original stderr, for the console."""
+    console = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except (OSError, ValueError):
+            pass
+    fd = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    return console
+
+
 def setup_logging(logfile: str | None) -> logging.Logger:
+    """Log every record to ``logfile`` and only planeflow's own lines to the console.
+
+    Without a log file everything goes to stderr, as plain Python would.
+    """
     root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_planeflow", False)]:
+        root.removeHandler(h)
+        h.close()
     root.setLevel(logging.INFO)
-    fmt = logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s")
-    handlers = [logging.StreamHandler(sys.stderr)]
     if logfile:
-        os.makedirs(os.path.dirname(os.path.abspath(logfile)), exist_ok=True)
-        handlers.append(logging.FileHandler(logfile, mode="w"))
+        logfile = os.path.abspath(logfile)
+        os.makedirs(os.path.dirname(logfile), exist_ok=True)
+        open(logfile, "w").close()  # a fresh log per attempt; all writers append below
+        console = logging.StreamHandler(_streams_to(logfile))
+        console.addFilter(_ConsoleFilter())
+        console.setFormatter(_ConsoleFormatter(logfile))
+        to_file = logging.FileHandler(logfile, mode="a", encoding="utf-8")
+        to_file.setFormatter(logging.Formatter(_FILE_FORMAT))
+        handlers = [console, to_file]
+    else:
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter(_FILE_FORMAT))
+        handlers = [plain]
     for h in handlers:
-        h.setFormatter(fmt)
+        h._planeflow = True
         root.addHandler(h)
+    logging.captureWarnings(True)  # warnings.warn -> logger "py.warnings" -> the log file
     logging.getLogger("suite2p").setLevel(logging.INFO)
+    return logging.getLogger("planeflow")
+
+
+def _logfile(snakemake) -> str | None:
+    return os.path.abspath(snakemake.log[0]) if len(snakemake.log) else None
+
+
+def start_job(snakemake) -> logging.Logger:
+    """Limit threads and set up the job's logging (see the module doc); once per process.
+
+    Call it before importing libraries that print on import (suite2p, cellpose, torch).
+    """
+    if not _started:
+        limit_threads(snakemake.threads)
+        setup_logging(_logfile(snakemake))
+        _started["at"] = time.time()
     return logging.getLogger("planeflow")
 
 
@@ -38,21 +133,23 @@ def run_job(snakemake, fn) -> None:
     """Call ``fn()`` with logging set up from the ``snakemake`` object of a script job.
 
     A :class:`PlaneflowError` ends the job with exit code 1 and its message as the
-    last log line; any other exception is logged with its traceback.
+    last log line (and on the console, with the log's path); any other exception is
+    logged with its traceback (the console gets its one-line summary).
     """
-    log = setup_logging(snakemake.log[0] if len(snakemake.log) else None)
+    log = start_job(snakemake)
     where = f"rule {snakemake.rule}, " + ", ".join(f"{k}={v}" for k, v in snakemake.wildcards.items())
     t0 = time.time()
-    log.info("start %s (threads=%s)", where, snakemake.threads)
+    log.info("start %s (threads=%s)", where, snakemake.threads, extra=_ON_CONSOLE)
     try:
         fn()
     except PlaneflowError as e:
-        log.error("%s", e)
+        log.error("%s: %s", where, e)
         sys.exit(1)
-    except Exception:  # noqa: BLE001
-        log.error("%s failed:\n%s", where, traceback.format_exc())
+    except Exception as e:  # noqa: BLE001
+        log.error("%s failed: %s: %s", where, type(e).__name__, e)
+        log.error("%s", traceback.format_exc(), extra={"console": False})
         sys.exit(1)
-    log.info("done %s in %.1f s", where, time.time() - t0)
+    log.info("done %s in %.1f s", where, time.time() - t0, extra=_ON_CONSOLE)
 
 
 def named(files) -> dict:
@@ -63,16 +160,16 @@ def named(files) -> dict:
 def run_step(snakemake, step: str, arguments) -> None:
     """The one way a script runs its step: ``planeflow.steps.<step>.<step>(**arguments(snakemake))``.
 
-    Threads are limited to the job's before the step module (and numpy, torch, suite2p)
-    is imported; logging goes to the rule's log; a :class:`PlaneflowError` ends the job
-    with its one-line message. Settings that change results reach the step through the
-    rule's ``params`` (a change reruns the step); settings of how to run it (torch device,
-    chunk sizes, raw_compress deletion) are read from ``snakemake.config`` so that changing
-    them reruns nothing.
+    Threads are limited to the job's, and the job's output is sent to its log (see the
+    module doc), before the step module (and numpy, torch, suite2p) is imported; a
+    :class:`PlaneflowError` ends the job with its one-line message. Settings that change
+    results reach the step through the rule's ``params`` (a change reruns the step);
+    settings of how to run it (torch device, chunk sizes, raw_compress deletion) are read
+    from ``snakemake.config`` so that changing them reruns nothing.
     """
     import importlib
 
-    limit_threads(snakemake.threads)
+    start_job(snakemake)
 
     def call():
         module = importlib.import_module(f"planeflow.steps.{step}")
