@@ -23,18 +23,34 @@ def _simulate(args) -> int:
               f"planes as channels, {args.rois} mROI stripe(s) of {widths} px with {args.fly_to} "
               f"fly-to lines, scan-phase offset {args.bidi} px; ground truth: {res['ground_truth']}")
         return 0
-    res = simulate_session(
-        args.out, nplanes=args.nplanes, nframes=args.nframes, Ly=args.ly, Lx=args.lx,
-        cells_per_plane=args.cells, diameter=args.diameter, fs=args.fs, tau=args.tau,
-        max_shift=args.max_shift, nfiles=args.nfiles, seed=args.seed, name=args.name)
-    print(f"wrote {len(res['files'])} TIFF file(s) to {args.out} "
-          f"({args.nplanes} planes x {args.nframes} frames of {args.ly}x{args.lx}); "
-          f"ground truth: {res['ground_truth']}")
+    if args.volume:
+        from planeflow.synth.volume import simulate_volume
+
+        offsets = None
+        if args.offsets:
+            offsets = [[float(v) for v in pair.split(",")] for pair in args.offsets.split(";")]
+        res = simulate_volume(
+            args.out, nplanes=args.nplanes, nframes=args.nframes, Ly=args.ly, Lx=args.lx,
+            cells_per_plane=args.cells, diameter=args.diameter, dz_um=args.dz, offsets=offsets,
+            max_offset=args.max_offset, subpixel=args.subpixel, crosstalk=args.crosstalk,
+            crosstalk_k=args.crosstalk_k, fs=args.fs, tau=args.tau, max_shift=args.max_shift,
+            nfiles=args.nfiles, seed=args.seed, name=args.name)
+        print(f"wrote a 3-D population imaged by {args.nplanes} planes (dz {args.dz} um, offsets "
+              f"{res['offsets']}, crosstalk {args.crosstalk} at +{args.crosstalk_k} planes) to "
+              f"{args.out}; ground truth: {res['ground_truth']}")
+    else:
+        res = simulate_session(
+            args.out, nplanes=args.nplanes, nframes=args.nframes, Ly=args.ly, Lx=args.lx,
+            cells_per_plane=args.cells, diameter=args.diameter, fs=args.fs, tau=args.tau,
+            max_shift=args.max_shift, nfiles=args.nfiles, seed=args.seed, name=args.name)
+        print(f"wrote {len(res['files'])} TIFF file(s) to {args.out} "
+              f"({args.nplanes} planes x {args.nframes} frames of {args.ly}x{args.lx}); "
+              f"ground truth: {res['ground_truth']}")
     if args.sheet:
         import os
 
         row = [args.name, os.path.abspath(args.out), str(args.nplanes), str(args.fs),
-               str(args.tau), str(args.diameter), "1.0", "1.0", "20.0"]
+               str(args.tau), str(args.diameter), "1.0", "1.0", str(args.dz)]
         with open(args.sheet, "w") as fh:
             fh.write("session_id\tdata_path\tnplanes\tfs\ttau\tdiameter\tdx\tdy\tdz\n")
             fh.write("\t".join(row) + "\n")
@@ -107,6 +123,16 @@ def main(argv=None) -> int:
     s.add_argument("--rois", type=int, default=2, help="--scanimage: mROI stripes (split --lx)")
     s.add_argument("--fly-to", type=int, default=8, help="--scanimage: fly-to lines between stripes")
     s.add_argument("--bidi", type=float, default=2, help="--scanimage: planted scan-phase offset (px)")
+    s.add_argument("--volume", action="store_true",
+                   help="one 3-D population seen by all planes (axial profile, plane offsets, crosstalk)")
+    s.add_argument("--dz", type=float, default=20.0, help="plane spacing (um), for --volume and --sheet")
+    s.add_argument("--offsets", help="--volume: planted (dy,dx) per plane, e.g. '0,0;3,-2;5,1'")
+    s.add_argument("--max-offset", type=float, default=4.0,
+                   help="--volume: bound on random plane offsets (px) when --offsets is not given")
+    s.add_argument("--subpixel", action="store_true", help="--volume: random offsets not rounded")
+    s.add_argument("--crosstalk", type=float, default=0.0,
+                   help="--volume: plane p+k gets this fraction of plane p's light")
+    s.add_argument("--crosstalk-k", type=int, default=1, help="--volume: crosstalk plane separation k")
     s.set_defaults(func=_simulate)
 
     g = sub.add_parser("suite2p-schema", help="write the JSON schema of suite2p settings (YAML)")

@@ -1,0 +1,242 @@
+"""A 3-D population imaged by N planes, with the truth a volume step needs.
+
+:func:`simulate_volume` writes a recording in the layout of
+:func:`planeflow.synth.simulate.simulate_session` (multi-page int16 TIFF, volume-major,
+plane index innermost; the workflow reads it unchanged) in which, unlike there, the
+planes image **one** population of neurons spread in depth:
+
+* every cell has a 3-D position ``(y, x, z_um)``: ``(y, x)`` in plane 0's un-shifted
+  field of view (pixels), ``z_um`` uniform over the imaged depth
+  ``[-dz/2, (nplanes - 1) * dz + dz/2]``;
+* **axial profile**: in plane ``p`` (at depth ``p * dz``) a cell is drawn with brightness
+  ``w = exp(-0.5 * ((z_um - p * dz) / axial_sigma_um) ** 2)`` times its resting
+  brightness and activity (same footprint shape, same calcium trace). It is *visible* in
+  plane ``p`` when ``w >= visible_weight``; with the defaults (dz 15 µm, sigma 7 µm,
+  0.35) about 15 % of the per-plane cell views are a second view of a cell visible in the
+  neighbouring plane, i.e. a per-plane analysis counts those cells twice. Cells are drawn (dimmer) wherever ``w >= 0.05``;
+* **per-plane lateral offsets** ``offsets[p] = (dy, dx)`` (pixels, integer or subpixel,
+  ``offsets[0] = (0, 0)``): a feature at plane-0 pixel ``(y, x)`` lies at
+  ``(y + dy, x + dx)`` in plane ``p``. The static tissue background is half shared by
+  every plane (moved by the plane's offset: vessels run through depth) and half the
+  plane's own; neuropil is the plane's own;
+* **crosstalk** (LBM beams leaking into each other): plane ``p + k`` receives
+  ``c * `` plane ``p``'s expected photons at the *same recorded pixel* (not the same
+  tissue point), for every ``p`` with ``p + k < nplanes``. A bright cell of plane ``p``
+  therefore shows as a dim "ghost" in plane ``p + k`` at its recorded position;
+* **motion**: one rigid trace shared by all planes (they are imaged simultaneously), as
+  in ``simulate_session``; crosstalk is added after the motion window (it is a detector
+  effect), before shot noise.
+
+Background, neuropil, cell shapes, calcium, gain and noise are the primitives of
+:mod:`planeflow.synth.simulate`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import shift as nd_shift
+
+from planeflow import PlaneflowError
+from planeflow.synth import simulate as sim
+
+SHARED_BACKGROUND = 0.5   # fraction of the static background common to all planes
+RENDER_WEIGHT = 0.05      # a cell is drawn in a plane where its axial weight reaches this
+
+
+def _draw_offsets(rng, nplanes, max_offset, subpixel):
+    """Offsets of plane p relative to plane 0, a random walk with steps up to max_offset/2."""
+    if nplanes == 1 or max_offset <= 0:
+        return np.zeros((nplanes, 2))
+    steps = rng.uniform(-max_offset / 2, max_offset / 2, (nplanes - 1, 2))
+    off = np.vstack([[0.0, 0.0], np.cumsum(steps, axis=0)])
+    off = np.clip(off, -max_offset, max_offset)
+    return off if subpixel else np.rint(off)
+
+
+def _place_cells_3d(rng, n, Ly, Lx, margin, min_dist, z_lo, z_hi, z_near, max_tries=50000):
+    """(y, x, z) of n cells; cells closer than ``z_near`` in depth keep ``min_dist`` laterally."""
+    lo_y, hi_y, lo_x, hi_x = margin, Ly - 1 - margin, margin, Lx - 1 - margin
+    if hi_y <= lo_y or hi_x <= lo_x:
+        raise PlaneflowError(f"field of view {Ly}x{Lx} too small for cells with margin {margin:.0f} px "
+                             "(reduce max_shift, max_offset or diameter)")
+    pts = np.zeros((0, 3))
+    tries = 0
+    while len(pts) < n:
+        tries += 1
+        if tries > max_tries:
+            raise PlaneflowError(f"could not place {n} cells of min distance {min_dist:.1f} px in a "
+                                 f"{Ly}x{Lx} field; reduce cells_per_plane")
+        p = np.array([rng.uniform(lo_y, hi_y), rng.uniform(lo_x, hi_x), rng.uniform(z_lo, z_hi)])
+        near = np.abs(pts[:, 2] - p[2]) < z_near
+        d2 = (pts[near, 0] - p[0]) ** 2 + (pts[near, 1] - p[1]) ** 2
+        if not np.any(d2 < min_dist ** 2):
+            pts = np.vstack([pts, p])
+    return pts
+
+
+def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_per_plane=25,
+                    diameter=10, dz_um=15.0, dx_um=1.0, axial_sigma_um=7.0, visible_weight=0.35,
+                    offsets=None, max_offset=4.0, subpixel=False, crosstalk=0.0, crosstalk_k=1,
+                    fs=15.0, tau=1.0, max_shift=3, nfiles=1, seed=0, name="volume",
+                    noise=True) -> dict:
+    """Write a synthetic 3-D population imaged by ``nplanes`` planes, and its truth.
+
+    Parameters (besides those of :func:`~planeflow.synth.simulate.simulate_session`)
+    ----------
+    cells_per_plane : int
+        Cells per ``dz`` of depth: ``cells_per_plane * nplanes`` cells in all (each
+        visible in one plane, some in two, a few in none).
+    dz_um, dx_um : float
+        Plane spacing and pixel size (µm); dx_um only converts positions for the truth.
+    axial_sigma_um, visible_weight : float
+        Axial profile (Gaussian sigma) and the weight from which a cell counts as
+        visible in a plane.
+    offsets : (nplanes, 2) array-like or None
+        Planted lateral offsets ``(dy, dx)`` of each plane relative to plane 0 (first row
+        must be zero); None draws a random walk bounded by ``max_offset`` (integer pixels
+        unless ``subpixel``).
+    crosstalk, crosstalk_k : float, int
+        Plane ``p + k`` receives ``crosstalk`` times plane ``p``'s light at the same
+        recorded pixel (0 = none).
+
+    Files
+    -----
+    ``<name>_00001.tif`` ...: as ``simulate_session`` (page ``i`` = plane ``i % nplanes``
+    of volume ``i // nplanes``). ``ground_truth.npz``: ``nplanes, Ly, Lx, nframes, fs,
+    tau, diameter, max_shift, seed, gain, dz_um, dx_um, axial_sigma_um, visible_weight,
+    crosstalk, crosstalk_k`` (scalars); ``offsets`` (nplanes, 2) planted (dy, dx);
+    ``cell_pos`` (ncells, 3) = (y px, x px in plane 0, z µm); ``cell_weight`` (ncells,
+    nplanes) axial weights; ``cell_visible`` (ncells, nplanes) bool; ``labels`` int32
+    (nplanes, Ly, Lx): 1-based cell id (row of ``cell_pos`` + 1) of the cells visible in
+    the plane, in that plane's un-shifted field of view (offset applied); ``ghost_labels``
+    int32 (nplanes, Ly, Lx): where plane ``p`` holds the crosstalk ghost of a cell
+    visible in plane ``p - k`` (its id; zeros without crosstalk); ``traces``, ``spikes``
+    (ncells, nframes); ``f0``, ``dff`` (ncells,); ``shifts`` (nframes, 2) shared motion.
+    A suite2p ROI is compared with ``labels[p]`` after moving it by the plane's reference
+    offset (:func:`planeflow.synth.groundtruth.reference_offset`).
+    """
+    import tifffile
+
+    nplanes, nframes, Ly, Lx = int(nplanes), int(nframes), int(Ly), int(Lx)
+    m, nfiles, k = int(max_shift), int(nfiles), int(crosstalk_k)
+    if nplanes < 1 or nframes < 1 or cells_per_plane < 0 or m < 0:
+        raise ValueError("nplanes and nframes must be >= 1, cells_per_plane and max_shift >= 0")
+    if not 1 <= nfiles <= nframes:
+        raise ValueError(f"nfiles must be between 1 and nframes ({nframes}), got {nfiles}")
+    if crosstalk and not 1 <= k < nplanes:
+        raise ValueError(f"crosstalk_k must be between 1 and nplanes - 1, got {k}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ss = np.random.SeedSequence(int(seed))
+    s_motion, s_noise, s_cells, s_off, *s_planes = ss.spawn(4 + nplanes)
+    rng_c = np.random.default_rng(s_cells)
+    if offsets is None:
+        offsets = _draw_offsets(np.random.default_rng(s_off), nplanes, float(max_offset), subpixel)
+    offsets = np.asarray(offsets, dtype=float)
+    if offsets.shape != (nplanes, 2) or np.any(offsets[0] != 0):
+        raise PlaneflowError(f"offsets must be {nplanes} pairs (dy, dx), the first (0, 0) (offsets are "
+                             f"relative to plane 0); got {offsets.tolist()}")
+    M = int(np.ceil(np.abs(offsets).max())) + 1          # room for the offsets on the canvas
+    shifts = sim._draw_shifts(np.random.default_rng(s_motion), nframes, m, fs)
+
+    planes = [sim._Plane(np.random.default_rng(s), Ly=Ly, Lx=Lx, m=m, ncells=0,
+                         diameter=float(diameter), nframes=nframes, fs=float(fs), tau=float(tau))
+              for s in s_planes]
+    H, W = Ly + 2 * m, Lx + 2 * m
+    # a static background shared by every plane (moved by its offset), half of each plane's
+    rs = np.random.default_rng(s_cells.spawn(1)[0])
+    tex = (1.0 + sim.TEXTURE_FINE * sim._smooth_field(rs, (H + 2 * M, W + 2 * M), sim.TEXTURE_FINE_SIGMA)
+           + sim.TEXTURE_COARSE * sim._smooth_field(rs, (H + 2 * M, W + 2 * M), 8.0))
+    ves = sim._vessels(rs, (H + 2 * M, W + 2 * M), nvessels=3)
+    shared = sim.BACKGROUND * np.clip(tex, 0.2, None) * (1.0 - 0.75 * ves)
+    for p, pl in enumerate(planes):
+        moved = nd_shift(shared, offsets[p], order=3, mode="nearest")[M:M + H, M:M + W]
+        pl.static = (1 - SHARED_BACKGROUND) * pl.static + SHARED_BACKGROUND * np.clip(moved, 0, None)
+
+    # the population
+    dz = float(dz_um)
+    sig = float(axial_sigma_um)
+    ncells = int(cells_per_plane) * nplanes
+    radius = float(diameter) / 2.0
+    z_vis = sig * np.sqrt(2 * np.log(1 / float(visible_weight)))   # visible up to this far
+    margin = m + M + radius * 1.15 + 1.0
+    pos = _place_cells_3d(rng_c, ncells, Ly, Lx, margin, sim.MIN_DIST_FACTOR * float(diameter),
+                          -dz / 2, (nplanes - 1) * dz + dz / 2, 2 * z_vis)
+    weight = np.exp(-0.5 * ((pos[:, 2:3] - dz * np.arange(nplanes)[None]) / sig) ** 2)
+    visible = weight >= float(visible_weight)
+    f0 = rng_c.uniform(*sim.CELL_F0, ncells)
+    dff = rng_c.uniform(*sim.CELL_DFF, ncells)
+    spikes, calcium = sim._spikes_and_calcium(rng_c, ncells, nframes, float(fs), float(tau))
+    shape_seeds = rng_c.integers(0, 2**63 - 1, ncells)
+    for p, pl in enumerate(planes):
+        pl.patches, cells = [], []
+        for c in np.flatnonzero(weight[:, p] >= RENDER_WEIGHT):
+            centre = pos[c, :2] + offsets[p] + m
+            pl.patches.append(sim._footprint(np.random.default_rng(shape_seeds[c]), centre, radius, (H, W)))
+            cells.append(c)
+        pl.cells = np.array(cells, dtype=np.int64)
+        pl.f0 = f0[pl.cells] * weight[pl.cells, p]
+        pl.dff = dff[pl.cells]
+        pl.calcium = calcium[pl.cells]
+
+    def noise_rng(v, p):
+        return np.random.default_rng(np.random.SeedSequence(
+            s_noise.entropy, spawn_key=tuple(s_noise.spawn_key) + (int(v), int(p))))
+
+    bounds = np.linspace(0, nframes, nfiles + 1).round().astype(int)
+    files = [out_dir / f"{name}_{i + 1:05d}.tif" for i in range(nfiles)]
+    batch = max(1, sim.BATCH_PIXELS // (H * W * nplanes))
+    bigtiff = nframes * nplanes * Ly * Lx * 2 / nfiles > 3.5e9
+    c_x = float(crosstalk)
+    for i, path in enumerate(files):
+        with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
+            for t0 in range(bounds[i], bounds[i + 1], batch):
+                t1 = min(t0 + batch, bounds[i + 1])
+                lam = np.empty((t1 - t0, nplanes, Ly, Lx))
+                for p, pl in enumerate(planes):
+                    canvas = pl.render(t0, t1)
+                    for j, (dy, dx) in enumerate(shifts[t0:t1]):
+                        lam[j, p] = canvas[j, m - dy:m - dy + Ly, m - dx:m - dx + Lx]
+                    del canvas
+                if c_x:
+                    lam[:, k:] += c_x * lam[:, :nplanes - k].copy()
+                vol = np.empty(lam.shape, dtype=np.int16)
+                for j in range(t1 - t0):
+                    for p in range(nplanes):
+                        if noise:
+                            rng = noise_rng(t0 + j, p)
+                            val = sim.GAIN * rng.poisson(lam[j, p]) + sim.READ_NOISE * rng.standard_normal((Ly, Lx))
+                        else:
+                            val = sim.GAIN * lam[j, p]
+                        vol[j, p] = np.clip(np.rint(val), -32768, 32767)
+                for page in vol.reshape(-1, Ly, Lx):
+                    tw.write(page, photometric="minisblack", contiguous=False, metadata=None)
+
+    labels = np.zeros((nplanes, Ly, Lx), dtype=np.int32)
+    for p, pl in enumerate(planes):
+        for (patch, y0, x0), c in zip(pl.patches, pl.cells):
+            if not visible[c, p]:
+                continue
+            canvas = np.zeros((H, W), dtype=np.float32)
+            canvas[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+            fp = canvas[m:m + Ly, m:m + Lx]
+            labels[p][fp > sim.LABEL_FRACTION * fp.max()] = c + 1
+    ghost = np.zeros_like(labels)
+    if c_x:
+        ghost[k:] = labels[:nplanes - k]
+    gt = dict(
+        nplanes=nplanes, Ly=Ly, Lx=Lx, nframes=nframes, fs=float(fs), tau=float(tau),
+        diameter=float(diameter), max_shift=m, seed=int(seed), gain=sim.GAIN, dz_um=dz,
+        dx_um=float(dx_um), axial_sigma_um=sig, visible_weight=float(visible_weight),
+        crosstalk=c_x, crosstalk_k=k, offsets=offsets, cell_pos=pos, cell_weight=weight,
+        cell_visible=visible, labels=labels, ghost_labels=ghost,
+        traces=calcium.astype(np.float32), spikes=spikes.astype(np.float32), f0=f0, dff=dff,
+        shifts=shifts.astype(np.float64))
+    gt_path = out_dir / "ground_truth.npz"
+    np.savez_compressed(gt_path, **gt)
+    return dict(files=[str(f) for f in files], ground_truth=str(gt_path), nplanes=nplanes,
+                nframes=nframes, Ly=Ly, Lx=Lx, ncells=ncells, diameter=diameter, fs=fs, tau=tau,
+                dz_um=dz, dx_um=dx_um, offsets=offsets.tolist(), crosstalk=c_x, crosstalk_k=k,
+                max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise)
