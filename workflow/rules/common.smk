@@ -39,6 +39,7 @@ try:
     # the NWB columns are left out so that editing them keeps the cached metadata valid
     META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), LAYOUT.root, config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
+    VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m) for sid, m in META.items()}
 except PlaneflowError as e:
     _fail(e)
 
@@ -158,6 +159,12 @@ def nwb_inputs(wc):
         files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
                           for p in m["planes"] for q in range(len(m["parts"]))]
     return files
+
+
+def volume_options(session):
+    """Rule volume's settings (config volume:), the plane offset overrides checked against
+    the session's planes at parse time."""
+    return {**config["volume"], "offsets": VOLUME_OFFSETS[session]}
 
 
 def all_outputs():

@@ -246,3 +246,25 @@ def _s2p_version() -> str:
     from planeflow.io.history import suite2p_version
 
     return suite2p_version()
+
+
+def volume_offsets(config: dict, meta: dict) -> dict:
+    """The ``volume.offsets`` overrides of a session's planes: plane number -> [dy, dx].
+
+    Checked at parse time: a key that is not a plane of the session is an error that
+    names the plane and lists the session's planes.
+    """
+    out = {}
+    planes = [int(p) for p in meta["planes"]]
+    for key, value in (config.get("volume", {}).get("offsets") or {}).items():
+        try:
+            plane = int(key)
+        except (TypeError, ValueError):
+            plane = None
+        if plane is None or plane not in planes:
+            raise PlaneflowError(
+                f"config volume.offsets names plane '{key}', which session '{meta['session_id']}' "
+                f"does not have (its planes: {planes}); use plane numbers as in "
+                "results/<session>/suite2p/plane<N>, or remove the entry")
+        out[plane] = [float(v) for v in value]
+    return out

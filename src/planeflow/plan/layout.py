@@ -49,6 +49,11 @@ PLANE_FILES = (*PLANE_ARRAYS, *SUITE2P_SPLIT)
 VOLUME_FILES = {"table": "planes.tsv", "summary": "volume.json", "zarr": "volume.zarr",
                 "figure": "summary.png"}
 
+#: per-session outputs of volume (plane offsets, crosstalk, one ID per cell), written next
+#: to volume_stats' files in the session's volume_stats/ folder: output name -> file name
+VOLUME_TABLES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
+                 "cells": "cells.tsv"}
+
 #: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
 CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
                          "seg": "plane{plane}_seg.npy", "conversion_meta": "conversion_meta.npy"}
@@ -61,7 +66,8 @@ MANIFEST = "manifest.json"
 
 #: how often each step runs: "part" (plane x part), "plane", or "session"
 STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
-              "cellpose_import": "plane", "volume_stats": "session", "nwb_export": "session",
+              "cellpose_import": "plane", "volume_stats": "session", "volume": "session",
+              "nwb_export": "session",
               "raw_compress": "session"}
 
 
@@ -85,6 +91,10 @@ class Layout:
 
     def volume_file(self, key: str, session) -> str:
         return f"{self.step_dir('volume_stats', session)}/{VOLUME_FILES[key]}"
+
+    def volume_table(self, key: str, session) -> str:
+        """A table of rule volume (in the volume_stats folder, where users look for them)."""
+        return f"{self.step_dir('volume_stats', session)}/{VOLUME_TABLES[key]}"
 
     def nwb(self, session) -> str:
         return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
@@ -165,8 +175,9 @@ class Layout:
             if optional:
                 out += [self.cellpose_import(k, sid, p) for k in CELLPOSE_IMPORT_FILES]
                 out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
-        session_steps = ["volume_stats"]
+        session_steps = ["volume_stats", "volume"]
         out += [self.volume_file(k, sid) for k in VOLUME_FILES]
+        out += [self.volume_table(k, sid) for k in VOLUME_TABLES]
         if config["nwb_export"]["enabled"]:
             out.append(self.nwb(sid))
             session_steps.append("nwb_export")
@@ -183,6 +194,7 @@ class Layout:
         optional per-plane exports."""
         sid = meta["session_id"]
         out = [self.volume_file(k, sid) for k in ("table", "summary", "figure")]
+        out += [self.volume_table(k, sid) for k in VOLUME_TABLES]
         if config["raw_compress"]["enabled"]:
             out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
         if config["nwb_export"]["enabled"]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 #: wall time of one attempt, minutes (the per-session steps that scale with the data add to it)
 BASE_MINUTES = {
     "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
-    "volume_stats": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
+    "volume_stats": 30, "volume": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
     "cellpose_import": 60,
 }
 
@@ -50,6 +50,8 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
         return 1000 + 0.2 * nframes
     if step == "volume_stats":
         return 2000
+    if step == "volume":  # F and Fneu (float64) of up to 500 candidate ROIs of two planes at a time
+        return 1500 + 4 * 8 * nframes * 500 / 1e6
     if step == "raw_compress":
         return 1000
     if step == "nwb_export":

@@ -1,0 +1,365 @@
+"""From planes to a volume: plane offsets, crosstalk and one ID per cell.
+
+Pure numpy/scipy on suite2p's per-plane outputs; the step
+:mod:`planeflow.steps.volume` does the file work. Conventions:
+
+* **plane offset** ``(dy, dx)`` of plane ``p``: a feature at plane-0 pixel ``(y, x)`` of
+  the registered frames lies at ``(y + dy, x + dx)`` in plane ``p``'s registered frames
+  (plane 0 has ``(0, 0)``). Volume coordinates of a pixel of plane ``p`` are therefore
+  ``(y - dy, x - dx)`` (plane-0 pixels) and ``z = p * dz``.
+* **recorded-pixel shift** ``raw[p]``: crosstalk happens at the same *recorded* pixel, not
+  at the same tissue point. Registration moves every plane by its own offsets
+  ``(yoff, xoff)`` (shared motion, but a reference image of its own), so a recorded
+  pixel that is at ``(y, x)`` in plane ``p``'s registered frame is at
+  ``(y, x) + raw[p] - raw[q]`` in plane ``q``'s, with ``raw[p] = median_t(yoff_p - yoff_0)``.
+* **crosstalk coefficient** ``c`` at separation ``k``: plane ``p + k`` receives
+  ``c`` times plane ``p``'s light (``k`` may be negative).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.spatial import cKDTree
+
+log = logging.getLogger("planeflow")
+
+#: a crosstalk ghost is at most this bright (mean-image contrast) relative to its source
+GHOST_MAX_RATIO = 0.5
+#: pixels around an ROI (beyond a 1-px gap) that give its local background
+RING_PX = 3
+
+
+# ----------------------------------------------------------------------------- offsets
+def phase_offset(ref: np.ndarray, img: np.ndarray, max_shift: float | None = None):
+    """Displacement ``(dy, dx)`` of ``img`` relative to ``ref`` by phase correlation, and a
+    confidence in [0, 1].
+
+    A feature at ``(y, x)`` of ``ref`` lies at ``(y + dy, x + dx)`` in ``img``. Both
+    images are tapered (Hann window) and whitened; the correlation surface is smoothed
+    (sigma 1 px) and its peak refined to subpixel by a parabola per axis. Confidence from
+    the peak's height ``z`` above the surface's median in robust standard deviations
+    (1.4826 MAD): ``1 - exp(-(z - z0) / 10)`` (0 below ``z0``), with ``z0 = sqrt(2 ln N) + 2``
+    a little above the highest peak N unrelated pixels reach by chance. Unrelated or
+    blank images give about 0; images sharing a fifth of their content about 0.2-0.4;
+    half about 0.9.
+    """
+    ref = np.asarray(ref, dtype=np.float64)
+    img = np.asarray(img, dtype=np.float64)
+    Ly, Lx = min(ref.shape[0], img.shape[0]), min(ref.shape[1], img.shape[1])
+    ref, img = ref[:Ly, :Lx], img[:Ly, :Lx]
+    if Ly < 8 or Lx < 8 or not (np.isfinite(ref).all() and np.isfinite(img).all()) \
+            or ref.std() == 0 or img.std() == 0:
+        return 0.0, 0.0, 0.0
+    win = np.outer(np.hanning(Ly), np.hanning(Lx))
+    fa = np.fft.fft2((ref - ref.mean()) * win)
+    fb = np.fft.fft2((img - img.mean()) * win)
+    cross = fb * np.conj(fa)
+    cross /= np.abs(cross) + 1e-12 * np.abs(cross).max()
+    r = np.fft.fftshift(np.real(np.fft.ifft2(cross)))
+    r = gaussian_filter(r, 1.0)
+    cy, cx = Ly // 2, Lx // 2
+    yy, xx = np.mgrid[0:Ly, 0:Lx]
+    if max_shift is not None:
+        r = np.where((np.abs(yy - cy) <= max_shift) & (np.abs(xx - cx) <= max_shift), r, r.min())
+    i = int(np.argmax(r))
+    py, px = divmod(i, Lx)
+    base = float(np.median(r))
+    spread = 1.4826 * float(np.median(np.abs(r - base)))
+    z = (float(r[py, px]) - base) / spread if spread > 0 else 0.0
+    z0 = np.sqrt(2 * np.log(r.size)) + 2.0
+    conf = float(1.0 - np.exp(-max(z - z0, 0.0) / 10.0))
+
+    def parabola(a, b, c):
+        d = a - 2 * b + c
+        return 0.0 if d == 0 else float(np.clip(0.5 * (a - c) / d, -0.5, 0.5))
+
+    sy = parabola(r[py - 1, px], r[py, px], r[py + 1, px]) if 0 < py < Ly - 1 else 0.0
+    sx = parabola(r[py, px - 1], r[py, px], r[py, px + 1]) if 0 < px < Lx - 1 else 0.0
+    return float(py - cy + sy), float(px - cx + sx), conf
+
+
+def plane_offsets(means: list[np.ndarray], overrides: dict | None = None,
+                  min_confidence: float = 0.2) -> list[dict]:
+    """Offsets of every plane relative to plane 0 (index 0 of ``means``), chained.
+
+    Plane ``i`` is compared with the last plane placed before it (its neighbour unless
+    that one could not be placed); a pair under ``min_confidence`` leaves the plane to be
+    interpolated linearly (per axis, in plane index) between the nearest placed planes on
+    either side, or copied from the nearest one at the ends (``source = interpolated``).
+    ``overrides`` (index -> (dy, dx)) fix planes (``source = config``); planes after one
+    chain from it. When the first plane has no confident partner (blank), the chain
+    restarts at the first plane that matches its next neighbour.
+
+    Returns one dict per plane: ``dy_px, dx_px, confidence, source, pair`` (the index the
+    plane was compared with, or None).
+    """
+    overrides = overrides or {}
+    n = len(means)
+    rows: list[dict | None] = [None] * n
+    if 0 in overrides:
+        rows[0] = dict(dy_px=float(overrides[0][0]), dx_px=float(overrides[0][1]), confidence=1.0,
+                       source="config", pair=None)
+    else:
+        rows[0] = dict(dy_px=0.0, dx_px=0.0, confidence=1.0, source="estimated", pair=None)
+    g = 0                      # last placed plane
+    anchored = True            # whether g is connected to plane 0 by confident pairs / config
+    for i in range(1, n):
+        if i in overrides:
+            rows[i] = dict(dy_px=float(overrides[i][0]), dx_px=float(overrides[i][1]), confidence=1.0,
+                           source="config", pair=None)
+            g, anchored = i, True
+            continue
+        dy, dx, conf = phase_offset(means[g], means[i])
+        if conf >= min_confidence and (anchored or g > 0):
+            rows[i] = dict(dy_px=rows[g]["dy_px"] + dy, dx_px=rows[g]["dx_px"] + dx,
+                           confidence=conf, source="estimated", pair=g)
+            g = i
+            continue
+        rows[i] = dict(dy_px=np.nan, dx_px=np.nan, confidence=conf, source="interpolated", pair=g)
+        if g == 0 and all(r is None or r["source"] != "estimated" for r in rows[1:i]) and i + 1 < n:
+            # plane 0 (or the start of the chain) is blank: restart the chain here if this
+            # plane matches its next neighbour
+            _, _, c_next = phase_offset(means[i], means[i + 1])
+            if c_next >= min_confidence:
+                rows[i].update(dy_px=rows[0]["dy_px"], dx_px=rows[0]["dx_px"])
+                rows[i]["_anchor"] = True
+                g = i
+    placed = [i for i in range(n) if rows[i]["source"] != "interpolated" or rows[i].pop("_anchor", False)]
+    for i in range(n):
+        if rows[i]["source"] == "interpolated" and not np.isfinite(rows[i]["dy_px"]):
+            lo = max((j for j in placed if j < i), default=None)
+            hi = min((j for j in placed if j > i), default=None)
+            if lo is not None and hi is not None:
+                w = (i - lo) / (hi - lo)
+                for key in ("dy_px", "dx_px"):
+                    rows[i][key] = (1 - w) * rows[lo][key] + w * rows[hi][key]
+            else:
+                j = lo if lo is not None else hi
+                for key in ("dy_px", "dx_px"):
+                    rows[i][key] = rows[j][key] if j is not None else 0.0
+    for r in rows:
+        r.pop("_anchor", None)
+    return rows
+
+
+def recorded_shifts(yoffs: list, xoffs: list) -> np.ndarray:
+    """``raw[p]`` (module docstring) from each plane's rigid registration offsets; zeros for
+    planes without offsets or with another number of frames than plane 0."""
+    n = len(yoffs)
+    out = np.zeros((n, 2))
+    if n == 0 or yoffs[0] is None:
+        return out
+    y0, x0 = np.asarray(yoffs[0], float).ravel(), np.asarray(xoffs[0], float).ravel()
+    for p in range(1, n):
+        if yoffs[p] is None or len(yoffs[p]) != len(y0) or len(y0) == 0:
+            continue
+        out[p] = (np.median(np.asarray(yoffs[p], float).ravel() - y0),
+                  np.median(np.asarray(xoffs[p], float).ravel() - x0))
+    return out
+
+
+def shift_image(img: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``img`` moved by whole pixels ``(round(dy), round(dx))``: out[y + dy, x + dx] = img[y, x];
+    uncovered pixels take the image's median."""
+    dy, dx = int(round(dy)), int(round(dx))
+    out = np.full_like(img, np.median(img) if img.size else 0)
+    Ly, Lx = img.shape
+    ys, yd = (slice(0, Ly - dy), slice(dy, Ly)) if dy >= 0 else (slice(-dy, Ly), slice(0, Ly + dy))
+    xs, xd = (slice(0, Lx - dx), slice(dx, Lx)) if dx >= 0 else (slice(-dx, Lx), slice(0, Lx + dx))
+    out[yd, xd] = img[ys, xs]
+    return out
+
+
+# ----------------------------------------------------------------------------- ROI geometry
+class Rois:
+    """The ROIs of one plane: pixel lists, centres, a background-subtracted brightness."""
+
+    def __init__(self, stat, iscell, mean: np.ndarray | None):
+        self.n = len(stat)
+        self.ypix = [np.asarray(s["ypix"], dtype=np.int64).ravel() for s in stat]
+        self.xpix = [np.asarray(s["xpix"], dtype=np.int64).ravel() for s in stat]
+        self.med = (np.array([[float(np.mean(y)), float(np.mean(x))] for y, x in zip(self.ypix, self.xpix)])
+                    if self.n else np.zeros((0, 2)))
+        self.accepted = (np.asarray(iscell)[:, 0] > 0.5) if self.n else np.zeros(0, bool)
+        self.npix = np.array([len(y) for y in self.ypix], dtype=np.int64)
+        self.contrast = np.array([roi_contrast(mean, y, x) for y, x in zip(self.ypix, self.xpix)]) \
+            if mean is not None and self.n else np.zeros(self.n)
+
+    def pixels(self, i: int, dy: float = 0.0, dx: float = 0.0, shape=None) -> np.ndarray:
+        """Linear pixel indices of ROI ``i`` moved by ``(round(dy), round(dx))`` on a frame
+        of ``shape`` (pixels that leave it are dropped)."""
+        Ly, Lx = shape
+        y = self.ypix[i] + int(round(dy))
+        x = self.xpix[i] + int(round(dx))
+        ok = (y >= 0) & (y < Ly) & (x >= 0) & (x < Lx)
+        return np.unique(y[ok] * Lx + x[ok])
+
+
+def roi_contrast(mean: np.ndarray, ypix, xpix, dy: float = 0.0, dx: float = 0.0) -> float:
+    """Mean of ``mean`` over the ROI's pixels minus its mean over a ring around it
+    (1 to 1 + RING_PX px away), the ROI moved by ``(dy, dx)``; nan when off the image."""
+    from scipy.ndimage import binary_dilation
+
+    Ly, Lx = mean.shape
+    y = np.asarray(ypix) + int(round(dy))
+    x = np.asarray(xpix) + int(round(dx))
+    pad = RING_PX + 2
+    if len(y) == 0 or y.min() < 0 or x.min() < 0 or y.max() >= Ly or x.max() >= Lx:
+        return float("nan")
+    y0, x0 = max(y.min() - pad, 0), max(x.min() - pad, 0)
+    y1, x1 = min(y.max() + pad + 1, Ly), min(x.max() + pad + 1, Lx)
+    m = np.zeros((y1 - y0, x1 - x0), bool)
+    m[y - y0, x - x0] = True
+    inner = binary_dilation(m, iterations=1)
+    ring = binary_dilation(m, iterations=1 + RING_PX) & ~inner
+    if not ring.any():
+        return float("nan")
+    patch = mean[y0:y1, x0:x1]
+    return float(patch[m].mean() - patch[ring].mean())
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """|A and B| / min(|A|, |B|) of two sorted linear pixel sets (0 when one is empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    return len(np.intersect1d(a, b, assume_unique=True)) / min(len(a), len(b))
+
+
+# ----------------------------------------------------------------------------- crosstalk
+def crosstalk_ratios(src: Rois, src_mean: np.ndarray, tgt_mean: np.ndarray, shift) -> np.ndarray:
+    """Per accepted ROI of the source plane, the target's contrast at the ROI's recorded
+    pixels (moved by ``shift``) over the source's contrast (ROIs with a positive source
+    contrast that stay inside the target image)."""
+    out = []
+    for i in np.flatnonzero(src.accepted):
+        cs = src.contrast[i]
+        if not np.isfinite(cs) or cs <= 0:
+            continue
+        ct = roi_contrast(tgt_mean, src.ypix[i], src.xpix[i], *shift)
+        if np.isfinite(ct):
+            out.append(ct / cs)
+    return np.array(out)
+
+
+def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarray,
+                       max_separation: int, min_coefficient: float) -> list[dict]:
+    """Crosstalk coefficient per signed plane separation ``k`` (1..max_separation and its
+    negatives): the median over every accepted ROI of every source plane ``p`` of the ratio
+    of plane ``p + k``'s mean-image contrast at the ROI's recorded pixels to plane ``p``'s
+    (a regression through the origin per ROI, the median across ROIs so that the few
+    ROIs with a genuine cell behind them in the target plane do not bias it).
+    ``significant`` when the coefficient reaches ``min_coefficient`` and its lower
+    quartile is positive."""
+    n = len(means)
+    rows = []
+    for ks in range(1, min(max_separation, n - 1) + 1):
+        for k in (ks, -ks):
+            ratios, pairs = [], 0
+            for p in range(n):
+                q = p + k
+                if not 0 <= q < n or rois[p].n == 0:
+                    continue
+                r = crosstalk_ratios(rois[p], means[p], means[q], raw[p] - raw[q])
+                if len(r):
+                    ratios.append(r)
+                    pairs += 1
+            r = np.concatenate(ratios) if ratios else np.zeros(0)
+            c = float(np.median(r)) if len(r) else float("nan")
+            q25, q75 = (np.percentile(r, [25, 75]) if len(r) else (np.nan, np.nan))
+            rows.append(dict(separation=k, coefficient=c, q25=float(q25), q75=float(q75),
+                             n_rois=len(r), n_plane_pairs=pairs,
+                             significant=bool(len(r) >= 5 and c >= min_coefficient and q25 > 0)))
+    return rows
+
+
+# ----------------------------------------------------------------------------- traces
+def activity(F: np.ndarray, Fneu: np.ndarray, neucoeff: float, fs: float, tau: float) -> np.ndarray:
+    """Neuropil-subtracted traces, slow baseline removed (Gaussian, sigma 10 tau) and smoothed
+    (sigma tau / 4), in frames; rows = ROIs."""
+    x = np.asarray(F, np.float64) - neucoeff * np.asarray(Fneu, np.float64)
+    if x.shape[-1] < 3:
+        return x - x.mean(axis=-1, keepdims=True)
+    x = x - gaussian_filter1d(x, max(1.0, 10 * tau * fs), axis=-1, mode="reflect")
+    return gaussian_filter1d(x, max(0.5, tau * fs / 4), axis=-1, mode="reflect")
+
+
+def snr(F: np.ndarray, Fneu: np.ndarray, neucoeff: float, fs: float, tau: float) -> np.ndarray:
+    """Signal-to-noise per ROI: std of :func:`activity` over the noise of the unsmoothed,
+    baseline-removed trace (1.4826 MAD of its frame-to-frame differences / sqrt 2)."""
+    x = np.asarray(F, np.float64) - neucoeff * np.asarray(Fneu, np.float64)
+    if x.shape[0] == 0 or x.shape[-1] < 3:
+        return np.zeros(x.shape[0])
+    d = np.diff(x, axis=-1)
+    noise = 1.4826 * np.median(np.abs(d - np.median(d, axis=-1, keepdims=True)), axis=-1) / np.sqrt(2)
+    a = activity(F, Fneu, neucoeff, fs, tau)
+    return a.std(axis=-1) / np.maximum(noise, 1e-9)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    d = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / d) if d > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- pairs
+def candidate_pairs(ra: Rois, rb: Rois, shift, shape, min_overlap: float, radius: float):
+    """(i, j, overlap) for ROIs i of plane a and j of plane b whose footprints overlap by at
+    least ``min_overlap`` once plane b's ROIs are moved by ``-shift`` into plane a's frame."""
+    if ra.n == 0 or rb.n == 0:
+        return []
+    tree = cKDTree(ra.med)
+    out = []
+    moved = rb.med - np.asarray(shift, float)[None]
+    for j, near in enumerate(tree.query_ball_point(moved, r=radius)):
+        if not near:
+            continue
+        pb = rb.pixels(j, -shift[0], -shift[1], shape)
+        for i in near:
+            o = overlap(ra.pixels(i, shape=shape), pb)
+            if o >= min_overlap:
+                out.append((i, j, o))
+    return out
+
+
+def group_rois(n_per_plane: list[int], edges: dict, compatible, plane_distance: int) -> list[list]:
+    """Complete-linkage grouping of ROIs ``(plane, roi)`` across planes.
+
+    ``edges``: {((p, i), (q, j)): score} of pairs that match (p < q, at most
+    ``plane_distance`` apart). Pairs are taken by decreasing score; two groups merge only
+    when they share no plane and *every* cross pair of members at most ``plane_distance``
+    apart is itself an edge, and every farther cross pair passes ``compatible(a, b)``
+    (footprints still overlap). So A-B and B-C never pull in an unrelated C.
+    Returns the groups (lists of (plane, roi)), every ROI in exactly one.
+    """
+    group = {(p, i): frozenset([(p, i)]) for p, n in enumerate(n_per_plane) for i in range(n)}
+    for (a, b), _ in sorted(edges.items(), key=lambda kv: -kv[1]):
+        ga, gb = group[a], group[b]
+        if ga is gb:
+            continue
+        if {m[0] for m in ga} & {m[0] for m in gb}:
+            continue
+        ok = True
+        for x in ga:
+            for y in gb:
+                u, v = (x, y) if x[0] < y[0] else (y, x)
+                if v[0] - u[0] <= plane_distance:
+                    ok = (u, v) in edges
+                else:
+                    ok = compatible(u, v)
+                if not ok:
+                    break
+            if not ok:
+                break
+        if ok:
+            merged = ga | gb
+            for m in merged:
+                group[m] = merged
+    seen, out = set(), []
+    for g in group.values():
+        if id(g) not in seen:
+            seen.add(id(g))
+            out.append(sorted(g))
+    return sorted(out)

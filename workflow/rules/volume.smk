@@ -1,0 +1,24 @@
+rule volume:
+    """Plane offsets, crosstalk and one ID per cell across the session's planes (tables in
+    the volume_stats folder; the plane folders are only read)."""
+    input:
+        planes=final_plane_dirs,
+    output:
+        offsets=LAYOUT.volume_table("offsets", S),
+        crosstalk=LAYOUT.volume_table("crosstalk", S),
+        rois=LAYOUT.volume_table("rois", S),
+        cells=LAYOUT.volume_table("cells", S),
+    params:
+        session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
+        options=lambda wc: volume_options(wc.session),
+    log:
+        LAYOUT.log("volume", S),
+    benchmark:
+        LAYOUT.benchmark("volume", S)
+    threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
+    resources:
+        **step_resources("volume"),
+    script:
+        "../../scripts/volume.py"
