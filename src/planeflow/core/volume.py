@@ -228,49 +228,117 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- crosstalk
-def crosstalk_ratios(src: Rois, src_mean: np.ndarray, tgt_mean: np.ndarray, shift) -> np.ndarray:
-    """Per accepted ROI of the source plane, the target's contrast at the ROI's recorded
-    pixels (moved by ``shift``) over the source's contrast (ROIs with a positive source
-    contrast that stay inside the target image)."""
-    out = []
+def _highpass(img: np.ndarray, sigma: float) -> np.ndarray:
+    img = np.asarray(img, np.float64)
+    return img - gaussian_filter(img, sigma)
+
+
+def source_mask(src: Rois) -> np.ndarray:
+    """Pixels of the plane's accepted ROIs, grown by 1 px."""
+    from scipy.ndimage import binary_dilation
+
+    mask = np.zeros((0, 0), bool)
+    if src.n == 0:
+        return mask
+    Ly = int(max(y.max() for y in src.ypix if len(y)) + 1) if any(len(y) for y in src.ypix) else 0
+    Lx = int(max(x.max() for x in src.xpix if len(x)) + 1) if any(len(x) for x in src.xpix) else 0
+    mask = np.zeros((Ly, Lx), bool)
     for i in np.flatnonzero(src.accepted):
-        cs = src.contrast[i]
-        if not np.isfinite(cs) or cs <= 0:
+        mask[src.ypix[i], src.xpix[i]] = True
+    return binary_dilation(mask, iterations=1) if mask.any() else mask
+
+
+def ghost_votes(lo: Rois, hi: Rois, shift, shape, min_overlap: float) -> tuple[int, int]:
+    """Pairs of accepted ROIs of a lower and a higher plane on the same recorded pixels
+    (``shift`` = position in ``hi`` minus position in ``lo``) where one is at most
+    GHOST_MAX_RATIO as bright as the other: (pairs with the brighter in ``lo``, in ``hi``).
+    A crosstalk ghost is the dimmer copy, so these votes tell the direction of the leak."""
+    up = down = 0
+    for i, j, _ in candidate_pairs(lo, hi, shift, shape, min_overlap, radius=10.0):
+        if not (lo.accepted[i] and hi.accepted[j]):
             continue
-        ct = roi_contrast(tgt_mean, src.ypix[i], src.xpix[i], *shift)
-        if np.isfinite(ct):
-            out.append(ct / cs)
-    return np.array(out)
+        a, b = lo.contrast[i], hi.contrast[j]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue
+        if a > 0 and b <= GHOST_MAX_RATIO * a:
+            up += 1
+        elif b > 0 and a <= GHOST_MAX_RATIO * b:
+            down += 1
+    return up, down
+
+
+def crosstalk_slope(src_mean: np.ndarray, tgt_mean: np.ndarray, mask: np.ndarray, shift,
+                    sigma: float) -> tuple[float, float, int]:
+    """Regression through the origin of the target plane's high-passed mean image on the
+    source plane's, over ``mask`` (source pixels), the target read at the same recorded
+    pixels (``shift`` = position in the target minus position in the source). Returns
+    (sum xy, sum xx, pixels) so that pairs can be pooled."""
+    S = _highpass(src_mean, sigma)
+    T = shift_image(_highpass(tgt_mean, sigma), -shift[0], -shift[1])
+    edge = int(np.ceil(np.abs(shift).max() + 2 * sigma))
+    m = np.zeros(S.shape, bool)
+    m[:min(mask.shape[0], S.shape[0]), :min(mask.shape[1], S.shape[1])] = \
+        mask[:S.shape[0], :S.shape[1]]
+    if edge > 0:
+        m[:edge], m[-edge:], m[:, :edge], m[:, -edge:] = False, False, False, False
+    if m.sum() < 10:
+        return 0.0, 0.0, 0
+    x, y = S[m], T[m]
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum()), float((x * x).sum()), int(m.sum())
 
 
 def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarray,
-                       max_separation: int, min_coefficient: float) -> list[dict]:
+                       max_separation: int, min_coefficient: float, diameter: float) -> list[dict]:
     """Crosstalk coefficient per signed plane separation ``k`` (1..max_separation and its
-    negatives): the median over every accepted ROI of every source plane ``p`` of the ratio
-    of plane ``p + k``'s mean-image contrast at the ROI's recorded pixels to plane ``p``'s
-    (a regression through the origin per ROI, the median across ROIs so that the few
-    ROIs with a genuine cell behind them in the target plane do not bias it).
-    ``significant`` when the coefficient reaches ``min_coefficient`` and its lower
-    quartile is positive."""
+    negatives): plane ``p + k``'s mean image regressed on plane ``p``'s at the recorded
+    pixels of ``p``'s accepted ROIs (:func:`source_mask`), both high-passed (Gaussian sigma
+    diameter / 3, so that slow background does not count), pooled over every plane pair at
+    that separation. ``null`` is the same regression with the target read 1.5 diameters
+    away (8 directions; mean and std), i.e. what unrelated pixels give.
+
+    The regression alone cannot tell plane ``p`` leaking into ``p + k`` from the reverse
+    (both give a slope), so ``votes`` counts ROI pairs on the same recorded pixels whose
+    dimmer member is in the target (:func:`ghost_votes`; ``votes_against`` the reverse).
+    ``significant`` when the coefficient reaches ``min_coefficient``, exceeds the null's
+    mean by three of its standard deviations, and at least 3 votes and a third of the
+    pairs point this way."""
     n = len(means)
+    sigma = max(1.0, diameter / 3)
+    d = max(6, int(round(1.5 * diameter)))
+    probes = [(a * d, b * d) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
     rows = []
     for ks in range(1, min(max_separation, n - 1) + 1):
         for k in (ks, -ks):
-            ratios, pairs = [], 0
+            sxy = sxx = 0.0
+            npx, pairs, per, votes, against = 0, 0, [], 0, 0
+            null_xy, null_xx = np.zeros(len(probes)), np.zeros(len(probes))
             for p in range(n):
                 q = p + k
                 if not 0 <= q < n or rois[p].n == 0:
                     continue
-                r = crosstalk_ratios(rois[p], means[p], means[q], raw[p] - raw[q])
-                if len(r):
-                    ratios.append(r)
-                    pairs += 1
-            r = np.concatenate(ratios) if ratios else np.zeros(0)
-            c = float(np.median(r)) if len(r) else float("nan")
-            q25, q75 = (np.percentile(r, [25, 75]) if len(r) else (np.nan, np.nan))
-            rows.append(dict(separation=k, coefficient=c, q25=float(q25), q75=float(q75),
-                             n_rois=len(r), n_plane_pairs=pairs,
-                             significant=bool(len(r) >= 5 and c >= min_coefficient and q25 > 0)))
+                shift = raw[p] - raw[q]
+                lo, hi = (p, q) if p < q else (q, p)
+                up, down = ghost_votes(rois[lo], rois[hi], raw[lo] - raw[hi], means[p].shape, 0.3)
+                votes, against = (votes + up, against + down) if k > 0 else (votes + down, against + up)
+                mask = source_mask(rois[p])
+                xy, xx, m = crosstalk_slope(means[p], means[q], mask, shift, sigma)
+                if m == 0 or xx <= 0:
+                    continue
+                sxy, sxx, npx, pairs = sxy + xy, sxx + xx, npx + m, pairs + 1
+                per.append(xy / xx)
+                for j, (a, b) in enumerate(probes):
+                    nxy, nxx, _ = crosstalk_slope(means[p], means[q], mask, shift + np.array([a, b]), sigma)
+                    null_xy[j] += nxy
+                    null_xx[j] += nxx
+            c = sxy / sxx if sxx > 0 else float("nan")
+            null = null_xy / np.where(null_xx > 0, null_xx, np.nan)
+            nm, ns = (float(np.nanmean(null)), float(np.nanstd(null))) if pairs else (np.nan, np.nan)
+            rows.append(dict(separation=k, coefficient=c, pair_min=min(per) if per else np.nan,
+                             pair_max=max(per) if per else np.nan, null_mean=nm, null_std=ns,
+                             n_pixels=npx, n_plane_pairs=pairs, votes=votes, votes_against=against,
+                             significant=bool(pairs and c >= min_coefficient and c > nm + 3 * ns
+                                              and votes >= 3 and 3 * votes >= votes + against)))
     return rows
 
 

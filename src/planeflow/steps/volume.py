@@ -23,7 +23,8 @@ TRACE_CHUNK = 256
 
 #: columns of the tables, in order
 OFFSET_COLUMNS = ("plane", "dy_px", "dx_px", "confidence", "source", "compared_with")
-CROSSTALK_COLUMNS = ("separation", "coefficient", "q25", "q75", "n_rois", "n_plane_pairs", "significant")
+CROSSTALK_COLUMNS = ("separation", "coefficient", "pair_min", "pair_max", "null_mean", "null_std",
+                     "n_pixels", "n_plane_pairs", "votes", "votes_against", "significant")
 ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_reason", "duplicate_of",
                "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um")
 CELL_COLUMNS = ("cell_id", "accepted", "n_rois", "planes", "primary_plane", "primary_roi", "y_px", "x_px",
@@ -93,7 +94,7 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     xt_rows = []
     if options["crosstalk"] != "off" and n > 1:
         xt_rows = vol.estimate_crosstalk(rois, means, raw, int(options["crosstalk_max_separation"]),
-                                         float(options["crosstalk_min"]))
+                                         float(options["crosstalk_min"]), diameter)
     coef = {r["separation"]: r["coefficient"] for r in xt_rows if r["significant"]}
     clean = [m.astype(np.float64) for m in means]
     for k, c in coef.items():
