@@ -240,3 +240,68 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
                 nframes=nframes, Ly=Ly, Lx=Lx, ncells=ncells, diameter=diameter, fs=fs, tau=tau,
                 dz_um=dz, dx_um=dx_um, offsets=offsets.tolist(), crosstalk=c_x, crosstalk_k=k,
                 max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise)
+
+
+def score_volume(session_dir, ground_truth) -> dict:
+    """Score rule volume's tables of a finished session against :func:`simulate_volume`'s truth.
+
+    Accepted ROIs of each plane are matched one to one to the planted cells visible in it
+    (:func:`~planeflow.synth.groundtruth.match_rois`, after the plane's reference offset);
+    accepted ROIs left over are matched to the crosstalk ghosts (``ghost_labels``).
+    Returns ``offset_err_px`` (largest error of plane_offsets.tsv against the planted offsets
+    carried into the registered frames), ``duplicates_before`` (share of matched ROIs that
+    are a second view of a cell), ``residual_duplicates`` (the same among primary matched
+    ROIs), ``wrong_merges`` (share of matched ROIs whose cell_id also holds a matched ROI of
+    another planted cell), ``recall_all``/``recall_primary`` (planted visible cells found by
+    any matched ROI / by a primary one), ``n_ghost_rois``, ``ghosts_primary``,
+    ``ghosts_flagged`` and ``crosstalk`` (separation -> coefficient of crosstalk.tsv).
+    """
+    import csv
+
+    from planeflow.synth.groundtruth import load_ground_truth, match_rois, reference_offset
+
+    def read(path):
+        with open(path) as fh:
+            return list(csv.DictReader(fh, delimiter="\t"))
+
+    gt = load_ground_truth(ground_truth)
+    session_dir = Path(session_dir)
+    n = int(gt["nplanes"])
+    vs = session_dir / "volume_stats"
+    offs, rois, xt = read(vs / "plane_offsets.tsv"), read(vs / "rois.tsv"), read(vs / "crosstalk.tsv")
+    ref, cell_of, ghost_of = [], {}, {}
+    for p in range(n):
+        d = session_dir / "suite2p" / f"plane{p}"
+        ops = np.load(d / "ops.npy", allow_pickle=True).item()
+        stat = np.load(d / "stat.npy", allow_pickle=True)
+        acc = np.flatnonzero(np.load(d / "iscell.npy")[:, 0] > 0.5)
+        c = reference_offset(ops["yoff"], ops["xoff"], gt["shifts"])
+        ref.append(c)
+        for r, lab in match_rois([stat[i] for i in acc], gt["labels"][p], offset=c)["matches"]:
+            cell_of[(p, int(acc[r]))] = int(lab)
+        rest = [int(i) for i in acc if (p, int(i)) not in cell_of]
+        if gt["crosstalk"] and rest:
+            for r, lab in match_rois([stat[i] for i in rest], gt["ghost_labels"][p], offset=c)["matches"]:
+                ghost_of[(p, rest[r])] = int(lab)
+    ref = np.array(ref)
+    true_off = gt["offsets"] + ref - ref[0]
+    est = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in offs])
+    row = {(int(r["plane"]), int(r["roi"])): r for r in rois}
+    prim = [cell_of[k] for k in cell_of if row[k]["primary"] == "true"]
+    cells_in = {}
+    for k, lab in cell_of.items():
+        cells_in.setdefault(row[k]["cell_id"], set()).add(lab)
+    visible = set((np.flatnonzero(gt["cell_visible"].any(axis=1)) + 1).tolist())
+    nm = max(len(cell_of), 1)
+    return dict(
+        offset_err_px=float(np.abs(est - true_off).max()), true_offsets=true_off.tolist(),
+        est_offsets=est.tolist(), n_matched=len(cell_of),
+        duplicates_before=(len(cell_of) - len(set(cell_of.values()))) / nm,
+        residual_duplicates=(len(prim) - len(set(prim))) / max(len(prim), 1),
+        wrong_merges=sum(len(cells_in[row[k]["cell_id"]]) > 1 for k in cell_of) / nm,
+        recall_all=len(set(cell_of.values()) & visible) / len(visible),
+        recall_primary=len(set(prim) & visible) / len(visible),
+        n_ghost_rois=len(ghost_of), ghosts_primary=sum(row[k]["primary"] == "true" for k in ghost_of),
+        ghosts_flagged=sum(row[k]["duplicate_of_reason"] == "crosstalk" for k in ghost_of),
+        crosstalk={int(r["separation"]): float(r["coefficient"]) if r["coefficient"] else float("nan")
+                   for r in xt})

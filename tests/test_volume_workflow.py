@@ -1,0 +1,67 @@
+"""Rule volume end to end on a simulated 3-D population (4 planes, offsets, crosstalk)."""
+from __future__ import annotations
+
+import csv
+import time
+
+import pytest
+
+from conftest import SMALL_S2P, make_config, snakemake
+
+pytestmark = pytest.mark.workflow
+
+OFFSETS = [[0, 0], [3, -2], [5, 1], [2, 4]]
+C, K = 0.2, 2
+
+
+@pytest.fixture(scope="module")
+def vrun(tmp_path_factory):
+    from planeflow.synth.volume import simulate_volume
+
+    tmp = tmp_path_factory.mktemp("volume")
+    sim = simulate_volume(tmp / "raw", nplanes=4, nframes=500, Ly=128, Lx=128, cells_per_plane=25,
+                          dz_um=15.0, offsets=OFFSETS, crosstalk=C, crosstalk_k=K, seed=5, name="vol")
+    cfg = make_config(tmp, [{"session_id": "vol", "data_path": str(tmp / "raw"), "nplanes": 4,
+                             "fs": 15.0, "dx": 1.0, "dy": 1.0, "dz": 15.0}], suite2p=SMALL_S2P)
+    t0 = time.time()
+    snakemake(cfg, check=True)
+    total = time.time() - t0
+    res = tmp / "results" / "vol"
+    with open(res / "benchmarks" / "volume" / "session.tsv") as fh:
+        bench = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+    return {"res": res, "sim": sim, "total_s": total, "volume_s": bench}
+
+
+def test_volume_against_planted_truth(vrun):
+    from planeflow.synth.volume import score_volume
+
+    s = score_volume(vrun["res"], vrun["sim"]["ground_truth"])
+    print(f"\nvolume scores: {s}\nvolume rule {vrun['volume_s']:.1f} s of a {vrun['total_s']:.0f} s run "
+          f"({100 * vrun['volume_s'] / vrun['total_s']:.1f} %)")
+    assert s["offset_err_px"] <= 1.0, s
+    assert s["duplicates_before"] >= 0.05, s          # the simulation plants duplicates
+    assert s["residual_duplicates"] <= 0.05, s
+    assert s["wrong_merges"] <= 0.02, s
+    assert s["recall_primary"] >= s["recall_all"] - 0.02, s
+    assert s["ghosts_primary"] == 0, s
+    assert abs(s["crosstalk"][K] - C) <= 0.05, s
+
+
+def test_volume_tables_cover_every_roi_and_leave_planes_untouched(vrun):
+    import numpy as np
+
+    res = vrun["res"]
+    with open(res / "volume_stats" / "rois.tsv") as fh:
+        rois = list(csv.DictReader(fh, delimiter="\t"))
+    with open(res / "volume_stats" / "cells.tsv") as fh:
+        cells = list(csv.DictReader(fh, delimiter="\t"))
+    n = sum(len(np.load(res / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True)) for p in range(4))
+    assert len(rois) == n
+    ids = {r["cell_id"] for r in rois}
+    assert ids == {c["cell_id"] for c in cells}
+    assert sum(r["primary"] == "true" for r in rois) == len(cells)   # one primary per cell
+    for r in rois:
+        assert (r["duplicate_of_reason"] == "") == (r["primary"] == "true")
+        assert r["duplicate_of_reason"] in ("", "axial", "crosstalk")
+    # flags, never deletions: the plane folders hold nothing of the volume step
+    assert not list((res / "suite2p").rglob("*.tsv"))
