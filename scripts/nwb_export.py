@@ -15,7 +15,7 @@ def arguments(sm):
                                     for b, q in zip(bins, parts)]
         planes.append(plane)
     return dict(planes=planes, out=sm.output.nwb, metadata=dict(sm.params.metadata), session=session,
-                options=dict(sm.params.options))
+                options=dict(sm.params.options), volume_rois=sm.input.volume_rois)
 
 
 run_step(snakemake, "nwb_export", arguments)  # noqa: F821 - snakemake is injected

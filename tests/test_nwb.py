@@ -280,6 +280,24 @@ def test_rois_masks_and_acceptance_equal_suite2p_files(nwb_run, nwb_file):
 
 
 @workflow
+def test_volume_columns_equal_rois_table(nwb_run, nwb_file):
+    import csv
+
+    with open(nwb_run["res"] / "volume_stats" / "rois.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    seg = nwb_file.processing["ophys"]["ImageSegmentation"]
+    for p in (0, 1):
+        ps = seg[f"PlaneSegmentationChan1Plane{p}"]
+        mine = [r for r in rows if r["plane"] == str(p)]
+        assert list(ps["CellID"].data[:]) == [int(r["cell_id"]) for r in mine]
+        assert list(ps["Primary"].data[:]) == [r["primary"] == "true" for r in mine]
+        assert list(ps["DuplicateReason"].data[:]) == [r["duplicate_of_reason"] for r in mine]
+        pos = np.asarray(ps["VolumePosition"].data[:])
+        assert np.allclose(pos[:, 2], 15.0 * p)
+        assert np.allclose(pos[:, 0], [float(r["x_um"]) for r in mine], atol=1e-3)
+
+
+@workflow
 def test_traces_equal_suite2p_files_and_link_their_rois(nwb_run, nwb_file):
     ophys = nwb_file.processing["ophys"]
     for p in (0, 1):

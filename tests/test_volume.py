@@ -168,3 +168,21 @@ def test_bad_offset_override_fails_the_dry_run(tmp_path):
     proc = snakemake(cfg, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rule volume:" in proc.stdout + proc.stderr
+
+
+def test_ome_zarr_without_dz_is_valid_and_unitless(tmp_path):
+    import zarr
+    from ome_zarr_models.v05 import Image
+
+    from planeflow.io.omezarr import write_ome_volume
+
+    img = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    lab = np.zeros((2, 16, 16), np.int32)
+    lab[:, 4:8, 4:8] = 3
+    write_ome_volume(tmp_path / "v.zarr", img, lab, (None, 1.5, 1.5), name="t")
+    g = zarr.open_group(str(tmp_path / "v.zarr"), mode="r")
+    Image.from_zarr(g)
+    ms = g.attrs["ome"]["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.5, 1.5]
+    assert all("unit" not in a for a in ms["axes"])
+    assert not (tmp_path / "v.zarr.tmp").exists()

@@ -65,3 +65,40 @@ def test_volume_tables_cover_every_roi_and_leave_planes_untouched(vrun):
         assert r["duplicate_of_reason"] in ("", "axial", "crosstalk")
     # flags, never deletions: the plane folders hold nothing of the volume step
     assert not list((res / "suite2p").rglob("*.tsv"))
+
+
+def test_volume_zarr_is_ome_zarr_with_one_label_per_cell(vrun):
+    import numpy as np
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models.v05 import Image
+
+    path = vrun["res"] / "volume_stats" / "volume.zarr"
+    group = zarr.open_group(str(path), mode="r")
+    assert group.metadata.zarr_format == 3
+    image = Image.from_zarr(group)                      # validates NGFF 0.5 (raises otherwise)
+    assert [a.name for a in image.attributes.ome.multiscales[0].axes] == ["z", "y", "x"]
+    assert image.labels is not None
+    nodes = list(Reader(parse_url(str(path)))())
+    scales = {str(n.zarr): n.metadata["coordinateTransformations"][0][0]["scale"] for n in nodes
+              if n.metadata.get("coordinateTransformations")}
+    assert len(scales) == 2 and all(s == [15.0, 1.0, 1.0] for s in scales.values())
+    assert all(a["unit"] == "micrometer" for n in nodes if n.metadata.get("axes") for a in n.metadata["axes"])
+    labels = np.asarray(group["labels/cells/0"][:])
+    with open(vrun["res"] / "volume_stats" / "cells.tsv") as fh:
+        cells = list(csv.DictReader(fh, delimiter="\t"))
+    multi = [c for c in cells if "," in c["planes"]]
+    assert multi
+    for c in multi:                                     # one label value in every plane it spans
+        for p in map(int, c["planes"].split(",")):
+            assert (labels[p] == int(c["cell_id"])).any(), c
+    # the aligned mean images: plane 1 moved back by its offset matches plane 0 better than before
+    mean = np.asarray(group["0"][:])
+    raw1 = np.load(vrun["res"] / "suite2p" / "plane1" / "ops.npy", allow_pickle=True).item()["meanImg"]
+    inner = (slice(15, -15), slice(15, -15))
+
+    def corr(a, b):
+        return np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1]
+
+    assert corr(mean[0], mean[1]) > corr(mean[0], raw1) + 0.05

@@ -162,11 +162,13 @@ def test_volume_stats(run):
     assert summary["voxel_size"] == [1.5, 1.5, 15.0]
     assert summary["volume_shape"] == [NPLANES, LY, LX]
     root = zarr.open_group(str(vs / "volume.zarr"), mode="r")
-    assert root["mean"].shape == (NPLANES, LY, LX)
-    labels = root["labels"][:]
-    assert labels.max() == sum(counts)
-    assert set(np.unique(labels[0])) - {0} <= set(range(1, counts[0] + 1))
-    assert root.attrs["voxel_size"] == [1.5, 1.5, 15.0]
+    assert root["0"].shape == (NPLANES, LY, LX)
+    labels = root["labels/cells/0"][:]
+    cells = (vs / "cells.tsv").read_text().strip().splitlines()[1:]
+    assert set(np.unique(labels)) - {0} <= {int(c.split("\t")[0]) for c in cells}
+    assert root.attrs["planeflow"]["voxel_size"] == [1.5, 1.5, 15.0]
+    scale = root.attrs["ome"]["multiscales"][0]["datasets"][0]["coordinateTransformations"][0]["scale"]
+    assert scale == [15.0, 1.5, 1.5]
     rows = (vs / "planes.tsv").read_text().strip().splitlines()
     assert len(rows) == NPLANES + 1 and rows[0].startswith("plane\tn_rois")
 

@@ -1,7 +1,10 @@
 rule volume_stats:
-    """Per-session table, voxel size, zarr volume (mean images, ROI labels) and summary figure."""
+    """Per-session table, voxel size, OME-Zarr volume (mean images aligned by rule volume's
+    offsets, labels = cell_id) and summary figure."""
     input:
         planes=final_plane_dirs,
+        offsets=LAYOUT.volume_table("offsets", S),
+        rois=LAYOUT.volume_table("rois", S),
     output:
         table=report(LAYOUT.volume_file("table", S), caption="../report/planes_table.rst",
                      category=S, subcategory="volume", labels={"figure": "planes table"}),
@@ -10,7 +13,7 @@ rule volume_stats:
         figure=report(LAYOUT.volume_file("figure", S), caption="../report/volume_summary.rst",
                       category=S, subcategory="volume", labels={"figure": "volume summary"}),
     params:
-        session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "fs", "dx", "dy", "dz")},
+        session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
     log:
         LAYOUT.log("volume_stats", S),
     benchmark:

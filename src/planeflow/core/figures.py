@@ -127,3 +127,64 @@ def volume_summary(path, mean_stack, counts_acc, counts_rej, title="") -> None:
     ax.legend(fontsize=7)
     fig.suptitle(title)
     _save(fig, path)
+
+
+def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dict], title="") -> None:
+    """Rule volume's figure: plane offsets (dy, dx per plane, interpolated/config marked),
+    a top view of every accepted cell coloured by depth with lines from each primary ROI
+    to its other views (grey: axial, red dashed: crosstalk ghosts), and the crosstalk table."""
+    plt = _plt()
+    fig = plt.figure(figsize=(13, 4.4))
+    gs = fig.add_gridspec(1, 3, width_ratios=[1, 1.4, 1])
+    ax = fig.add_subplot(gs[0])
+    planes = [int(r["plane"]) for r in offsets]
+    for key, colour in (("dy_px", "tab:blue"), ("dx_px", "tab:orange")):
+        vals = [float(r[key]) for r in offsets]
+        ax.plot(planes, vals, "-", color=colour, label=key)
+        for p, v, r in zip(planes, vals, offsets):
+            marker = {"estimated": "o", "interpolated": "x", "config": "s"}.get(r["source"], "o")
+            ax.plot([p], [v], marker, color=colour, ms=6)
+    ax.set_xlabel("plane")
+    ax.set_ylabel("offset from plane 0 (px)")
+    ax.set_title("plane offsets (o estimated, x interpolated, s config)", fontsize=8)
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(gs[1])
+    pos = {(r["plane"], r["roi"]): r for r in rois}
+    acc = [r for r in rois if r["accepted"] == "true" and r["primary"] == "true"]
+    zkey = "z_um" if acc and acc[0].get("z_um") not in (None, "") else "plane"
+    if acc:
+        sc = ax.scatter([float(r["x_px"]) for r in acc], [float(r["y_px"]) for r in acc],
+                        c=[float(r[zkey]) for r in acc], cmap="viridis", s=18, zorder=3)
+        fig.colorbar(sc, ax=ax, label="depth (µm)" if zkey == "z_um" else "plane")
+    for r in rois:
+        if not r["duplicate_of"]:
+            continue
+        p, i = r["duplicate_of"].split(":")
+        src = pos.get((p, i))
+        if src is None:
+            continue
+        ghost = r["duplicate_of_reason"] == "crosstalk"
+        ax.plot([float(src["x_px"]), float(r["x_px"])], [float(src["y_px"]), float(r["y_px"])],
+                "--" if ghost else "-", color="red" if ghost else "grey", lw=1, zorder=2)
+        ax.plot([float(r["x_px"])], [float(r["y_px"])], ".", color="red" if ghost else "grey", ms=3)
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (plane-0 px)")
+    ax.set_ylabel("y (plane-0 px)")
+    ndup = sum(1 for r in rois if r["duplicate_of_reason"] == "axial")
+    nghost = sum(1 for r in rois if r["duplicate_of_reason"] == "crosstalk")
+    ax.set_title(f"{len(acc)} accepted cells; {ndup} axial duplicates (grey), {nghost} ghosts (red)", fontsize=8)
+    ax = fig.add_subplot(gs[2])
+    ax.set_axis_off()
+    if crosstalk:
+        cells = [[r["separation"], r["coefficient"] or "-", r["votes"], r["votes_against"],
+                  "yes" if r["significant"] == "true" else "no"] for r in crosstalk]
+        t = ax.table(cellText=cells, colLabels=["k", "coefficient", "votes", "against", "used"],
+                     loc="center", cellLoc="center")
+        t.auto_set_font_size(False)
+        t.set_fontsize(8)
+        ax.set_title("crosstalk: plane p+k receives coefficient x plane p", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "crosstalk not estimated", ha="center", va="center")
+    fig.suptitle(title)
+    _save(fig, path)

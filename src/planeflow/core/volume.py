@@ -431,3 +431,30 @@ def group_rois(n_per_plane: list[int], edges: dict, compatible, plane_distance: 
             seen.add(id(g))
             out.append(sorted(g))
     return sorted(out)
+
+
+# ----------------------------------------------------------------------------- aligned volume
+def aligned_image(img: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Plane image moved into plane 0's frame (subpixel, linear): out[y, x] = img[y + dy, x + dx];
+    0 where the plane did not image."""
+    from scipy.ndimage import shift
+
+    return shift(np.asarray(img, np.float32), (-float(dy), -float(dx)), order=1, mode="constant", cval=0.0)
+
+
+def cell_labels(stats: list, cell_ids: list, offsets: np.ndarray, shape) -> np.ndarray:
+    """(planes, Ly, Lx) label image in plane 0's frame: every ROI's pixels, moved by minus its
+    plane's offset (rounded), hold its cell id (``cell_ids[p][i]``; 0 or None = not drawn), so one
+    cell has one label in every plane it spans."""
+    Ly, Lx = shape
+    out = np.zeros((len(stats), Ly, Lx), np.int32)
+    for p, (stat, ids) in enumerate(zip(stats, cell_ids)):
+        dy, dx = int(round(offsets[p][0])), int(round(offsets[p][1]))
+        for s, cid in zip(stat, ids):
+            if not cid:
+                continue
+            y = np.asarray(s["ypix"], np.int64) - dy
+            x = np.asarray(s["xpix"], np.int64) - dx
+            ok = (y >= 0) & (y < Ly) & (x >= 0) & (x < Lx)
+            out[p, y[ok], x[ok]] = int(cid)
+    return out

@@ -167,6 +167,41 @@ def _pixel_mask_columns(stat, VectorData, VectorIndex):
     return column, VectorIndex(name="pixel_mask_index", data=np.cumsum(npix), target=column)
 
 
+def _volume_rows(path) -> dict:
+    """rule volume's rois.tsv by plane: {plane: {roi: row}}."""
+    import csv
+
+    out: dict = {}
+    with open(path) as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            out.setdefault(int(r["plane"]), {})[int(r["roi"])] = r
+    return out
+
+
+def _add_volume_columns(ps, rows: dict, n: int, plane: int) -> None:
+    """Per-ROI columns of rule volume (volume_stats/rois.tsv): CellID, Primary,
+    DuplicateReason and VolumePosition (x, y, z in µm, NaN where a voxel size is unknown)."""
+    if set(rows) != set(range(n)):
+        raise PlaneflowError(f"volume_stats/rois.tsv lists {len(rows)} ROIs for plane {plane}, its "
+                             f"stat.npy {n}: the table is out of date; delete it and rerun snakemake")
+
+    def num(v):
+        return float(v) if v not in (None, "") else np.nan
+
+    ps.add_column(name="CellID", data=np.array([int(rows[i]["cell_id"] or 0) for i in range(n)], np.int64),
+                  description="one ID per neuron across the session's planes (volume_stats/rois.tsv cell_id)")
+    ps.add_column(name="Primary", data=np.array([rows[i]["primary"] == "true" for i in range(n)]),
+                  description="the ROI that stands for its cell; count neurons with Primary and Accepted")
+    ps.add_column(name="DuplicateReason", data=[rows[i]["duplicate_of_reason"] for i in range(n)],
+                  description="why a non-primary ROI repeats a cell: axial (seen in a neighbouring plane) "
+                              "or crosstalk (a ghost of a brighter ROI); empty for primary ROIs")
+    ps.add_column(name="VolumePosition",
+                  data=np.array([[num(rows[i]["x_um"]), num(rows[i]["y_um"]), num(rows[i]["z_um"])]
+                                 for i in range(n)]),
+                  description="ROI centre in the session's volume (x, y, z) in micrometres: plane offsets "
+                              "applied (volume_stats/plane_offsets.tsv), z = plane x dz")
+
+
 def _metres(um):
     return None if um is None else float(um) * 1e-6
 
@@ -268,6 +303,9 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
             ps.add_column(name="Rejected", data=~accepted, description="not accepted (inverse of Accepted)")
             ps.add_column(name="ClassifierProbability", data=iscell[:, 1].astype(np.float32),
                           description="suite2p classifier probability that the ROI is a cell (iscell.npy column 1)")
+            vrows = plane.get("volume")
+            if vrows is not None:
+                _add_volume_columns(ps, vrows, n, p)
             region = ps.create_roi_table_region(region=list(range(n)), description=f"all ROIs of plane {p}")
             for key, cname, base, desc, unit in TRACES:
 
@@ -321,14 +359,17 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
     return nwbfile
 
 
-def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: dict) -> dict:
+def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: dict,
+               volume_rois=None) -> dict:
     """Write the session's NWB file to ``out`` (temporary name beside it, then renamed).
 
     ``planes``: per plane, in plane order, ``plane`` (index) and the paths ``ops``, ``stat``,
     ``iscell``, ``F``, ``Fneu``, ``spks``, ``dff`` of its final suite2p folder, plus
     ``movie_parts`` (list of {bin, shape, offset}) when the movie is included.
     ``metadata``: from :func:`planeflow.plan.nwb_meta.resolve_metadata`; ``session``: session_id,
-    fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression.
+    fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression;
+    ``volume_rois``: rule volume's rois.tsv (adds CellID, Primary, DuplicateReason and
+    VolumePosition to every PlaneSegmentation).
     """
     from pynwb import NWBHDF5IO
 
@@ -340,6 +381,10 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
         raise PlaneflowError(f"session '{session['session_id']}': NWB metadata incomplete "
                              f"({'; '.join([f'missing {m}' for m in missing] + problems)}).")
     loaded = [_read_plane(f) for f in planes]
+    if volume_rois:
+        vrows = _volume_rows(volume_rois)
+        for f, pl in zip(planes, loaded):
+            pl["volume"] = vrows.get(int(f["plane"]), {})
     totals = {}
     for f, pl in zip(planes, loaded):
         n, nt = pl["n"], pl["nframes"]

@@ -1,10 +1,13 @@
-"""volume_stats: per-session table, voxel size, a zarr volume and a summary figure."""
+"""volume_stats: per-session table, voxel size, the OME-Zarr volume and a summary figure.
+
+The volume (``volume.zarr``, OME-Zarr 0.5 on zarr v3, :mod:`planeflow.io.omezarr`) holds the
+planes' mean images aligned to plane 0 by rule volume's plane offsets, and a labels image
+``labels/cells`` in which every ROI carries its cell_id (one value per cell in every plane it
+spans; crosstalk ghosts are not drawn)."""
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 
 import numpy as np
@@ -29,19 +32,33 @@ def _stage_times(ops: dict) -> dict:
     return out
 
 
-def volume_stats(planes: list[dict], out: dict, session: dict) -> dict:
+def _read_tsv(path) -> list[dict]:
+    import csv
+
+    with open(path) as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def volume_stats(planes: list[dict], out: dict, session: dict, tables: dict) -> dict:
     """``planes``: per plane (in plane order) paths ops, stat, iscell of the final folder.
 
-    ``session``: session metadata (session_id, dx, dy, dz, fs).
+    ``session``: session metadata (session_id, dx, dy, dz, fs); ``tables``: rule volume's
+    ``offsets`` (plane_offsets.tsv) and ``rois`` (rois.tsv).
     """
-    import zarr
+    from planeflow.core import volume as vol
+    from planeflow.io.omezarr import write_ome_volume
 
     t0 = time.time()
-    rows, means, labels, acc, rej, times = [], [], [], [], [], {}
+    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in _read_tsv(tables["offsets"])])
+    cell_of: dict = {}
+    for r in _read_tsv(tables["rois"]):
+        if r["cell_id"] and r["duplicate_of_reason"] != "crosstalk":
+            cell_of[(int(r["plane"]), int(r["roi"]))] = int(r["cell_id"])
+    numbers = []
+    rows, means, stats, acc, rej, times = [], [], [], [], [], {}
     all_ops = [load_ops(p["ops"]) for p in planes]
     ny = max(int(o["Ly"]) for o in all_ops)
     nx = max(int(o["Lx"]) for o in all_ops)
-    next_id = 1
     for z, (p, ops) in enumerate(zip(planes, all_ops)):
         stat = load_array(p["stat"], allow_pickle=True)
         iscell = load_array(p["iscell"])
@@ -49,12 +66,9 @@ def volume_stats(planes: list[dict], out: dict, session: dict) -> dict:
         n_acc = int(iscell[:, 0].sum()) if len(iscell) else 0
         mean = np.zeros((ny, nx), np.float32)
         mean[:ly, :lx] = ops.get("meanImg", np.zeros((ly, lx)))
-        lab = np.zeros((ny, nx), np.int32)
-        li = figures.label_image(stat, (ly, lx))
-        lab[:ly, :lx] = np.where(li > 0, li + next_id - 1, 0)
-        next_id += len(stat)
         means.append(mean)
-        labels.append(lab)
+        stats.append(stat)
+        numbers.append(int(session["planes"][z]) if "planes" in session else int(ops.get("iplane", z)))
         acc.append(n_acc)
         rej.append(len(stat) - n_acc)
         st = _stage_times(ops)
@@ -88,22 +102,15 @@ def volume_stats(planes: list[dict], out: dict, session: dict) -> dict:
         "\t".join(str(r.get(c, "")) for c in cols) + "\n" for r in rows)
     save_text(out["table"], text)
 
-    # zarr store, written to a temporary folder then renamed into place
-    zpath = os.fspath(out["zarr"])
-    tmp = zpath.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(tmp, mode="w")
-    chunks = (1, min(ny, 512), min(nx, 512))
-    m = root.create_array("mean", shape=(len(planes), ny, nx), dtype="float32", chunks=chunks)
-    m[:] = np.stack(means)
-    m.attrs.update({"description": "per-plane mean image of the registered movie", "axes": ["z", "y", "x"]})
-    lab = root.create_array("labels", shape=(len(planes), ny, nx), dtype="int32", chunks=chunks)
-    lab[:] = np.stack(labels)
-    lab.attrs.update({"description": "ROI labels: 0 background, k = k-th ROI of the session "
-                                     "counted plane by plane in stat.npy order", "axes": ["z", "y", "x"]})
-    root.attrs.update(json.loads(json.dumps(summary, default=float)))
-    shutil.rmtree(zpath, ignore_errors=True)
-    os.replace(tmp, zpath)
+    ids = [[cell_of.get((numbers[p], i)) for i in range(len(st))] for p, st in enumerate(stats)]
+    aligned = np.stack([vol.aligned_image(m, *offsets[p]) for p, m in enumerate(means)])
+    labels = vol.cell_labels(stats, ids, offsets, (ny, nx))
+    summary["n_cells"] = len({c for c in cell_of.values()})
+    write_ome_volume(out["zarr"], aligned, labels, (dz, dy, dx), name=str(session["session_id"]),
+                     attrs={"planeflow": json.loads(json.dumps(summary, default=float)),
+                            "description": "mean image of each plane's registered movie, aligned to "
+                                           "plane 0 by volume_stats/plane_offsets.tsv; labels/cells: "
+                                           "cell_id of volume_stats/rois.tsv"})
 
     figures.volume_summary(out["figure"], np.stack(means), np.array(acc), np.array(rej),
                            title=f"{session['session_id']}: {summary['total_accepted']} accepted ROIs")
