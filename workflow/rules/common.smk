@@ -154,7 +154,7 @@ def nwb_inputs(wc):
     """Every final plane folder, rule volume's rois.tsv, and with nwb_export.include_movie the registration
     binaries of every plane and part (plane by plane, part by part)."""
     m = META[wc.session]
-    files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_table("rois", wc.session)}
+    files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_output("rois", wc.session)}
     if config["nwb_export"]["include_movie"]:
         files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
                           for p in m["planes"] for q in range(len(m["parts"]))]

@@ -4,10 +4,12 @@ rule volume:
     input:
         planes=final_plane_dirs,
     output:
-        offsets=LAYOUT.volume_table("offsets", S),
-        crosstalk=LAYOUT.volume_table("crosstalk", S),
-        rois=LAYOUT.volume_table("rois", S),
-        cells=LAYOUT.volume_table("cells", S),
+        offsets=LAYOUT.volume_output("offsets", S),
+        crosstalk=LAYOUT.volume_output("crosstalk", S),
+        rois=LAYOUT.volume_output("rois", S),
+        cells=LAYOUT.volume_output("cells", S),
+        figure=report(LAYOUT.volume_output("figure", S), caption="../report/volume_view.rst",
+                      category=S, subcategory="volume", labels={"figure": "plane offsets and cells"}),
     params:
         session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
         options=lambda wc: volume_options(wc.session),

@@ -3,8 +3,8 @@ rule volume_stats:
     offsets, labels = cell_id) and summary figure."""
     input:
         planes=final_plane_dirs,
-        offsets=LAYOUT.volume_table("offsets", S),
-        rois=LAYOUT.volume_table("rois", S),
+        offsets=LAYOUT.volume_output("offsets", S),
+        rois=LAYOUT.volume_output("rois", S),
     output:
         table=report(LAYOUT.volume_file("table", S), caption="../report/planes_table.rst",
                      category=S, subcategory="volume", labels={"figure": "planes table"}),

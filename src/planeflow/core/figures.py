@@ -173,7 +173,8 @@ def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dic
     ax.set_ylabel("y (plane-0 px)")
     ndup = sum(1 for r in rois if r["duplicate_of_reason"] == "axial")
     nghost = sum(1 for r in rois if r["duplicate_of_reason"] == "crosstalk")
-    ax.set_title(f"{len(acc)} accepted cells; {ndup} axial duplicates (grey), {nghost} ghosts (red)", fontsize=8)
+    ax.set_title(f"{len(acc)} accepted cells, top view\n{ndup} axial duplicates (grey), {nghost} ghosts (red)",
+                 fontsize=8)
     ax = fig.add_subplot(gs[2])
     ax.set_axis_off()
     if crosstalk:
@@ -183,7 +184,7 @@ def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dic
                      loc="center", cellLoc="center")
         t.auto_set_font_size(False)
         t.set_fontsize(8)
-        ax.set_title("crosstalk: plane p+k receives coefficient x plane p", fontsize=8)
+        ax.set_title("crosstalk: plane p+k receives\ncoefficient x plane p", fontsize=8)
     else:
         ax.text(0.5, 0.5, "crosstalk not estimated", ha="center", va="center")
     fig.suptitle(title)

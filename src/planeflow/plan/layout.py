@@ -49,10 +49,10 @@ PLANE_FILES = (*PLANE_ARRAYS, *SUITE2P_SPLIT)
 VOLUME_FILES = {"table": "planes.tsv", "summary": "volume.json", "zarr": "volume.zarr",
                 "figure": "summary.png"}
 
-#: per-session outputs of volume (plane offsets, crosstalk, one ID per cell), written next
+#: per-session outputs of volume (plane offsets, crosstalk, one ID per cell, a figure), written next
 #: to volume_stats' files in the session's volume_stats/ folder: output name -> file name
-VOLUME_TABLES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
-                 "cells": "cells.tsv"}
+VOLUME_OUTPUTS = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
+                  "cells": "cells.tsv", "figure": "volume_view.png"}
 
 #: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
 CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
@@ -92,9 +92,9 @@ class Layout:
     def volume_file(self, key: str, session) -> str:
         return f"{self.step_dir('volume_stats', session)}/{VOLUME_FILES[key]}"
 
-    def volume_table(self, key: str, session) -> str:
-        """A table of rule volume (in the volume_stats folder, where users look for them)."""
-        return f"{self.step_dir('volume_stats', session)}/{VOLUME_TABLES[key]}"
+    def volume_output(self, key: str, session) -> str:
+        """An output of rule volume (in the volume_stats folder, where users look for them)."""
+        return f"{self.step_dir('volume_stats', session)}/{VOLUME_OUTPUTS[key]}"
 
     def nwb(self, session) -> str:
         return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
@@ -177,7 +177,7 @@ class Layout:
                 out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
         session_steps = ["volume_stats", "volume"]
         out += [self.volume_file(k, sid) for k in VOLUME_FILES]
-        out += [self.volume_table(k, sid) for k in VOLUME_TABLES]
+        out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
         if config["nwb_export"]["enabled"]:
             out.append(self.nwb(sid))
             session_steps.append("nwb_export")
@@ -194,7 +194,7 @@ class Layout:
         optional per-plane exports."""
         sid = meta["session_id"]
         out = [self.volume_file(k, sid) for k in ("table", "summary", "figure")]
-        out += [self.volume_table(k, sid) for k in VOLUME_TABLES]
+        out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
         if config["raw_compress"]["enabled"]:
             out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
         if config["nwb_export"]["enabled"]:

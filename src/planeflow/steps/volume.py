@@ -260,6 +260,15 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     save_text(out["crosstalk"], _table(xt_rows, CROSSTALK_COLUMNS))
     save_text(out["rois"], _table(roi_rows, ROI_COLUMNS))
     save_text(out["cells"], _table(cell_rows, CELL_COLUMNS))
+    if out.get("figure"):
+        from planeflow.core import figures
+
+        def strings(rows, columns):
+            return [{c: _fmt(r.get(c)) for c in columns} for r in rows]
+
+        figures.volume_view(out["figure"], strings(off_rows, OFFSET_COLUMNS), strings(roi_rows, ROI_COLUMNS),
+                            strings(xt_rows, CROSSTALK_COLUMNS), title=f"{session['session_id']}: "
+                            f"{len(cell_rows)} cells from {sum(r.n for r in rois)} ROIs in {n} planes")
     n_rois = sum(r.n for r in rois)
     n_dup = sum(1 for r in roi_rows if r["duplicate_of_reason"])
     log.info("volume: %d planes, %d ROIs -> %d cells (%d axial duplicates, %d crosstalk ghosts) in %.1f s",
