@@ -104,15 +104,14 @@ def plane_offsets(means: list[np.ndarray], overrides: dict | None = None,
     else:
         rows[0] = dict(dy_px=0.0, dx_px=0.0, confidence=1.0, source="estimated", pair=None)
     g = 0                      # last placed plane
-    anchored = True            # whether g is connected to plane 0 by confident pairs / config
     for i in range(1, n):
         if i in overrides:
             rows[i] = dict(dy_px=float(overrides[i][0]), dx_px=float(overrides[i][1]), confidence=1.0,
                            source="config", pair=None)
-            g, anchored = i, True
+            g = i
             continue
         dy, dx, conf = phase_offset(means[g], means[i])
-        if conf >= min_confidence and (anchored or g > 0):
+        if conf >= min_confidence:
             rows[i] = dict(dy_px=rows[g]["dy_px"] + dy, dx_px=rows[g]["dx_px"] + dx,
                            confidence=conf, source="estimated", pair=g)
             g = i

@@ -47,9 +47,10 @@ def _table(rows: list[dict], columns) -> str:
 
 
 def _neucoeff(ops: dict) -> float:
-    for key in ("neucoeff",):
-        if key in ops:
-            return float(ops[key])
+    """The neuropil coefficient suite2p used (suite2p 1.x: extraction.neuropil_coefficient;
+    0.x: neucoeff; 0.7, suite2p's default, when the ops predate both)."""
+    if "neucoeff" in ops:
+        return float(ops["neucoeff"])
     ext = ops.get("extraction") or (ops.get("settings") or {}).get("extraction") or {}
     return float(ext.get("neuropil_coefficient", 0.7))
 
@@ -228,12 +229,11 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
             if m != prim:
                 key = (min(m, prim), max(m, prim))
                 info[m] = dict(reason="axial", of=prim, corr=corr_of.get(key))
-        real = [m for m in g]
-        w = np.array([max(float(rois[m[0]].contrast[m[1]]), 0.0) if np.isfinite(rois[m[0]].contrast[m[1]])
-                      else 0.0 for m in real])
-        w = w if w.sum() > 0 else np.ones(len(real))
+        # depth: planes weighted by the ROIs' brightness (a cell between two planes lies between)
+        w = np.array([max(float(np.nan_to_num(rois[m[0]].contrast[m[1]])), 0.0) for m in g])
+        w = w if w.sum() > 0 else np.ones(len(g))
         c = coords(*prim)
-        z = (float(np.dot(w, [numbers[m[0]] for m in real]) / w.sum()) * dz_um
+        z = (float(np.dot(w, [numbers[m[0]] for m in g]) / w.sum()) * dz_um
              if dz_um is not None else None)
         cell_rows.append(dict(
             cell_id=cid, accepted=any(bool(rois[m[0]].accepted[m[1]]) for m in g),
