@@ -232,18 +232,14 @@ def _highpass(img: np.ndarray, sigma: float) -> np.ndarray:
     return img - gaussian_filter(img, sigma)
 
 
-def source_mask(src: Rois) -> np.ndarray:
-    """Pixels of the plane's accepted ROIs, grown by 1 px."""
+def source_mask(src: Rois, shape) -> np.ndarray:
+    """Pixels of the plane's accepted ROIs, grown by 1 px, on a frame of ``shape``."""
     from scipy.ndimage import binary_dilation
 
-    mask = np.zeros((0, 0), bool)
-    if src.n == 0:
-        return mask
-    Ly = int(max(y.max() for y in src.ypix if len(y)) + 1) if any(len(y) for y in src.ypix) else 0
-    Lx = int(max(x.max() for x in src.xpix if len(x)) + 1) if any(len(x) for x in src.xpix) else 0
-    mask = np.zeros((Ly, Lx), bool)
+    mask = np.zeros(shape, bool)
     for i in np.flatnonzero(src.accepted):
-        mask[src.ypix[i], src.xpix[i]] = True
+        ok = (src.ypix[i] < shape[0]) & (src.xpix[i] < shape[1])
+        mask[src.ypix[i][ok], src.xpix[i][ok]] = True
     return binary_dilation(mask, iterations=1) if mask.any() else mask
 
 
@@ -267,41 +263,57 @@ def ghost_votes(lo: Rois, hi: Rois, shift, shape, min_overlap: float) -> tuple[i
 
 
 def crosstalk_slope(src_mean: np.ndarray, tgt_mean: np.ndarray, mask: np.ndarray, shift,
-                    sigma: float) -> tuple[float, float, int]:
-    """Regression through the origin of the target plane's high-passed mean image on the
-    source plane's, over ``mask`` (source pixels), the target read at the same recorded
-    pixels (``shift`` = position in the target minus position in the source). Returns
-    (sum xy, sum xx, pixels) so that pairs can be pooled."""
+                    sigma: float, tissue=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Normal equations of the regression of the target plane's high-passed mean image on
+    the source plane's, over ``mask`` (source pixels), the target read at the same recorded
+    pixels (``shift`` = position in the target minus position in the source). With
+    ``tissue`` (where the same tissue point lies in the target minus where the source's
+    recorded pixel lies, px) a second regressor, the source moved by that displacement,
+    takes up what the planes share as tissue (a cell seen in both, vessels). Returns
+    (X'X, X'y, pixels) so that plane pairs can be pooled; one regressor: 1x1."""
     S = _highpass(src_mean, sigma)
     T = shift_image(_highpass(tgt_mean, sigma), -shift[0], -shift[1])
-    edge = int(np.ceil(np.abs(shift).max() + 2 * sigma))
-    m = np.zeros(S.shape, bool)
-    m[:min(mask.shape[0], S.shape[0]), :min(mask.shape[1], S.shape[1])] = \
-        mask[:S.shape[0], :S.shape[1]]
+    cols = [S] if tissue is None else [S, shift_image(S, tissue[0], tissue[1])]
+    reach = np.abs(shift).max() + (0 if tissue is None else np.abs(tissue).max())
+    edge = int(np.ceil(reach + 2 * sigma))
+    m = mask.copy()
     if edge > 0:
         m[:edge], m[-edge:], m[:, :edge], m[:, -edge:] = False, False, False, False
+    k = len(cols)
     if m.sum() < 10:
-        return 0.0, 0.0, 0
-    x, y = S[m], T[m]
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum()), float((x * x).sum()), int(m.sum())
+        return np.zeros((k, k)), np.zeros(k), 0
+    X = np.stack([c[m] - c[m].mean() for c in cols], axis=1)
+    y = T[m] - T[m].mean()
+    return X.T @ X, X.T @ y, int(m.sum())
+
+
+#: above this correlation between the recorded-pixel and the tissue regressors the two
+#: cannot be told apart; the coefficient is then the recorded-pixel regression alone
+MAX_COLLINEARITY = 0.3
 
 
 def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarray,
-                       max_separation: int, min_coefficient: float, diameter: float) -> list[dict]:
+                       max_separation: int, min_coefficient: float, diameter: float,
+                       offsets: np.ndarray | None = None) -> list[dict]:
     """Crosstalk coefficient per signed plane separation ``k`` (1..max_separation and its
     negatives): plane ``p + k``'s mean image regressed on plane ``p``'s at the recorded
     pixels of ``p``'s accepted ROIs (:func:`source_mask`), both high-passed (Gaussian sigma
     diameter / 3, so that slow background does not count), pooled over every plane pair at
-    that separation. ``null`` is the same regression with the target read 1.5 diameters
-    away (8 directions; mean and std), i.e. what unrelated pixels give.
+    that separation.
 
-    The regression alone cannot tell plane ``p`` leaking into ``p + k`` from the reverse
-    (both give a slope), so ``votes`` counts ROI pairs on the same recorded pixels whose
-    dimmer member is in the target (:func:`ghost_votes`; ``votes_against`` the reverse).
-    ``significant`` when the coefficient reaches ``min_coefficient``, exceeds the null's
-    mean by three of its standard deviations, and at least 3 votes and a third of the
-    pairs point this way."""
+    Planes also share tissue (a cell between them, vessels) at the plane *offsets*; with
+    ``offsets`` (a first estimate) that is a second regressor (``axial``), so that shared
+    tissue is not counted as crosstalk. Where the two displacements nearly coincide
+    (``collinearity`` > MAX_COLLINEARITY) they cannot be separated: ``method`` is then
+    ``recorded`` and the coefficient an upper bound, otherwise ``joint``. ``null`` is the
+    recorded-pixel regression with the target read 1.5 diameters away (8 directions; mean
+    and std), i.e. what unrelated pixels give.
+
+    The regression alone cannot tell plane ``p`` leaking into ``p + k`` from the reverse, so
+    ``votes`` counts ROI pairs on the same recorded pixels whose dimmer member is in the
+    target (:func:`ghost_votes`; ``votes_against`` the reverse). ``significant`` when the
+    coefficient reaches ``min_coefficient``, exceeds the null's mean by three of its standard
+    deviations, and at least 3 votes and a third of the pairs point this way."""
     n = len(means)
     sigma = max(1.0, diameter / 3)
     d = max(6, int(round(1.5 * diameter)))
@@ -309,7 +321,8 @@ def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarra
     rows = []
     for ks in range(1, min(max_separation, n - 1) + 1):
         for k in (ks, -ks):
-            sxy = sxx = 0.0
+            xx1 = xy1 = 0.0
+            XX, Xy = np.zeros((2, 2)), np.zeros(2)
             npx, pairs, per, votes, against = 0, 0, [], 0, 0
             null_xy, null_xx = np.zeros(len(probes)), np.zeros(len(probes))
             for p in range(n):
@@ -320,20 +333,32 @@ def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarra
                 lo, hi = (p, q) if p < q else (q, p)
                 up, down = ghost_votes(rois[lo], rois[hi], raw[lo] - raw[hi], means[p].shape, 0.3)
                 votes, against = (votes + up, against + down) if k > 0 else (votes + down, against + up)
-                mask = source_mask(rois[p])
-                xy, xx, m = crosstalk_slope(means[p], means[q], mask, shift, sigma)
-                if m == 0 or xx <= 0:
+                mask = source_mask(rois[p], means[p].shape)
+                A, b, m = crosstalk_slope(means[p], means[q], mask, shift, sigma)
+                if m == 0 or A[0, 0] <= 0:
                     continue
-                sxy, sxx, npx, pairs = sxy + xy, sxx + xx, npx + m, pairs + 1
-                per.append(xy / xx)
-                for j, (a, b) in enumerate(probes):
-                    nxy, nxx, _ = crosstalk_slope(means[p], means[q], mask, shift + np.array([a, b]), sigma)
-                    null_xy[j] += nxy
-                    null_xx[j] += nxx
-            c = sxy / sxx if sxx > 0 else float("nan")
+                xx1, xy1, npx, pairs = xx1 + A[0, 0], xy1 + b[0], npx + m, pairs + 1
+                per.append(b[0] / A[0, 0])
+                if offsets is not None:
+                    tissue = (offsets[q] - offsets[p]) - shift
+                    A2, b2, m2 = crosstalk_slope(means[p], means[q], mask, shift, sigma, tissue)
+                    if m2:
+                        XX, Xy = XX + A2, Xy + b2
+                for j, (a, bb) in enumerate(probes):
+                    A3, b3, _ = crosstalk_slope(means[p], means[q], mask, shift + np.array([a, bb]), sigma)
+                    null_xy[j] += b3[0] if len(b3) else 0.0
+                    null_xx[j] += A3[0, 0] if len(b3) else 0.0
+            c = xy1 / xx1 if xx1 > 0 else float("nan")
+            collinear, axial, method = float("nan"), float("nan"), "recorded"
+            if offsets is not None and XX[0, 0] > 0 and XX[1, 1] > 0:
+                collinear = float(XX[0, 1] / np.sqrt(XX[0, 0] * XX[1, 1]))
+                if abs(collinear) <= MAX_COLLINEARITY:
+                    c, axial = (float(v) for v in np.linalg.solve(XX, Xy))
+                    method = "joint"
             null = null_xy / np.where(null_xx > 0, null_xx, np.nan)
             nm, ns = (float(np.nanmean(null)), float(np.nanstd(null))) if pairs else (np.nan, np.nan)
-            rows.append(dict(separation=k, coefficient=c, pair_min=min(per) if per else np.nan,
+            rows.append(dict(separation=k, coefficient=c, method=method, collinearity=collinear,
+                             axial=axial, pair_min=min(per) if per else np.nan,
                              pair_max=max(per) if per else np.nan, null_mean=nm, null_std=ns,
                              n_pixels=npx, n_plane_pairs=pairs, votes=votes, votes_against=against,
                              significant=bool(pairs and c >= min_coefficient and c > nm + 3 * ns

@@ -23,7 +23,8 @@ TRACE_CHUNK = 256
 
 #: columns of the tables, in order
 OFFSET_COLUMNS = ("plane", "dy_px", "dx_px", "confidence", "source", "compared_with")
-CROSSTALK_COLUMNS = ("separation", "coefficient", "pair_min", "pair_max", "null_mean", "null_std",
+CROSSTALK_COLUMNS = ("separation", "coefficient", "method", "collinearity", "axial", "pair_min", "pair_max",
+                     "null_mean", "null_std",
                      "n_pixels", "n_plane_pairs", "votes", "votes_against", "significant")
 ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_reason", "duplicate_of",
                "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um")
@@ -90,15 +91,22 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     tau = _tau(ops[0])
     diameter = float(np.median([np.sqrt(r.npix.mean() / np.pi) * 2 for r in rois if r.n] or [10.0]))
 
-    # 1. crosstalk at recorded pixels; removed from the mean images used for the offsets
+    # 1. crosstalk at recorded pixels (shared tissue at a first estimate of the offsets taken
+    # out); then removed from the mean images used for the final offsets
+    overrides = {numbers.index(int(k)): v for k, v in (options.get("offsets") or {}).items()}
     raw = vol.recorded_shifts([o.get("yoff") for o in ops], [o.get("xoff") for o in ops])
     xt_rows = []
     if options["crosstalk"] != "off" and n > 1:
+        first = vol.plane_offsets(means, overrides, float(options["min_confidence"]))
         xt_rows = vol.estimate_crosstalk(rois, means, raw, int(options["crosstalk_max_separation"]),
-                                         float(options["crosstalk_min"]), diameter)
+                                         float(options["crosstalk_min"]), diameter,
+                                         np.array([[r["dy_px"], r["dx_px"]] for r in first]))
     coef = {r["separation"]: r["coefficient"] for r in xt_rows if r["significant"]}
     clean = [m.astype(np.float64) for m in means]
-    for k, c in coef.items():
+    # only a coefficient told apart from shared tissue is removed (an upper bound would
+    # take tissue out too and bias the offsets)
+    joint = {r["separation"] for r in xt_rows if r["method"] == "joint"}
+    for k, c in ((k, c) for k, c in coef.items() if k in joint):
         for p in range(n):
             q = p + k
             if 0 <= q < n:
@@ -106,7 +114,6 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
                 clean[q] -= c * vol.shift_image(means[p].astype(np.float64), *d)
 
     # 2. plane offsets, chained over neighbours
-    overrides = {numbers.index(int(k)): v for k, v in (options.get("offsets") or {}).items()}
     off_rows = vol.plane_offsets(clean, overrides, float(options["min_confidence"]))
     off = np.array([[r["dy_px"], r["dx_px"]] for r in off_rows])
     for i, r in enumerate(off_rows):
