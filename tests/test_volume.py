@@ -186,3 +186,29 @@ def test_ome_zarr_without_dz_is_valid_and_unitless(tmp_path):
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.5, 1.5]
     assert all("unit" not in a for a in ms["axes"])
     assert not (tmp_path / "v.zarr.tmp").exists()
+
+
+def test_simulate_volume_truth_is_consistent(tmp_path):
+    import tifffile
+
+    from planeflow.cli import main
+    from planeflow.synth.groundtruth import load_ground_truth
+
+    assert main(["simulate", str(tmp_path), "--volume", "--nplanes", "3", "--nframes", "20", "--ly", "64",
+                 "--lx", "64", "--cells", "6", "--dz", "15", "--offsets", "0,0;2,-1;3,2",
+                 "--crosstalk", "0.2", "--crosstalk-k", "1", "--max-shift", "1"]) == 0
+    gt = load_ground_truth(tmp_path)
+    pages = tifffile.imread(tmp_path / "synthetic_00001.tif")
+    assert pages.shape == (3 * 20, 64, 64) and pages.dtype == np.int16
+    assert gt["offsets"].tolist() == [[0, 0], [2, -1], [3, 2]] and gt["crosstalk_k"] == 1
+    for p in range(3):
+        ids = set(np.unique(gt["labels"][p]).tolist()) - {0}
+        assert ids == set((np.flatnonzero(gt["cell_visible"][:, p]) + 1).tolist())
+        assert np.allclose(gt["cell_weight"][:, p] >= gt["visible_weight"], gt["cell_visible"][:, p])
+    assert (gt["ghost_labels"][1:] == gt["labels"][:-1]).all() and not gt["ghost_labels"][0].any()
+    # a cell seen in two planes sits at its position + each plane's offset
+    c = int(np.flatnonzero(gt["cell_visible"].sum(1) == 2)[0]) if (gt["cell_visible"].sum(1) == 2).any() else None
+    if c is not None:
+        p = [int(v) for v in np.flatnonzero(gt["cell_visible"][c])]
+        cy = [np.argwhere(gt["labels"][q] == c + 1).mean(0) for q in p]
+        assert np.allclose(cy[1] - cy[0], gt["offsets"][p[1]] - gt["offsets"][p[0]], atol=1.0)
