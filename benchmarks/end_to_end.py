@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "src"))
 TARGET = 1.0
-STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume_stats")
+STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume", "volume_stats")
 
 RUN_S2P = """
 import json, sys, time
@@ -139,6 +139,8 @@ def main() -> int:
     print(f"planeflow (local profile):  {t_pf:7.1f} s")
     print("planeflow job time per step (s, summed over planes): "
           + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    print(f"volume step (offsets, crosstalk, one ID per cell): {steps['volume']:.1f} s = "
+          f"{100 * steps['volume'] / t_pf:.1f} % of the planeflow run (target < 10 %)")
     print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")
     print(f"ratio planeflow / run_s2p = {ratio:.2f}   target <= {TARGET:.1f}   "
           f"({'meets' if ratio <= TARGET else 'misses'} target)")
