@@ -2,11 +2,14 @@
 
 Both run on the same synthetic session, with the same suite2p settings, pinned to the
 same CPU cores, each in a fresh process (so both pay their imports), one after the
-other in this run. Prints both wall times and their ratio (target <= 1.0), where
-planeflow's time went (sum of each step's job times from Snakemake's benchmark files),
-and checks that both found the same cells.
+other in this run; with ``--rounds N`` in alternation (planeflow, run_s2p, run_s2p,
+planeflow, ...), reporting medians, since a shared machine drifts. Prints both wall
+times and their ratio against the target (<= 0.85 on the default 4 x 256 x 256 x 2000
+session, <= 1.0 on the ``--short`` 4 x 192 x 192 x 800 one), where planeflow's time went
+(sum of each step's job times from Snakemake's benchmark files, and the jobs' fixed cost
+from their logs), and checks that both found the same cells.
 
-    python benchmarks/end_to_end.py [--planes 4] [--frames 2000] [--size 256] [--cores all]
+    python benchmarks/end_to_end.py [--short] [--rounds 1] [--planes 4] [--frames 2000] [--size 256] [--cores all]
 """
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ import argparse
 import csv
 import json
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -26,7 +31,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "src"))
-TARGET = 1.0
+TARGET = 0.85        # 4 planes x 256 x 256 px x 2000 frames (issue 15)
+TARGET_SHORT = 1.0   # 4 planes x 192 x 192 px x 800 frames (--short)
 STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume", "volume_stats")
 
 RUN_S2P = """
@@ -71,11 +77,28 @@ def _step_seconds(bench_dir: Path) -> dict:
     return out
 
 
+def _fixed_seconds(log_dir: Path) -> dict:
+    """Sum over jobs of the time from process start to the job's first line of work
+    (the 'start rule ...; X s ... after process start' line of each job log)."""
+    out = {}
+    for step in STEPS:
+        total = 0.0
+        for f in (log_dir / step).glob("*.log"):
+            m = re.search(r"; ([\d.]+) s and \d+ MB after process start", f.read_text())
+            total += float(m.group(1)) if m else 0.0
+        out[step] = total
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--short", action="store_true",
+                    help="the short session: 4 planes x 192 x 192 px x 800 frames (target <= 1.0)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs of each, alternating planeflow/run_s2p/run_s2p/planeflow; medians")
     ap.add_argument("--planes", type=int, default=4)
-    ap.add_argument("--frames", type=int, default=2000)
-    ap.add_argument("--size", type=int, default=256, help="Ly = Lx in pixels")
+    ap.add_argument("--frames", type=int, default=None, help="default 2000 (800 with --short)")
+    ap.add_argument("--size", type=int, default=None, help="Ly = Lx in pixels; default 256 (192 with --short)")
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--cores", default="all", help="number of cores both runs get (default: all)")
     ap.add_argument("--out", default="/tmp/planeflow-bench-e2e")
@@ -84,6 +107,9 @@ def main() -> int:
     ap.add_argument("snakemake_args", nargs="*",
                     help="extra Snakemake options for the planeflow run (after --), e.g. --set-threads registration=1")
     a = ap.parse_args()
+    a.frames = a.frames or (800 if a.short else 2000)
+    a.size = a.size or (192 if a.short else 256)
+    target = TARGET_SHORT if (a.planes, a.size, a.frames) == (4, 192, 800) else TARGET
     avail = sorted(os.sched_getaffinity(0))
     cores = set(avail if a.cores == "all" else avail[:int(a.cores)])
     out = Path(a.out)
@@ -101,49 +127,66 @@ def main() -> int:
 
     # --- suite2p's own pipeline: all planes one after the other in one process
     s2p_dir = out / "run_s2p"
-    if not a.skip_run_s2p:
+    db = {"data_path": [str(raw)], "nplanes": a.planes, "save_path0": str(s2p_dir)}
+
+    def run_s2p() -> float:
         shutil.rmtree(s2p_dir, ignore_errors=True)
         s2p_dir.mkdir(parents=True)
-    db = {"data_path": [str(raw)], "nplanes": a.planes, "save_path0": str(s2p_dir)}
-    if a.skip_run_s2p:
-        t_s2p = a.skip_run_s2p
-    else:
-        t_s2p = _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db), str(REPO / "src")], cores,
-                       log=out / "run_s2p.log")
+        return _timed([sys.executable, "-c", RUN_S2P, json.dumps(s2p), json.dumps(db), str(REPO / "src")],
+                      cores, log=out / "run_s2p.log")
 
     # --- planeflow with the workflow profile (profiles/default), local execution
     pf = out / "planeflow"
-    shutil.rmtree(pf, ignore_errors=True)
-    pf.mkdir(parents=True)
-    (pf / "sessions.tsv").write_text("session_id\tdata_path\tnplanes\tfs\ttau\tdiameter\n"
-                                     f"bench\t{raw}\t{a.planes}\t{fs}\t{tau}\t{diam}\n")
-    cfg = {"sessions": str(pf / "sessions.tsv"), "results_dir": str(pf / "results"),
-           "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)}}
-    (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
-    cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
-           f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}", *a.snakemake_args]
-    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    t_pf = _timed(cmd, cores, env=env, log=out / "planeflow.log")
 
-    # --- same cells found?
+    def run_planeflow() -> float:
+        shutil.rmtree(pf, ignore_errors=True)
+        pf.mkdir(parents=True)
+        (pf / "sessions.tsv").write_text("session_id\tdata_path\tnplanes\tfs\ttau\tdiameter\n"
+                                         f"bench\t{raw}\t{a.planes}\t{fs}\t{tau}\t{diam}\n")
+        cfg = {"sessions": str(pf / "sessions.tsv"), "results_dir": str(pf / "results"),
+               "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)}}
+        (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
+        cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
+               f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}", *a.snakemake_args]
+        env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return _timed(cmd, cores, env=env, log=out / "planeflow.log")
+
+    # alternate (planeflow, run_s2p), (run_s2p, planeflow), ... so drift hits both alike
+    t_pf, t_s2p, loads = [], [], [os.getloadavg()[0]]
+    for r in range(a.rounds):
+        order = ("pf", "s2p") if r % 2 == 0 else ("s2p", "pf")
+        for who in order:
+            if who == "pf":
+                t_pf.append(run_planeflow())
+            elif a.skip_run_s2p:
+                t_s2p.append(a.skip_run_s2p)
+            else:
+                t_s2p.append(run_s2p())
+            loads.append(os.getloadavg()[0])
+
+    # --- same cells found? (the last run of each)
     res = pf / "results" / "bench"
     n_pf = [len(np.load(res / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True))
             for p in range(a.planes)]
-    n_s2p = [len(np.load(s2p_dir / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True))
-             for p in range(a.planes)]
+    n_s2p = ([len(np.load(s2p_dir / "suite2p" / f"plane{p}" / "stat.npy", allow_pickle=True))
+              for p in range(a.planes)] if not a.skip_run_s2p else "not run")
     steps = _step_seconds(res / "benchmarks")
-    ratio = t_pf / t_s2p
+    fixed = _fixed_seconds(res / "logs")
+    m_pf, m_s2p = statistics.median(t_pf), statistics.median(t_s2p)
+    ratio = m_pf / m_s2p
     print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
-          f"{len(cores)} cores")
-    print(f"suite2p.run_s2p:            {t_s2p:7.1f} s")
-    print(f"planeflow (local profile):  {t_pf:7.1f} s")
+          f"{len(cores)} cores, load average {' / '.join(f'{v:.1f}' for v in loads)}")
+    print(f"suite2p.run_s2p:            {m_s2p:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_s2p)})")
+    print(f"planeflow (local profile):  {m_pf:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_pf)})")
     print("planeflow job time per step (s, summed over planes): "
           + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     print(f"volume step (offsets, crosstalk, one ID per cell): {steps['volume']:.1f} s = "
-          f"{100 * steps['volume'] / t_pf:.1f} % of the planeflow run (target < 10 %)")
+          f"{100 * steps['volume'] / m_pf:.1f} % of the planeflow run (target < 10 %)")
+    print("of which fixed cost, process start to first line of work (s, summed): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in fixed.items()))
     print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")
-    print(f"ratio planeflow / run_s2p = {ratio:.2f}   target <= {TARGET:.1f}   "
-          f"({'meets' if ratio <= TARGET else 'misses'} target)")
+    print(f"ratio planeflow / run_s2p = {ratio:.2f} (medians of {a.rounds})   target <= {target:.2f}   "
+          f"({'meets' if ratio <= target else 'misses'} target)")
     return 0
 
 

@@ -20,7 +20,8 @@ its peak pixel with an ROI listed earlier. suite2p itself leaves shared pixels o
 of both ROIs' traces (``extraction.allow_overlap: false``), so the choice does not
 change the exported ROIs' original traces.
 
-cellpose, torch and suite2p are imported inside the functions that need them.
+cellpose, torch and suite2p are imported inside the functions that need them, through
+:mod:`planeflow._s2p_import` (without the parts of suite2p and torchvision they do not use).
 """
 from __future__ import annotations
 
@@ -127,8 +128,10 @@ def flows_from_labels(labels: np.ndarray) -> list:
     by 5 like a network's output; cellprob: +/- CELLPROB_INSIDE inside / outside masks.
     """
     import torch
-    from cellpose import dynamics, plot
 
+    from planeflow._s2p_import import cellpose_module
+
+    dynamics, plot = cellpose_module("cellpose.dynamics"), cellpose_module("cellpose.plot")
     # cellpose's flow code needs consecutive labels; flows do not depend on the numbers
     _, consecutive = np.unique(labels, return_inverse=True)
     consecutive = consecutive.reshape(labels.shape).astype(np.int32)
@@ -153,8 +156,9 @@ def write_seg(path, img: np.ndarray, labels: np.ndarray, image_name: str, diamet
     it beside the _seg.npy (so copies of the pair stay together) and saves edits
     back to the _seg.npy that was opened.
     """
-    from cellpose import io as cpio
+    from planeflow._s2p_import import cellpose_module
 
+    cpio = cellpose_module("cellpose.io")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     flows = flows_from_labels(labels)
@@ -263,8 +267,11 @@ def labels_to_stat(labels: np.ndarray, weights: np.ndarray, diameter, soma_crop:
     limits: the user drew them); ``assign_overlaps`` sets ``overlap`` (all False,
     labels do not overlap).
     """
-    from suite2p.detection import assign_overlaps, roi_stats
-    from suite2p.detection.anatomical import masks_to_stats
+    from planeflow._s2p_import import suite2p_module
+
+    stats = suite2p_module("suite2p.detection.stats")
+    assign_overlaps, roi_stats = stats.assign_overlaps, stats.roi_stats
+    masks_to_stats = suite2p_module("suite2p.detection.anatomical").masks_to_stats
 
     Ly, Lx = labels.shape
     if labels.max() == 0:

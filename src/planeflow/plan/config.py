@@ -1,7 +1,7 @@
 """Config and sessions-sheet loading, validation, and suite2p settings assembly.
 
 Everything here runs at DAG-build time except :func:`suite2p_settings`, which
-imports suite2p and is called inside jobs.
+imports ``suite2p.parameters`` (and so torch) and is called inside jobs.
 """
 from __future__ import annotations
 
@@ -216,9 +216,10 @@ def suite2p_settings(overrides: dict, base: dict | None = None, torch_device: st
     are checked against suite2p's own settings.
     """
     import numpy as np
-    from suite2p import default_settings
 
-    defaults = default_settings()
+    from planeflow._s2p_import import suite2p_module
+
+    defaults = suite2p_module("suite2p.parameters").default_settings()
     _check_keys(overrides, defaults, "suite2p")
     if base is not None:
         base = {k: base[k] for k in defaults if k in base}

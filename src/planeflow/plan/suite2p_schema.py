@@ -40,7 +40,9 @@ def _node(table: dict) -> dict:
 
 
 def suite2p_settings_schema() -> dict:
-    from suite2p import parameters
+    from planeflow._s2p_import import suite2p_module
+
+    parameters = suite2p_module("suite2p.parameters")
 
     schema = _node(parameters.SETTINGS)
     schema["properties"]["version"] = {"type": "string"}

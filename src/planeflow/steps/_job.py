@@ -26,6 +26,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 #: ``extra`` of the job wrapper's start/done lines, the INFO records shown on the console
 _ON_CONSOLE = {"console": True}
 _FILE_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+#: large packages a job should import only when it uses them (named in the job's log)
+HEAVY_PACKAGES = ("suite2p", "torch", "torchvision", "cellpose", "cellpose.models", "sklearn", "pynwb")
 
 _started: dict = {}
 
@@ -149,6 +151,7 @@ def run_job(snakemake, fn) -> None:
         log.error("%s failed: %s: %s", where, type(e).__name__, e)
         log.error("%s", traceback.format_exc(), extra={"console": False})
         sys.exit(1)
+    log.info("%s", resource_summary())  # the log file only
     log.info("done %s in %.1f s", where, time.time() - t0, extra=_ON_CONSOLE)
 
 
@@ -173,6 +176,51 @@ def run_step(snakemake, step: str, arguments) -> None:
 
     def call():
         module = importlib.import_module(f"planeflow.steps.{step}")
+        # the job's fixed cost: everything up to here is paid before any work
+        logging.getLogger("planeflow").info("work starts %s", startup_summary())
         return getattr(module, step)(**arguments(snakemake))
 
     run_job(snakemake, call)
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB). Linux: VmHWM, which starts anew
+    at exec (ru_maxrss keeps the peak of the forking process, e.g. Snakemake's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def startup_summary() -> str:
+    """The job's fixed cost so far: time since the process started and memory, for the log."""
+    age = process_age()
+    peak_mb = peak_rss_mb()
+    return f"{'?' if age is None else f'{age:.1f}'} s and {peak_mb:.0f} MB after process start"
+
+
+def resource_summary() -> str:
+    """Peak memory of this process and which of HEAVY_PACKAGES it imported, for the log."""
+    from planeflow._s2p_import import is_imported
+
+    peak_mb = peak_rss_mb()
+    heavy = [p for p in HEAVY_PACKAGES if is_imported(p)]
+    return f"peak RSS {peak_mb:.0f} MB; imported {', '.join(heavy) or 'none'} (of {', '.join(HEAVY_PACKAGES)})"

@@ -1,18 +1,25 @@
-"""What every suite2p step does first: settings, input checks, the torch device."""
+"""What every suite2p step does first: settings, input checks, the torch device.
+
+Importing this module imports torch: a job script imports it after
+:func:`planeflow.steps._job.limit_threads`. suite2p modules come from
+:func:`planeflow._s2p_import.suite2p_module` (only the parts a step uses).
+"""
 from __future__ import annotations
 
 import logging
 import os
 
+import torch
+
+from planeflow._s2p_import import suite2p_module
 from planeflow.io.planefiles import check_binary, load_ops
+from planeflow.plan.config import suite2p_settings
 
 log = logging.getLogger("planeflow")
 
 
 def get_device(settings: dict, threads: int | None = None):
     """The torch device from settings['torch_device'], falling back to CPU with a warning."""
-    import torch
-
     if threads:
         torch.set_num_threads(int(threads))
     name = settings.get("torch_device", "cpu")
@@ -28,8 +35,7 @@ def get_device(settings: dict, threads: int | None = None):
 
 def select_classifier(settings: dict):
     """The classifier file suite2p's own pipeline would use, with the same precedence."""
-    from suite2p import classification
-
+    classification = suite2p_module("suite2p.classification.classify")
     path = settings["classification"].get("classifier_path")
     if path and os.path.exists(path):
         return path
@@ -41,8 +47,6 @@ def select_classifier(settings: dict):
 def prepare_suite2p_step(in_ops, in_bin, overrides: dict, torch_device: str, threads: int):
     """Common start of the suite2p steps: the previous step's ops, the step's suite2p
     settings on top of those ops' settings, a size check of the input binary, the device."""
-    from planeflow.plan.config import suite2p_settings
-
     ops = load_ops(in_ops)
     settings = suite2p_settings(overrides, base=ops, torch_device=torch_device)
     check_binary(in_bin, ops["nframes"], ops["Ly"], ops["Lx"])

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import tifffile
 
 from planeflow.core import cellpose_masks as cp
 from planeflow.io.atomic import atomic_path, save_npy
@@ -28,8 +29,6 @@ OUTPUT_NAMES = tuple(CELLPOSE_EXPORT_FILES)
 def cellpose_export(in_ops: str, in_stat: str, in_iscell: str, out: dict,
                     img_key: str = "meanImg", rois: str = "accepted") -> dict:
     """``out`` maps each of OUTPUT_NAMES to its path; returns conversion_meta."""
-    import tifffile
-
     t0 = time.time()
     ops = load_ops(in_ops)
     stat = load_array(in_stat, allow_pickle=True)

@@ -19,8 +19,8 @@ from planeflow.core import cellpose_masks as cp
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_ops, save_plane_outputs
 from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
-from planeflow.steps.detection import extract_deconvolve_classify
 from planeflow.plan.layout import CELLPOSE_IMPORT_FILES
+from planeflow.steps.detection import BinaryFile, extract_deconvolve_classify
 
 log = logging.getLogger("planeflow")
 
@@ -39,8 +39,6 @@ def cellpose_import(in_seg: str, in_ops: str, in_bin: str, out: dict, overrides:
     decision; the classifier's probability is kept in iscell[:, 1]); ``classifier`` =
     suite2p's classifier decides, as in detection.
     """
-    from suite2p.io import BinaryFile
-
     t0 = time.time()
     if iscell_mode not in ISCELL_CHOICES:
         raise PlaneflowError(f"config cellpose.import_iscell is '{iscell_mode}'; use one of "

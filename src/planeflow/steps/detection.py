@@ -2,6 +2,8 @@
 
 The calls and their order are those of suite2p 1.x's own ``pipeline`` for one plane
 after registration, so that results equal ``suite2p.run_s2p`` on the same data.
+Imports only the suite2p modules it calls (:mod:`planeflow._s2p_import`); cellpose's
+models only with ``detection.algorithm: cellpose``.
 """
 from __future__ import annotations
 
@@ -9,11 +11,20 @@ import logging
 import time
 
 import numpy as np
+from scipy.stats import skew
 
+from planeflow._s2p_import import suite2p_module
 from planeflow.io.history import append_history
-from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
 from planeflow.io.planefiles import save_plane_outputs
 from planeflow.plan.layout import PART_FILES
+from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
+
+s2p_detect = suite2p_module("suite2p.detection.detect")
+s2p_stats = suite2p_module("suite2p.detection.stats")
+s2p_extract = suite2p_module("suite2p.extraction.extract")
+s2p_dcnv = suite2p_module("suite2p.extraction.dcnv")
+s2p_classify = suite2p_module("suite2p.classification.classify")
+BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
 
 log = logging.getLogger("planeflow")
 
@@ -23,9 +34,6 @@ OUTPUT_NAMES = tuple(PART_FILES["detection"])
 def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device: str = "cpu",
               threads: int = 1) -> dict:
     """``out`` maps each of OUTPUT_NAMES to its path."""
-    from suite2p import detection as s2p_detection
-    from suite2p.io import BinaryFile
-
     t0 = time.time()
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
@@ -38,7 +46,7 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
         badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
         try:
-            detect_outputs, stat, redcell = s2p_detection.detection_wrapper(
+            detect_outputs, stat, redcell = s2p_detect.detection_wrapper(
                 f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
                 tau=settings["tau"], fs=settings["fs"], diameter=diameter,
                 settings=settings["detection"], classifier_path=classfile, badframes=badframes,
@@ -84,9 +92,6 @@ def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
     ``f_reg``: the open registered movie (suite2p ``BinaryFile``). Returns ``(stat, F,
     Fneu, spks, iscell, times)``; an empty ``stat`` gives empty arrays.
     """
-    from scipy.stats import skew
-    from suite2p import classification, detection as s2p_detection, extraction
-
     n, Ly, Lx = f_reg.shape
     times = {}
     if len(stat) == 0:
@@ -98,14 +103,14 @@ def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
     t1 = time.time()
     snr_threshold = ex["snr_threshold"] if snr_filter else 0
     for step in range(1 + (snr_threshold > 0)):
-        F, Fneu, _, _ = extraction.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
+        F, Fneu, _, _ = s2p_extract.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
                                                       settings=ex, device=device)
         dF = F.copy() - ex["neuropil_coefficient"] * Fneu
         snr = 1 - 0.5 * np.diff(dF, axis=1).var(axis=1) / dF.var(axis=1)
         keep = snr > snr_threshold
         if step == 0 and snr_threshold > 0 and (~keep).sum() > 0:
             log.info("extraction: removing %d ROIs with snr < %s", (~keep).sum(), snr_threshold)
-            stat = s2p_detection.assign_overlaps(stat[keep], Ly, Lx)
+            stat = s2p_stats.assign_overlaps(stat[keep], Ly, Lx)
         else:
             break
     sk, sd = skew(dF, axis=1), np.std(dF, axis=1)
@@ -116,14 +121,14 @@ def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
     t1 = time.time()
     if settings["run"]["do_deconvolution"]:
         dF = F.copy() - ex["neuropil_coefficient"] * Fneu
-        dF = extraction.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
+        dF = s2p_dcnv.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
                                    device=device, **settings["dcnv_preprocess"])
-        spks = extraction.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
+        spks = s2p_dcnv.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
                                 fs=settings["fs"])
     else:
         spks = np.zeros_like(F)
     times["deconvolution"] = time.time() - t1
     t1 = time.time()
-    iscell = classification.classify(stat=stat, classfile=classfile)
+    iscell = s2p_classify.classify(stat=stat, classfile=classfile)
     times["classification"] = time.time() - t1
     return stat, F, Fneu, spks, iscell, times

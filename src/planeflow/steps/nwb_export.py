@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 from hdmf.data_utils import GenericDataChunkIterator
+from pynwb import NWBHDF5IO
 
 from planeflow import PlaneflowError, __version__
 from planeflow.progress import Progress
@@ -371,8 +372,6 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
     ``volume_rois``: rule volume's rois.tsv (adds CellID, Primary, DuplicateReason and
     VolumePosition to every PlaneSegmentation).
     """
-    from pynwb import NWBHDF5IO
-
     from planeflow.plan.nwb_meta import resolve_metadata
 
     t0 = time.time()

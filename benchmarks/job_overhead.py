@@ -1,0 +1,177 @@
+"""Fixed cost of every planeflow job: what a job pays before its first line of work.
+
+For each step, a fresh Python process runs what the job runs before work: the imports
+of Snakemake's script preamble, then the import statements of ``scripts/<step>.py``
+(read from the script itself, in order, with its ``limit_threads`` call), which import
+``planeflow.steps.<step>`` and everything that module needs. The process reports the
+time from its start (the parent's clock when it was spawned) and its peak RSS
+(VmHWM) and private memory (RssAnon) at that point. Rounds go over all steps in
+turn (so a busy machine hits all alike); medians are printed, each against a bare
+interpreter (``python -c`` with no import), plus two references: ``import torch``
+alone and ``import suite2p`` (what a suite2p job paid before), and the imports a
+step's default work adds later (``DEFERRED``).
+
+    python benchmarks/job_overhead.py [--repeats 5] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume_stats",
+         "nwb_export", "cellpose_export", "cellpose_import", "raw_compress")
+#: steps that run suite2p algorithms on torch: target <= TORCH_TARGET; the others <= OTHER_TARGET
+TORCH_STEPS = ("registration", "detection", "cellpose_import")
+TORCH_TARGET = (3.0, 600)   # seconds, MB of peak RSS before work
+OTHER_TARGET = (1.0, None)
+#: what each step's default work imports later, on first use (imports inside functions,
+#: lazily loaded modules): not fixed cost, printed apart. registration: suite2p's
+#: registration metrics (scikit-learn), computed with >= 1500 frames; postprocess:
+#: figures; cellpose_export: cellpose's flow and GUI-file code; cellpose_import: cellpose
+#: masks to suite2p ROIs (suite2p.detection.anatomical imports cellpose.models).
+DEFERRED = {
+    "registration": "suite2p_module('suite2p.registration.metrics')",
+    "postprocess": "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot",
+    "cellpose_export": "from planeflow._s2p_import import cellpose_module as m; "
+                       "[m(n) for n in ('cellpose.dynamics', 'cellpose.plot', 'cellpose.io')]",
+    "cellpose_import": "suite2p_module('suite2p.detection.anatomical').masks_to_stats",
+}
+#: what Snakemake's script preamble imports before the script runs (snakemake.script)
+PREAMBLE = "import pickle\nfrom snakemake.logging import logger\nfrom snakemake.iocontainers import Snakemake\n"
+
+CHILD = r"""
+import sys, time
+T_SPAWN = float(sys.argv[1])
+{code}
+T_READY = time.time()
+import json, resource
+_ru = resource.getrusage(resource.RUSAGE_SELF)
+try:
+    from planeflow._s2p_import import is_imported  # a bare package (no __init__ run) is not imported
+except ImportError:  # a planeflow from before it existed
+    def is_imported(m):
+        return m in sys.modules
+def status(key):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+out = dict(fixed_s=T_READY - T_SPAWN, cpu_s=_ru.ru_utime + _ru.ru_stime, peak_mb=status("VmHWM"), anon_mb=status("RssAnon"),
+           modules=[m for m in {heavy!r} if is_imported(m)])
+{deferred}
+print("RESULT " + json.dumps(out))
+"""
+DEFERRED_CODE = """
+t = time.time()
+from planeflow._s2p_import import suite2p_module
+{code}
+out["deferred_s"] = time.time() - t
+out["deferred_peak_mb"] = status("VmHWM")
+"""
+HEAVY = ("suite2p", "torch", "torchvision", "cellpose", "cellpose.models", "sklearn", "numba", "pynwb",
+         "matplotlib")
+
+
+def script_imports(script: Path) -> str:
+    """The statements ``script`` runs before its job starts: its top-level imports and
+    ``sys.path``/``limit_threads`` calls, in order (``limit_threads`` with 1 thread)."""
+    tree = ast.parse(script.read_text(), str(script))
+    lines = [f"__file__ = {str(script)!r}"]
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.append(ast.unparse(node))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            call = ast.unparse(node.value.func)
+            if call == "limit_threads":
+                lines.append("limit_threads(1)")
+            elif call.startswith("sys.path."):
+                lines.append(ast.unparse(node))
+    return "\n".join(lines)
+
+
+def child_code(name: str) -> str:
+    if name == "python":
+        code, deferred = "", ""
+    elif name == "import torch":
+        code, deferred = "import torch", ""
+    elif name == "import suite2p":
+        code, deferred = "import suite2p", ""
+    else:
+        code = PREAMBLE + script_imports(REPO / "scripts" / f"{name}.py")
+        deferred = DEFERRED_CODE.format(code=DEFERRED[name]) if name in DEFERRED else ""
+    return CHILD.format(code=code, heavy=HEAVY, deferred=deferred)
+
+
+def run_once(name: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", child_code(name), repr(t0)], capture_output=True,
+                          text=True, env=env, cwd=REPO)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.exit(f"{name}: failed ({proc.returncode})\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
+    ap.add_argument("--json", help="also write the medians to this file")
+    a = ap.parse_args()
+    names = ["python", "import torch", "import suite2p", *a.steps]
+    runs: dict[str, list[dict]] = {n: [] for n in names}
+    load0 = os.getloadavg()[0]
+    for _ in range(a.repeats):
+        for n in names:
+            runs[n].append(run_once(n))
+    load1 = os.getloadavg()[0]
+
+    def med(n, key):
+        vals = [r[key] for r in runs[n] if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    base = med("python", "fixed_s")
+    print(f"job fixed cost: process start to first line of work; median of {a.repeats} "
+          f"(load average {load0:.1f} at start, {load1:.1f} at end, {os.cpu_count()} CPUs)")
+    print(f"{'job':18s} {'fixed s':>8s} {'x python':>8s} {'cpu s':>6s} {'peak MB':>8s} {'anon MB':>8s}  "
+          f"{'target':14s} {'met':4s} {'+later s':>8s} {'peak MB':>8s}  imports")
+    summary, ok = {}, True
+    for n in names:
+        fixed, peak, anon, cpu = med(n, "fixed_s"), med(n, "peak_mb"), med(n, "anon_mb"), med(n, "cpu_s")
+        later, later_mb = med(n, "deferred_s"), med(n, "deferred_peak_mb")
+        target, met = "", ""
+        if n in a.steps:
+            t_s, t_mb = TORCH_TARGET if n in TORCH_STEPS else OTHER_TARGET
+            good = fixed <= t_s and (t_mb is None or peak <= t_mb)
+            ok &= good
+            target = f"<= {t_s:g} s" + (f", {t_mb} MB" if t_mb else "")
+            met = "yes" if good else "NO"
+        mods = runs[n][-1]["modules"]
+        print(f"{n:18s} {fixed:8.2f} {fixed / base:8.1f} {cpu:6.2f} {peak:8.0f} {anon:8.0f}  {target:14s} {met:4s} "
+              + (f"{later:8.2f} {later_mb:8.0f}" if later is not None else f"{'':8s} {'':8s}")
+              + f"  {', '.join(mods) or '-'}")
+        summary[n] = {"fixed_s": fixed, "ratio_to_python": fixed / base, "cpu_s": cpu, "peak_mb": peak, "anon_mb": anon,
+                      "later_s": later, "later_peak_mb": later_mb, "modules": mods,
+                      "target": target, "met": met}
+    print("fixed s: spawn to first line of work (wall clock; the targets apply to it); cpu s: CPU "
+          "time the process used by then (less sensitive to a busy machine); peak MB: VmHWM then (anon MB: private part, "
+          "the rest is shared library pages); +later: imports the step's default work adds on "
+          "first use (see DEFERRED), with the peak after them.")
+    print(f"all fixed-cost targets met: {'yes' if ok else 'NO'}")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"load": [load0, load1], "repeats": a.repeats,
+                                            "jobs": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
