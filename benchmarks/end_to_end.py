@@ -79,12 +79,12 @@ def _step_seconds(bench_dir: Path) -> dict:
 
 def _fixed_seconds(log_dir: Path) -> dict:
     """Sum over jobs of the time from process start to the job's first line of work
-    (the 'start rule ...; X s ... after process start' line of each job log)."""
+    (the 'work starts X s and Y MB after process start' line of each job log)."""
     out = {}
     for step in STEPS:
         total = 0.0
         for f in (log_dir / step).glob("*.log"):
-            m = re.search(r"; ([\d.]+) s and \d+ MB after process start", f.read_text())
+            m = re.search(r"work starts ([\d.]+) s and \d+ MB after process start", f.read_text())
             total += float(m.group(1)) if m else 0.0
         out[step] = total
     return out

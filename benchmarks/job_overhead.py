@@ -1,9 +1,9 @@
 """Fixed cost of every planeflow job: what a job pays before its first line of work.
 
 For each step, a fresh Python process runs what the job runs before work: the imports
-of Snakemake's script preamble, then the import statements of ``scripts/<step>.py``
-(read from the script itself, in order, with its ``limit_threads`` call), which import
-``planeflow.steps.<step>`` and everything that module needs. The process reports the
+of Snakemake's script preamble, the import statements of ``scripts/<step>.py`` (read
+from the script itself, in order), then what ``run_step`` does before it calls the
+step: limit threads and import ``planeflow.steps.<step>`` with everything it needs. The process reports the
 time from its start (the parent's clock when it was spawned) and its peak RSS
 (VmHWM) and private memory (RssAnon) at that point. Rounds go over all steps in
 turn (so a busy machine hits all alike); medians are printed, each against a bare
@@ -81,19 +81,13 @@ HEAVY = ("suite2p", "torch", "torchvision", "cellpose", "cellpose.models", "skle
 
 
 def script_imports(script: Path) -> str:
-    """The statements ``script`` runs before its job starts: its top-level imports and
-    ``sys.path``/``limit_threads`` calls, in order (``limit_threads`` with 1 thread)."""
+    """What a job of ``script`` runs before its step's first line of work: the script's
+    top-level imports, in order, then what ``planeflow.steps._job.run_step`` does before
+    it calls the step (limit threads, import ``planeflow.steps.<step>``; here 1 thread)."""
     tree = ast.parse(script.read_text(), str(script))
-    lines = [f"__file__ = {str(script)!r}"]
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            lines.append(ast.unparse(node))
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            call = ast.unparse(node.value.func)
-            if call == "limit_threads":
-                lines.append("limit_threads(1)")
-            elif call.startswith("sys.path."):
-                lines.append(ast.unparse(node))
+    lines = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    lines += ["from planeflow.steps._job import limit_threads", "limit_threads(1)",
+              f"import planeflow.steps.{script.stem}"]
     return "\n".join(lines)
 
 

@@ -152,7 +152,7 @@ def test_jobs_log_their_fixed_cost_and_heavy_imports(finished_session):
     seen = set()
     for log in sorted(logs.glob("*/*.log")):
         step, text = log.parent.name, log.read_text()
-        start = re.search(r"start rule .*; ([\d.]+) s and (\d+) MB after process start\)", text)
+        start = re.search(r"work starts ([\d.]+) s and (\d+) MB after process start", text)
         done = re.search(r"done rule .*; peak RSS (\d+) MB; imported (.*) of ", text)
         assert start and done, f"{log}:\n{text[-2000:]}"
         imported = set(done.group(2).split(", ")) - {"none"}
