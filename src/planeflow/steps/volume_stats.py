@@ -11,7 +11,6 @@ import logging
 import time
 
 import numpy as np
-import zarr
 
 from planeflow import __version__
 from planeflow.core import figures
@@ -46,12 +45,9 @@ def volume_stats(planes: list[dict], out: dict, session: dict, tables: dict) -> 
     ``session``: session metadata (session_id, dx, dy, dz, fs); ``tables``: rule volume's
     ``offsets`` (plane_offsets.tsv) and ``rois`` (rois.tsv).
     """
-<<<<<<< HEAD
     from planeflow.core import volume as vol
     from planeflow.io.omezarr import write_ome_volume
 
-=======
->>>>>>> 6ac7019 (issue 15: jobs pay only for what they use: planeflow._s2p_import (suite2p/torchvision without their package __init__), fixed cost and heavy imports in job logs, benchmarks/job_overhead.py, end_to_end --short/--rounds)
     t0 = time.time()
     offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in _read_tsv(tables["offsets"])])
     cell_of: dict = {}
