@@ -6,7 +6,7 @@ import csv
 import logging
 
 import numpy as np
-import pytest
+
 from scipy.ndimage import gaussian_filter
 
 from conftest import make_config, snakemake

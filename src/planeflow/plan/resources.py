@@ -27,43 +27,58 @@ def _raw_mb(meta: dict) -> float:
     return len(meta["planes"]) * meta["nframes"] * Ly * Lx * 2 / 1e6
 
 
-def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
-    """Memory of one attempt (MB) from the frame size.
+def _metrics_frames(meta: dict, part) -> int:
+    """Frames suite2p's registration metrics hold at once (``registration.metrics.get_pc_metrics``:
+    2000 frames, 5000 for long recordings of frames up to 700 px; metrics run from 1500 frames)."""
+    n = meta["nframes"]
+    if n < 1500:
+        return 0
+    Ly, Lx = meta["plane_shape"] if part is None else meta["parts"][int(part)]["shape"]
+    return min(n, 2000 if n < 5000 or Ly > 700 or Lx > 700 else 5000)
 
-    registration holds a batch of frames and the reference sample, detection a binned
-    movie of up to 5000 frames, both float32; binary_write three raw chunks; the NWB export
-    its ROI tables plus, with the movie, a buffer of frames (measured: 135 MB without and
-    615 MB with the movie on the demo, 3 x 1000 frames of 256 x 256).
+
+def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
+    """Memory of one attempt (MB) from the frame size (fm: MB of one float32 frame) and the
+    number of frames (n).
+
+    Fitted to the peak resident memory (VmHWM) of jobs measured on 128² to 512² planes of 500
+    to 1500 frames, plus about 15 % (docs/performance-jobs.md): registration holds a batch
+    of frames and its reference sample, and its PC metrics a sample of frames; detection a
+    binned movie of up to 5000 frames; binary_write three raw chunks; the NWB export its
+    ROI tables plus, with the movie, a buffer of frames.
     """
-    nframes = meta["nframes"]
+    n = meta["nframes"]
+    fm = _frame_mb(meta, part)
+    nplanes = len(meta["planes"])
     if step == "binary_write":
         bw = config["binary_write"]
-        chunk_mb = min(bw["chunk_frames"] * _frame_mb(meta, part) / 2, bw["chunk_mb"])  # int16
-        return 500 + 3 * chunk_mb
+        chunk_mb = min(bw["chunk_frames"] * fm / 2, bw["chunk_mb"])  # int16
+        return 150 + 3 * chunk_mb
     if step == "registration":
-        return 2500 + 6 * 400 * _frame_mb(meta, part)
+        return 1100 + 3600 * fm + 1.6 * _metrics_frames(meta, part) * fm
     if step == "detection":
-        return 3000 + 4 * min(nframes, 5000) * _frame_mb(meta, part)
+        return 1200 + 1100 * fm + 0.65 * min(n, 5000) * fm
     if step == "postprocess":
-        return 1500 + 0.05 * nframes
+        return 300 + 80 * fm + 0.05 * n
     if step == "merge":
-        return 1000 + 0.2 * nframes
+        return 300 + 80 * _frame_mb(meta, None) + 0.2 * n
     if step == "volume_stats":
-        return 2000
+        return 300 + 80 * _frame_mb(meta, None) * nplanes
     if step == "volume":  # F and Fneu (float64) of up to 500 candidate ROIs of two planes at a time
-        return 1500 + 4 * 8 * nframes * 500 / 1e6
+        return 1500 + 4 * 8 * n * 500 / 1e6
     if step == "raw_compress":
-        return 1000
+        return 200
     if step == "nwb_export":
         opts = config["nwb_export"]
         movie = 0.0
         if opts["include_movie"]:
-            movie = 4 * min(opts["chunk_frames"], nframes) * _frame_mb(meta, None) / 2
-        return 1000 + movie
+            movie = 4 * min(opts["chunk_frames"], n) * _frame_mb(meta, None) / 2
+        return 400 + 80 * _frame_mb(meta, None) * nplanes + movie
     if step == "cellpose_export":
-        return 1500 + 40 * _frame_mb(meta, None)
+        return 1000 + 150 * _frame_mb(meta, None)
     if step == "cellpose_import":
-        return 2000 + 3 * 500 * _frame_mb(meta, None) + 0.05 * nframes
+        fm = _frame_mb(meta, None)
+        return 1500 + 1700 * fm + 0.6 * n * fm
     raise KeyError(f"no memory estimate for step '{step}'")
 
 
