@@ -55,7 +55,7 @@ def states(status, sid):
     return s["planes"], s["session_steps"]
 
 
-def test_every_state_from_disk(tmp_path):
+def test_every_state_from_disk(tmp_path, monkeypatch):
     lay = build_tree(tmp_path / "results", 2, 4)
     (tmp_path / ".snakemake").mkdir()
     # s00 plane 1: registration failed with planeflow's one-line error; later steps never ran
@@ -79,7 +79,7 @@ def test_every_state_from_disk(tmp_path):
         os.unlink(f)
     os.unlink(lay.log("postprocess", "s01", 0, 0))
 
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the workdir is found from the current folder
     st = collect(str(tmp_path / "results"))
     assert st["workdir"] == str(tmp_path)
     planes, sess = states(st, "s00")
