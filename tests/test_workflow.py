@@ -49,10 +49,58 @@ def run(tmp_path_factory):
     out["failed"] = snakemake(cfg)
     out["after_failure"] = {p: (res / "suite2p" / f"plane{p}" / "stat.npy").exists() for p in range(NPLANES)}
     out["reg_log"] = (res / "logs" / "registration" / "plane1_part0.log").read_text()
+    out["status"], out["status_text"], out["status_rerun_jobs"] = status_after_failure(cfg, tmp)
     bad.unlink()  # the repair: remove the damaged file
     out["rerun_jobs"] = dry_run_jobs(cfg)
     out["final"] = snakemake(cfg, check=True)
     return out
+
+
+def status_after_failure(cfg, tmp):
+    """`planeflow status` on the failed run, and a dry run of the rerun command it prints."""
+    import contextlib
+    import io
+    import shlex
+
+    from planeflow.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["status", str(tmp / "results"), "--json", "-d", str(tmp)])
+    status = json.loads(buf.getvalue())
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["status", str(tmp / "results"), "-d", str(tmp)])
+    jobs = None
+    if len(status["problems"]) == 1:
+        cmd = shlex.split(status["problems"][0]["rerun"]["local"])
+        assert cmd[0] == "snakemake"
+        jobs = dry_run_jobs(cfg, *cmd[1:])
+    return status, buf.getvalue(), jobs
+
+
+def test_status_shows_exactly_the_failed_plane(run):
+    st = run["status"]
+    (prob,) = st["problems"]
+    assert (prob["state"], prob["session"], prob["plane"], prob["step"]) == ("failed", "syn", 1, "registration")
+    assert prob["log"].endswith("syn/logs/registration/plane1_part0.log")
+    assert "truncated or corrupt" in prob["error"] and "\n" not in prob["error"]
+    planes = st["sessions"][0]["planes"]
+    assert planes["0"] == planes["2"] == dict.fromkeys(STEPS, "done")
+    assert planes["1"] == {"binary_write": "done", "registration": "failed", "detection": "pending",
+                           "postprocess": "pending", "merge": "pending"}
+    assert st["sessions"][0]["session_steps"] == {"volume_stats": "pending"}
+    assert st["locks"] == []  # the failed run let go of its lock
+    text = run["status_text"]
+    assert "FAILED: syn plane 1, step registration" in text
+    assert f"snakemake {run['res']}/suite2p/plane1" in text
+    assert f"snakemake --profile slurm {run['res']}/suite2p/plane1" in text
+
+
+def test_status_rerun_command_reruns_only_that_plane(run):
+    jobs = run["status_rerun_jobs"]
+    assert jobs and {w["plane"] for _, w in jobs if "plane" in w} == {"1"}
+    assert {r for r, _ in jobs} == {"registration", "detection", "postprocess", "merge"}
 
 
 def test_fresh_dry_run_lists_every_plane_and_step(run):

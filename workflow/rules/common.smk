@@ -25,9 +25,12 @@ def _fail(err):
 
 
 try:
-    pfconfig.validate(config, pfconfig.load_schema("config.schema.yaml"), "config")
-    pfconfig.validate(config.get("suite2p") or {},
-                      pfconfig.load_schema("suite2p_settings.schema.yaml"), "config suite2p")
+    _CONFIG_SCHEMA = pfconfig.load_schema("config.schema.yaml")
+    _SUITE2P_SCHEMA = pfconfig.load_schema("suite2p_settings.schema.yaml")
+    # `--config key=value` overrides arrive as strings: read them as the schemas' types
+    config.update(pfconfig.coerce_config(config, _CONFIG_SCHEMA, _SUITE2P_SCHEMA))
+    pfconfig.validate(config, _CONFIG_SCHEMA, "config")
+    pfconfig.validate(config.get("suite2p") or {}, _SUITE2P_SCHEMA, "config suite2p")
     sm_validate(config, str(pfconfig.SCHEMA_DIR / "config.schema.yaml"))  # fills in defaults
     LAYOUT = Layout(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}

@@ -153,6 +153,10 @@ def main(argv=None) -> int:
     add_init(sub)
     add_slurm_profile(sub)
 
+    from planeflow.cli.status import add_cli as add_status
+
+    add_status(sub)
+
     args = p.parse_args(argv)
     try:
         return args.func(args)

@@ -86,6 +86,88 @@ def validate(instance: dict, schema: dict, where: str) -> None:
         raise PlaneflowError("invalid configuration:\n  " + "\n  ".join(msgs) + more)
 
 
+def _schema_types(schema: dict) -> list[str]:
+    t = schema.get("type")
+    if t is None:  # an enum without a type: the types of its values
+        return sorted({_json_type(v) for v in schema.get("enum", [])})
+    return [t] if isinstance(t, str) else list(t)
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _fits(value, schema: dict) -> bool:
+    types = _schema_types(schema)
+    kind = _json_type(value)
+    ok = kind in types or (kind == "integer" and "number" in types)
+    return ok and ("enum" not in schema or value in schema["enum"])
+
+
+def coerce_value(value, schema: dict):
+    """``value`` with strings turned into what ``schema`` (JSON schema) expects.
+
+    Command-line overrides (``snakemake --config key=value``) reach the workflow as
+    strings, or as dicts/lists of strings (``nwb_export="{enabled: false}"``). A string
+    that the schema does not accept as it is gets read as YAML (``true``/``false``/
+    ``yes``/``no``, numbers, ``null``, flow mappings and lists) and is used if the result
+    fits; nested dicts and lists are coerced key by key. Anything else is left as it is,
+    for validation to report. The input is not modified.
+    """
+    if not schema:  # a key the schema does not describe: validation reports it
+        return value
+    if isinstance(value, str) and not _fits(value, schema):
+        import yaml
+
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(parsed, str):  # '1e3': YAML 1.1 wants a dot in floats
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                return value
+        if isinstance(parsed, (dict, list)):
+            parsed = coerce_value(parsed, schema)
+        if isinstance(parsed, float) and parsed.is_integer() and not _fits(parsed, schema):
+            parsed = int(parsed)  # '1e3' for an integer setting
+        return parsed if _fits(parsed, schema) else value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        return {k: coerce_value(v, props[k] if k in props else extra if isinstance(extra, dict) else {})
+                for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [coerce_value(v, items if isinstance(items, dict) else _ANY_SCALAR) for v in value]
+    return value
+
+
+#: items of an array whose schema does not say (suite2p's block_size): numbers and booleans
+#: are read as such, other strings stay strings
+_ANY_SCALAR = {"type": ["integer", "number", "boolean"]}
+
+
+def coerce_config(config: dict, schema: dict, suite2p_schema: dict | None = None) -> dict:
+    """The config with command-line strings coerced to the types of the config schema
+    (and of the suite2p settings schema for the ``suite2p:`` section); see :func:`coerce_value`."""
+    out = coerce_value(config, schema)
+    if suite2p_schema is not None and isinstance(out.get("suite2p"), (dict, str)):
+        out["suite2p"] = coerce_value(out["suite2p"], suite2p_schema)
+    return out
+
+
 def read_sessions(path: str) -> list[dict]:
     """Read the tab-separated sessions sheet into a list of typed dicts.
 

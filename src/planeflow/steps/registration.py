@@ -5,6 +5,11 @@ Reads ``data_raw.bin`` (never modified) and writes the registered movie to a new
 binary as input and the new one as output, as suite2p does with keep_movie_raw.
 Imports only the suite2p modules it calls (:mod:`planeflow._s2p_import`); the
 registration metrics (scikit-learn) only when they are computed.
+
+Frames smaller than the non-rigid blocks (narrow mROI stripes in ``roi_mode: separate``,
+small fields of view): suite2p 1.1.0 makes one block along a dimension whose length is at
+most ``block_size`` and then fails inside torch ("Input and output sizes should be greater
+than 0"). :func:`fit_blocks` adapts the block size of such a part before suite2p is called.
 """
 from __future__ import annotations
 
@@ -25,12 +30,54 @@ BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
 
 log = logging.getLogger("planeflow")
 
+#: smallest non-rigid block planeflow adapts to; a frame side under 2 * MIN_BLOCK px
+#: has no sensible block and non-rigid registration is turned off for that part
+MIN_BLOCK = 32
+
+
+def fit_blocks(Ly: int, Lx: int, block_size, nonrigid: bool) -> dict | None:
+    """How the non-rigid blocks must change for a ``Ly`` x ``Lx`` frame, or None if they fit.
+
+    suite2p 1.1.0 (``registration.nonrigid.make_blocks``/``calculate_nblocks``) needs at
+    least two blocks along each side, i.e. ``block_size[d] < L[d]``. A side that breaks this
+    gets the largest power of two <= L/2 (>= 3 overlapping blocks; the other side keeps its
+    block size). If that is below :data:`MIN_BLOCK` px (a side under 64 px), non-rigid
+    registration is turned off for this part (rigid registration still runs).
+
+    Returns ``{"from", "to", "frame", "nonrigid", "reason"}`` (``to`` is None when non-rigid
+    is turned off) or None when nothing changes.
+    """
+    if not nonrigid:
+        return None
+    frame = [int(Ly), int(Lx)]
+    old = [int(b) for b in block_size]
+    if all(b < L for b, L in zip(old, frame)):
+        return None
+    new = [b if b < L else 2 ** int(np.floor(np.log2(L / 2))) if L >= 2 else 0
+           for b, L in zip(old, frame)]
+    sides = [n for n, b, L in zip(new, old, frame) if b >= L]
+    if min(sides) < MIN_BLOCK:
+        return {"from": old, "to": None, "frame": frame, "nonrigid": False,
+                "reason": f"frame {frame[0]}x{frame[1]} px is too small for non-rigid blocks "
+                          f"(a side under {2 * MIN_BLOCK} px); non-rigid registration turned off, "
+                          "rigid registration only"}
+    return {"from": old, "to": new, "frame": frame, "nonrigid": True,
+            "reason": f"block_size {old} is not smaller than the {frame[0]}x{frame[1]} px frame "
+                      f"(suite2p needs two or more non-rigid blocks per side); using {new}"}
+
 
 def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides: dict,
                  torch_device: str = "cpu", threads: int = 1) -> dict:
     t0 = time.time()
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
+    adapted = fit_blocks(Ly, Lx, settings["registration"]["block_size"],
+                         bool(settings["registration"]["nonrigid"]))
+    if adapted is not None:
+        settings = {**settings, "registration": {**settings["registration"],
+                                                 "nonrigid": adapted["nonrigid"],
+                                                 "block_size": adapted["to"] or adapted["from"]}}
+        (log.info if adapted["nonrigid"] else log.warning)("registration: %s", adapted["reason"])
     rs = settings["registration"]
     times = {}
     with atomic_path(out_bin) as tmp:
@@ -59,9 +106,13 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
     out = {**ops, **settings, **reg, "reg_file": os.path.abspath(out_bin),
            "reg_output_keys": sorted(reg), "settings_keys": sorted(settings),
            "plane_times": {**ops.get("plane_times", {}), **times}}
+    if adapted is not None:
+        out["block_size_adapted"] = adapted
     out = append_history(out, "registration", [in_ops, in_bin], time.time() - t0, {
         "device": str(device),
         "nonrigid": bool(rs["nonrigid"]),
+        "block_size": [int(b) for b in rs["block_size"]],
+        **({"block_size_adapted": adapted} if adapted is not None else {}),
         "max_rigid_shift_px": float(np.max(np.hypot(reg["yoff"], reg["xoff"]))) if "yoff" in reg else 0.0,
         "n_badframes": int(np.sum(reg["badframes"])),
     })

@@ -38,7 +38,8 @@ Brightness and activity were tuned against suite2p 1.1.0 (sparsery detection) so
 with ``fs``, ``tau`` and ``diameter`` matching the simulation, suite2p finds the planted
 cells (recall and precision >= 0.9 per plane) and recovers the motion exactly. For
 128 x 128 frames with ~20 cells, two suite2p settings need attention:
-``registration.block_size`` must be below the frame size (or ``nonrigid`` off), and
+``registration.block_size`` should be below the frame size (planeflow otherwise adapts
+it, see ``planeflow.steps.registration.fit_blocks``), and
 sparsery's automatic spatial-scale estimate is unreliable with so few cells, so
 ``detection.sparsery_settings.spatial_scale = 2`` (12 px, for diameter ~10) is advised.
 """

@@ -1,0 +1,360 @@
+"""Where every session, plane and step of a results folder stands, without building the DAG.
+
+``planeflow status`` reads only what is on disk:
+
+- each session's cached ``metadata.json`` (planes and parts; planeflow.plan.session),
+- the step outputs and per-step logs at the paths :class:`planeflow.plan.layout.Layout` gives,
+- Snakemake's own markers in ``<workdir>/.snakemake``: ``incomplete/`` holds one file per
+  output of a job that started and has not finished (file name = URL-safe base64 of the
+  output path as the rule names it; content = the cluster job id), ``locks/`` exists while
+  a run holds the folder (or after a run was killed).
+
+A job (session, plane, part, step) is
+
+- ``done``: every output exists and no incomplete marker names one of them;
+- ``running``: an incomplete marker names an output and a Snakemake lock is held;
+- ``incomplete``: an incomplete marker names an output and no lock is held (the run was
+  killed; the next run starts the job again, ``rerun-incomplete`` is on in profiles/default);
+- ``failed``: outputs missing and the job's log ends with an error (planeflow's run_job
+  writes ``[ERROR] planeflow: ...``) or without planeflow's ``done`` line (killed for
+  memory or time);
+- ``pending``: none of these (not started yet).
+
+Outputs that are present but out of date (a changed setting) count as ``done``: only a
+Snakemake dry run (``snakemake -n``) knows about those. No Snakemake import.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import time
+
+from planeflow.plan.layout import (CELLPOSE_EXPORT_FILES, METADATA, PART_STEPS, VOLUME_FILES,
+                                   Layout, plane_folder_files)
+
+STATES = ("done", "failed", "running", "incomplete", "pending")
+#: the order in which a plane's state is summarised from its steps' (worst first)
+_WORST = ("failed", "incomplete", "running", "pending", "done")
+PLANE_STEPS = (*PART_STEPS, "merge")
+#: the cluster profile's name as users install it (planeflow slurm-profile)
+SLURM_PROFILE = "slurm"
+
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \[(\w+)\] ([\w.]+): ?(.*)$")
+
+
+# ---- Snakemake's markers --------------------------------------------------------------
+def find_workdir(results: str, workdir: str | None = None) -> str | None:
+    """The folder holding ``.snakemake`` for ``results``: ``workdir`` if given, else the
+    current folder or the nearest folder above ``results`` that has one."""
+    if workdir:
+        return os.path.abspath(workdir)
+    candidates = [os.getcwd()]
+    d = os.path.abspath(results)
+    while True:
+        candidates.append(d)
+        up = os.path.dirname(d)
+        if up == d:
+            break
+        d = up
+    for c in candidates:
+        if os.path.isdir(os.path.join(c, ".snakemake")):
+            return c
+    return None
+
+
+def incomplete_markers(workdir: str | None) -> dict[str, str | None]:
+    """Outputs Snakemake marked as started-not-finished: absolute path -> cluster job id."""
+    out: dict[str, str | None] = {}
+    if not workdir:
+        return out
+    base = os.path.join(workdir, ".snakemake", "incomplete")
+    for dirpath, _dirs, files in os.walk(base):
+        rel = os.path.relpath(dirpath, base)
+        prefix = "" if rel == "." else "".join(part.lstrip("@") for part in rel.split(os.sep))
+        for f in files:
+            if f == "migration_underway":
+                continue
+            try:
+                path = base64.urlsafe_b64decode((prefix + f).encode()).decode()
+            except (ValueError, UnicodeDecodeError):
+                continue
+            try:
+                with open(os.path.join(dirpath, f)) as fh:
+                    jobid = json.load(fh).get("external_jobid")
+            except (OSError, ValueError, AttributeError):
+                jobid = None
+            out[os.path.normpath(os.path.join(workdir, path))] = jobid
+    return out
+
+
+def lock_files(workdir: str | None) -> list[str]:
+    if not workdir:
+        return []
+    d = os.path.join(workdir, ".snakemake", "locks")
+    try:
+        return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".lock"))
+    except OSError:
+        return []
+
+
+# ---- logs ----------------------------------------------------------------------------
+def log_error(text: str) -> str | None:
+    """The meaningful line of a failed job's log, or None if the log ends with planeflow's
+    ``done`` line. An error record is run_job's ``[ERROR] planeflow: message`` (the message's
+    lines joined) or, after a traceback, the exception's line."""
+    lines = text.splitlines()
+    records = [(i, m) for i, ln in enumerate(lines) if (m := _RECORD.match(ln))]
+    errors = [(i, m) for i, m in records if m.group(1) in ("ERROR", "CRITICAL")]
+    if errors:
+        i, m = errors[-1]
+        nxt = next((j for j, _ in records if j > i), len(lines))
+        body = [m.group(3)] + lines[i + 1:nxt]
+        if any(ln.startswith("Traceback") for ln in body):
+            tail = [ln.strip() for ln in body if ln.strip()]
+            return tail[-1] if tail else m.group(3)
+        return " ".join(ln.strip() for ln in body if ln.strip())
+    if any(m.group(2) == "planeflow" and m.group(3).startswith("done ") for _, m in records):
+        return None
+    rest = [ln.strip() for ln in lines if ln.strip()]
+    last = rest[-1] if rest else "(empty log)"
+    return (f"the job ended without planeflow's 'done' line (killed, e.g. for memory or time?); "
+            f"last log line: {last}")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+# ---- one job -------------------------------------------------------------------------
+def _job_state(outputs: list[str], log: str, markers: dict, locked: bool, listing) -> dict:
+    """State of one job from its outputs (paths), its log path and Snakemake's markers."""
+    marked = [markers[o] for o in map(os.path.abspath, outputs) if o in markers]
+    if marked:
+        return {"state": "running" if locked else "incomplete", "jobid": marked[0]}
+    if all(listing(o) for o in outputs):
+        return {"state": "done"}
+    text = _read(log)
+    if text is not None:
+        err = log_error(text)
+        if err is not None:
+            return {"state": "failed", "error": err}
+    return {"state": "pending"}
+
+
+class _Listing:
+    """Existence checks with one directory listing per folder (fast on 50 x 30 planes)."""
+
+    def __init__(self):
+        self._dirs: dict[str, set] = {}
+
+    def __call__(self, path: str) -> bool:
+        d, name = os.path.split(path)
+        if d not in self._dirs:
+            try:
+                self._dirs[d] = set(os.listdir(d))
+            except OSError:
+                self._dirs[d] = set()
+        return name in self._dirs[d]
+
+
+def _worst(states) -> str:
+    states = set(states)
+    if states == {"done"}:
+        return "done"
+    return next(s for s in _WORST if s in states)
+
+
+# ---- a results folder ----------------------------------------------------------------
+def list_sessions(results: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(results))
+    except OSError:
+        return []
+    return [n for n in names if os.path.isfile(os.path.join(results, n, METADATA))]
+
+
+def rerun_commands(target: str) -> dict:
+    return {"local": f"snakemake {target}", "slurm": f"snakemake --profile {SLURM_PROFILE} {target}"}
+
+
+def collect(results: str, sessions: list[str] | None = None, workdir: str | None = None) -> dict:
+    """Status of ``results`` (a results folder), as plain data (see the module docstring).
+
+    ``sessions``: only these (default: every session folder with a metadata.json);
+    ``workdir``: the folder Snakemake runs in (holds ``.snakemake``; found if not given).
+    """
+    from planeflow import PlaneflowError
+
+    t0 = time.perf_counter()
+    if not os.path.isdir(results):
+        raise PlaneflowError(f"results folder '{results}' not found. Give the folder set as "
+                             "results_dir in the config: planeflow status RESULTS.")
+    lay = Layout(results)
+    workdir = find_workdir(results, workdir)
+    markers = incomplete_markers(workdir)
+    locks = lock_files(workdir)
+    locked = bool(locks)
+    listing = _Listing()
+    known = list_sessions(results)
+    if sessions:
+        missing = [s for s in sessions if s not in known]
+        if missing:
+            raise PlaneflowError(
+                f"session(s) {', '.join(missing)} not found under '{results}' (a session shows up "
+                f"once Snakemake has written its {METADATA}); known: {', '.join(known) or 'none'}.")
+        known = [s for s in known if s in sessions]
+    out = {"results": results, "workdir": workdir, "locks": locks, "sessions": [], "problems": []}
+    counts = dict.fromkeys(STATES, 0)
+
+    def note(state, **job):
+        counts[state] += 1
+        if state in ("failed", "incomplete", "running"):
+            out["problems"].append({"state": state, **job})
+
+    for sid in known:
+        try:
+            with open(lay.metadata(sid)) as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError):
+            out["sessions"].append({"session": sid, "error": f"unreadable {lay.metadata(sid)}"})
+            counts["pending"] += 1
+            continue
+        nparts = len(meta.get("parts") or [None])
+        planes = {}
+        for p in meta.get("planes", []):
+            target = lay.plane_dir(sid, p)
+            row = {}
+            for step in PART_STEPS:
+                per_part = []
+                for q in range(nparts):
+                    log = lay.log(step, sid, p, q)
+                    st = _job_state(list(lay.part_files(step, sid, p, q).values()), log,
+                                    markers, locked, listing)
+                    per_part.append(st["state"])
+                    note(st["state"], session=sid, plane=p, part=q, step=step, log=log,
+                         **{k: v for k, v in st.items() if k != "state"},
+                         rerun=rerun_commands(target))
+                row[step] = _worst(per_part)
+            log = lay.log("merge", sid, p)
+            st = _job_state(list(plane_folder_files(target).values()), log, markers, locked, listing)
+            row["merge"] = st["state"]
+            note(st["state"], session=sid, plane=p, part=None, step="merge", log=log,
+                 **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(target))
+            planes[p] = row
+        session_steps = {}
+        for step, outputs, always in _session_steps(lay, sid, meta):
+            log = lay.log(step, sid)
+            present = always or os.path.exists(log) or any(map(listing, outputs)) or any(
+                os.path.abspath(o) in markers for o in outputs)
+            if not present:
+                continue
+            st = _job_state(outputs, log, markers, locked, listing)
+            session_steps[step] = st["state"]
+            note(st["state"], session=sid, plane=None, part=None, step=step, log=log,
+                 **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(outputs[0]))
+        for p in meta.get("planes", []):  # optional per-plane exports, shown once started
+            outputs = [lay.cellpose_export(k, sid, p) for k in CELLPOSE_EXPORT_FILES]
+            log = lay.log("cellpose_export", sid, p)
+            if os.path.exists(log) or any(map(listing, outputs)):
+                st = _job_state(outputs, log, markers, locked, listing)
+                planes[p]["cellpose_export"] = st["state"]
+                note(st["state"], session=sid, plane=p, part=None, step="cellpose_export", log=log,
+                     **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(outputs[0]))
+        states = [s for row in planes.values() for s in row.values()] + list(session_steps.values())
+        out["sessions"].append({"session": sid, "nparts": nparts, "planes": planes,
+                                "session_steps": session_steps, "state": _worst(states or ["pending"])})
+    out["counts"] = counts
+    out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _session_steps(lay: Layout, sid: str, meta: dict):
+    """(step, outputs, always shown) of the per-session steps; the optional ones are shown
+    once they have a log or an output (the config, which switches them on, is not read)."""
+    yield "volume_stats", [lay.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"], True
+    yield "nwb_export", [lay.nwb(sid)], False
+    yield "raw_compress", [lay.manifest(sid)], False
+
+
+# ---- text ----------------------------------------------------------------------------
+def _ranges(planes: list[int]) -> str:
+    out, start, prev = [], None, None
+    for p in planes:
+        if start is None:
+            start = prev = p
+        elif p == prev + 1:
+            prev = p
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = p
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ",".join(out)
+
+
+def format_table(status: dict) -> str:
+    """The status as text: one row per session and run of planes in the same state, then
+    every failed, running or incomplete job with its log, error and rerun commands."""
+    steps = list(PLANE_STEPS)
+    if any("cellpose_export" in row for s in status["sessions"] for row in s.get("planes", {}).values()):
+        steps.append("cellpose_export")
+    header = ["session", "planes", *steps, "session steps"]
+    rows = []
+    for s in status["sessions"]:
+        if "error" in s:
+            rows.append([s["session"], "?", *["?"] * len(steps), s["error"]])
+            continue
+        groups: list[tuple[tuple, list[int]]] = []
+        for p, row in s["planes"].items():
+            key = tuple(row.get(step, "-") for step in steps)
+            if groups and groups[-1][0] == key and groups[-1][1][-1] == p - 1:
+                groups[-1][1].append(p)
+            else:
+                groups.append((key, [p]))
+        sess = ", ".join(f"{k}: {v}" for k, v in s["session_steps"].items())
+        for i, (key, planes) in enumerate(groups):
+            rows.append([s["session"], _ranges(planes), *key, sess if i == 0 else ""])
+        if not groups:
+            rows.append([s["session"], "-", *["-"] * len(steps), sess])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    c = status["counts"]
+    lines.append("")
+    lines.append(f"{sum(c.values())} jobs: " + ", ".join(f"{c[k]} {k}" for k in STATES if c[k])
+                 + f"  ({status['results']}, read in {status['seconds']:.2f} s)")
+    for prob in status["problems"]:
+        where = f"{prob['session']}"
+        if prob["plane"] is not None:
+            where += f" plane {prob['plane']}"
+        if prob["part"] is not None and any(s.get("nparts", 1) > 1 for s in status["sessions"]
+                                            if s["session"] == prob["session"]):
+            where += f" part {prob['part']}"
+        lines += ["", f"{prob['state'].upper()}: {where}, step {prob['step']}",
+                  f"  log:    {prob['log']}"]
+        if prob.get("error"):
+            lines.append(f"  error:  {prob['error']}")
+        if prob.get("jobid"):
+            lines.append(f"  cluster job: {prob['jobid']}")
+        if prob["state"] == "running":
+            lines.append("  (running now, or the run holding the lock below was killed)")
+        else:
+            lines.append(f"  rerun:  {prob['rerun']['local']}")
+            lines.append(f"          {prob['rerun']['slurm']}   (on the cluster)")
+    if status["locks"]:
+        lines += ["", f"Snakemake lock held: {', '.join(status['locks'])}",
+                  "  A run is active in this folder, or one was killed. Once no other snakemake run is",
+                  "  active here, `snakemake --unlock` is safe: it only removes the lock."]
+    elif status["workdir"] is None:
+        lines += ["", "(no .snakemake folder found: running/incomplete jobs cannot be told apart "
+                      "from pending ones; give the folder Snakemake runs in with --directory)"]
+    if any(p["state"] != "running" for p in status["problems"]):
+        lines += ["", "Run rerun commands in the folder Snakemake runs in"
+                  + (f" ({status['workdir']})" if status["workdir"] else "")
+                  + "; add the --configfile you ran with, if any."]
+    return "\n".join(lines)

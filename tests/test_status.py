@@ -1,0 +1,183 @@
+"""planeflow status on results trees written here (no Snakemake run): states from outputs,
+logs and Snakemake's incomplete markers and locks (issue 13, item 1). The end-to-end
+check on a real failed plane is in tests/test_workflow.py."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from planeflow import PlaneflowError
+from planeflow.plan.layout import Layout, plane_folder_files
+from planeflow.plan.status import collect, format_table, log_error
+
+CONFIG = {"cellpose": {"export": False}, "nwb_export": {"enabled": False}, "raw_compress": {"enabled": False}}
+DONE = ("2026-01-01 10:00:00,000 [INFO] planeflow: start rule x (threads=1)\n"
+        "2026-01-01 10:00:05,000 [INFO] planeflow: done rule x in 5.0 s\n")
+
+
+def build_tree(root: Path, nsessions: int, nplanes: int, nparts: int = 1) -> Layout:
+    """A finished results tree: every output of session_outputs, logs ending with 'done'."""
+    lay = Layout(root)
+    for i in range(nsessions):
+        sid = f"s{i:02d}"
+        meta = {"session_id": sid, "planes": list(range(nplanes)),
+                "parts": [{"part": q} for q in range(nparts)]}
+        os.makedirs(lay.session_dir(sid), exist_ok=True)
+        Path(lay.metadata(sid)).write_text(json.dumps(meta))
+        for path in lay.session_outputs(meta, CONFIG):
+            if path == lay.metadata(sid):
+                continue
+            if path.endswith(".zarr") or "/suite2p/plane" in path and not path.endswith(".npy"):
+                for f in (plane_folder_files(path).values() if "/suite2p/" in path else []):
+                    os.makedirs(os.path.dirname(f), exist_ok=True)
+                    Path(f).touch()
+                os.makedirs(path, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            Path(path).write_text(DONE if path.endswith(".log") else "")
+    return lay
+
+
+def mark_incomplete(workdir: Path, output: str):
+    d = workdir / ".snakemake" / "incomplete"
+    d.mkdir(parents=True, exist_ok=True)
+    name = base64.urlsafe_b64encode(os.path.relpath(output, workdir).encode()).decode()
+    (d / name).write_text(json.dumps({"external_jobid": "4242"}))
+
+
+def states(status, sid):
+    s = next(x for x in status["sessions"] if x["session"] == sid)
+    return s["planes"], s["session_steps"]
+
+
+def test_every_state_from_disk(tmp_path, monkeypatch):
+    lay = build_tree(tmp_path / "results", 2, 4)
+    (tmp_path / ".snakemake").mkdir()
+    # s00 plane 1: registration failed with planeflow's one-line error; later steps never ran
+    for step in ("registration", "detection", "postprocess"):
+        for f in lay.part_files(step, "s00", 1, 0).values():
+            os.unlink(f)
+        os.unlink(lay.log(step, "s00", 1, 0))
+    for f in plane_folder_files(lay.plane_dir("s00", 1)).values():
+        os.unlink(f)
+    Path(lay.log("registration", "s00", 1, 0)).write_text(
+        DONE.splitlines()[0] + "\n2026-01-01 10:00:01,000 [ERROR] planeflow: binary 'x/data_raw.bin' "
+        "is truncated or corrupt: 10 bytes, expected 20.\n")
+    # s00 plane 2: detection killed (no marker left: the run went on) -> failed, no 'done'
+    for f in lay.part_files("detection", "s00", 2, 0).values():
+        os.unlink(f)
+    Path(lay.log("detection", "s00", 2, 0)).write_text(DONE.splitlines()[0] + "\nsome suite2p output\n")
+    # s01 plane 3: detection started and did not finish (marker, no lock) -> incomplete
+    mark_incomplete(tmp_path, lay.part_file("detection", "stat", "s01", 3, 0))
+    # s01 plane 0: never run -> pending
+    for f in lay.part_files("postprocess", "s01", 0, 0).values():
+        os.unlink(f)
+    os.unlink(lay.log("postprocess", "s01", 0, 0))
+
+    monkeypatch.chdir(tmp_path)  # the workdir is found from the current folder
+    st = collect(str(tmp_path / "results"))
+    assert st["workdir"] == str(tmp_path)
+    planes, sess = states(st, "s00")
+    assert planes[0] == dict.fromkeys(("binary_write", "registration", "detection", "postprocess", "merge"), "done")
+    assert planes[1]["registration"] == "failed" and planes[1]["detection"] == "pending"
+    assert planes[2]["detection"] == "failed" and planes[3]["merge"] == "done"
+    assert sess == {"volume_stats": "done"}
+    planes, _ = states(st, "s01")
+    assert planes[3]["detection"] == "incomplete" and planes[0]["postprocess"] == "pending"
+    problems = {(p["session"], p["plane"], p["step"]): p for p in st["problems"]}
+    assert set(problems) == {("s00", 1, "registration"), ("s00", 2, "detection"), ("s01", 3, "detection")}
+    reg = problems[("s00", 1, "registration")]
+    assert reg["error"] == "binary 'x/data_raw.bin' is truncated or corrupt: 10 bytes, expected 20."
+    assert reg["log"] == lay.log("registration", "s00", 1, 0)
+    assert reg["rerun"] == {"local": f"snakemake {lay.plane_dir('s00', 1)}",
+                            "slurm": f"snakemake --profile slurm {lay.plane_dir('s00', 1)}"}
+    assert "without planeflow's 'done' line" in problems[("s00", 2, "detection")]["error"]
+    assert problems[("s01", 3, "detection")]["jobid"] == "4242"
+    assert st["counts"]["failed"] == 2 and st["counts"]["incomplete"] == 1
+    text = format_table(st)
+    assert "FAILED: s00 plane 1, step registration" in text and "INCOMPLETE: s01 plane 3" in text
+    rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in text.splitlines() if ln.startswith("s0")}
+    assert rows[("s00", "0")] == ["done"] * 5 + ["volume_stats:", "done"]
+    assert rows[("s00", "1")] == ["done", "failed", "pending", "pending", "pending"]
+    assert rows[("s00", "3")] == ["done"] * 5
+    assert "lock" not in text.lower()
+    # a held lock: the marked job is running, and the lock is reported with --unlock advice
+    (tmp_path / ".snakemake" / "locks").mkdir()
+    (tmp_path / ".snakemake" / "locks" / "0.output.lock").write_text("x\n")
+    st = collect(str(tmp_path / "results"), sessions=["s01"])
+    assert [s["session"] for s in st["sessions"]] == ["s01"]
+    assert states(st, "s01")[0][3]["detection"] == "running"
+    assert "snakemake --unlock" in format_table(st)
+
+
+def test_finished_sessions_collapse_to_one_row(tmp_path):
+    build_tree(tmp_path / "results", 2, 5, nparts=2)
+    st = collect(str(tmp_path / "results"), workdir=str(tmp_path))
+    assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 1), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
+    rows = [ln for ln in format_table(st).splitlines() if ln.startswith("s0")]
+    assert len(rows) == 2 and all(" 0-4 " in r for r in rows), rows
+
+
+def test_unknown_session_and_folder_are_clear_errors(tmp_path):
+    build_tree(tmp_path / "results", 1, 1)
+    with pytest.raises(PlaneflowError, match="session.*nope.*not found.*known: s00"):
+        collect(str(tmp_path / "results"), sessions=["nope"])
+    with pytest.raises(PlaneflowError, match="results folder .* not found"):
+        collect(str(tmp_path / "elsewhere"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    (DONE, None),
+    ("2026-01-01 10:00:00,000 [INFO] planeflow: start\n"
+     "2026-01-01 10:00:01,000 [ERROR] planeflow: rule detection, plane=3 failed:\n"
+     "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+     "ValueError: operands could not be broadcast\n", "ValueError: operands could not be broadcast"),
+    ("2026-01-01 10:00:01,000 [ERROR] planeflow: invalid configuration:\n  config: setting 'a': bad\n",
+     "invalid configuration: config: setting 'a': bad"),
+    ("", "the job ended without planeflow's 'done' line (killed, e.g. for memory or time?); "
+         "last log line: (empty log)"),
+])
+def test_log_error(text, expected):
+    assert log_error(text) == expected
+
+
+def test_cli_json_and_exit_status(tmp_path, capsys):
+    from planeflow.cli import main
+
+    lay = build_tree(tmp_path / "results", 1, 2)
+    assert main(["status", str(tmp_path / "results"), "-d", str(tmp_path)]) == 0
+    os.unlink(lay.volume_file("summary", "s00"))
+    Path(lay.log("volume_stats", "s00")).write_text(
+        "2026-01-01 10:00:01,000 [ERROR] planeflow: no plane finished\n")
+    capsys.readouterr()
+    assert main(["status", str(tmp_path / "results"), "--json", "-d", str(tmp_path)]) == 1
+    st = json.loads(capsys.readouterr().out)
+    (prob,) = st["problems"]
+    assert prob["step"] == "volume_stats" and prob["error"] == "no plane finished"
+    assert prob["rerun"]["local"] == f"snakemake {lay.volume_file('table', 's00')}"
+
+
+def measure(nsessions=50, nplanes=30, root=None):
+    """Seconds to read the status of a finished nsessions x nplanes tree (for the report)."""
+    import tempfile
+
+    root = Path(root or tempfile.mkdtemp())
+    t0 = time.perf_counter()
+    build_tree(root / "results", nsessions, nplanes)
+    t1 = time.perf_counter()
+    st = collect(str(root / "results"), workdir=str(root))
+    t2 = time.perf_counter()
+    format_table(st)
+    return {"build_s": t1 - t0, "collect_s": t2 - t1, "format_s": time.perf_counter() - t2,
+            "jobs": sum(st["counts"].values())}
+
+
+if __name__ == "__main__":  # python tests/test_status.py [SESSIONS PLANES]: the 50 x 30 timing
+    import sys
+
+    print(measure(*map(int, sys.argv[1:3])) if len(sys.argv) > 2 else measure())
