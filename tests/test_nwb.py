@@ -99,7 +99,7 @@ def test_memory_request_adds_the_movie_buffer():
     # the movie buffer (500 frames of 512 x 512 int16, 4 copies) is added to the request
     assert abs(movie["mem_mb"] - without["mem_mb"] - 1048.6) <= 1
     assert resources.minutes("nwb_export", meta, {"nwb_export": {**opts, "include_movie": True}}) > without["runtime"]
-    assert resources.estimate("nwb_export", meta, {"nwb_export": opts}, 2)["mem_mb"] == 2 * without["mem_mb"]
+    assert abs(resources.estimate("nwb_export", meta, {"nwb_export": opts}, 2)["mem_mb"] - 2 * without["mem_mb"]) <= 1
 
 
 # ---- chunked writer ---------------------------------------------------------------------
