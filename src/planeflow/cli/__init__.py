@@ -18,7 +18,7 @@ def _simulate(args) -> int:
             args.out, nplanes=args.nplanes, nframes=args.nframes, roi_widths=widths, height=args.ly,
             fly_to_lines=args.fly_to, bidiphase=args.bidi, nfiles=args.nfiles, fs=args.fs, tau=args.tau,
             cells_per_plane=args.cells, diameter=args.diameter, max_shift=args.max_shift,
-            seed=args.seed, name=args.name)
+            seed=args.seed, name=args.name, brightness=args.brightness)
         print(f"wrote {len(res['files'])} ScanImage TIFF file(s) to {args.out}: LBM, {args.nplanes} "
               f"planes as channels, {args.rois} mROI stripe(s) of {widths} px with {args.fly_to} "
               f"fly-to lines, scan-phase offset {args.bidi} px; ground truth: {res['ground_truth']}")
@@ -42,7 +42,8 @@ def _simulate(args) -> int:
         res = simulate_session(
             args.out, nplanes=args.nplanes, nframes=args.nframes, Ly=args.ly, Lx=args.lx,
             cells_per_plane=args.cells, diameter=args.diameter, fs=args.fs, tau=args.tau,
-            max_shift=args.max_shift, nfiles=args.nfiles, seed=args.seed, name=args.name)
+            max_shift=args.max_shift, nfiles=args.nfiles, seed=args.seed, name=args.name,
+            brightness=args.brightness)
         print(f"wrote {len(res['files'])} TIFF file(s) to {args.out} "
               f"({args.nplanes} planes x {args.nframes} frames of {args.ly}x{args.lx}); "
               f"ground truth: {res['ground_truth']}")
@@ -56,6 +57,14 @@ def _simulate(args) -> int:
             fh.write("\t".join(row) + "\n")
         print(f"wrote sessions sheet {args.sheet}")
     return 0
+
+
+def _factors(text: str) -> list[float]:
+    """``--brightness 1,1,0.035``: one factor per plane."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
 def _suite2p_schema(args) -> int:
@@ -117,6 +126,9 @@ def main(argv=None) -> int:
     s.add_argument("--nfiles", type=int, default=1)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default="synthetic")
+    s.add_argument("--brightness", type=_factors, default=None,
+                   help="one factor per plane on its light, comma-separated (1 = about 9 photons per "
+                        "pixel per frame; 0.035 = a dim plane of about 0.3); all planes share one motion")
     s.add_argument("--sheet", help="also write a one-row sessions sheet here")
     s.add_argument("--scanimage", action="store_true",
                    help="write ScanImage LBM files (SI header, mROI stripes, fly-to lines, scan phase)")

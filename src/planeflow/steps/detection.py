@@ -43,24 +43,31 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     if diameter.size == 1:
         diameter = np.array([diameter[0], diameter[0]])
 
+    failure = None
     with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
         badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
+        failure = unusable_plane(ops, badframes)
         try:
+            if failure:
+                raise PlaneUnusable(failure)
             detect_outputs, stat, redcell = s2p_detect.detection_wrapper(
                 f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
                 tau=settings["tau"], fs=settings["fs"], diameter=diameter,
                 settings=settings["detection"], classifier_path=classfile, badframes=badframes,
                 preclassify=settings["classification"]["preclassify"], device=device)
-        except ValueError as e:
-            if "no ROIs were found" not in str(e):
-                raise
-            # a blank plane (e.g. outside the tissue) is a result, not a failure
-            log.warning("detection: suite2p found no ROI in this plane (%s); writing empty "
-                        "outputs so the session completes", e)
-            (y0, y1), (x0, x1) = ops["yrange"], ops["xrange"]
-            crop = np.zeros((int(y1) - int(y0), int(x1) - int(x0)), np.float32)
-            detect_outputs = {"Vcorr": crop, "max_proj": crop.copy(), "no_rois": True}
-            stat = np.array([], dtype=object)
+        except (PlaneUnusable, ValueError, IndexError, ZeroDivisionError) as e:
+            if isinstance(e, PlaneUnusable):
+                pass
+            elif "no ROIs were found" in str(e):
+                # a blank plane (e.g. outside the tissue) is a result, not a failure
+                log.warning("detection: suite2p found no ROI in this plane (%s); writing empty "
+                            "outputs so the session completes", e)
+            else:
+                failure = f"suite2p detection failed on this plane: {type(e).__name__}: {e}"
+            if failure:
+                log.warning("detection: %s; writing an empty plane (no ROIs) so that the session "
+                            "completes; QC marks it as failed", failure)
+            detect_outputs, stat = empty_detection(ops, failure)
         times["detection"] = time.time() - t0
         log.info("detection: %d ROIs in %.1f s", len(stat), times["detection"])
 
@@ -72,7 +79,10 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
               "classifier_path": str(classfile), "detect_output_keys": sorted(detect_outputs),
               "settings_keys": sorted(settings),
               "plane_times": {**ops.get("plane_times", {}), **times}}
+    if failure:
+        result["plane_failure"] = {"step": "detection", "reason": failure}
     result = append_history(result, "detection", [in_ops, in_bin], time.time() - t0, {
+        "failure": failure,
         "n_rois": int(len(stat)),
         "n_cells": int(np.sum(iscell[:, 0])) if len(iscell) else 0,
         "algorithm": settings["detection"]["algorithm"],
@@ -80,6 +90,45 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     })
     save_plane_outputs(out, stat, F, Fneu, spks, iscell, result)
     return result
+
+
+class PlaneUnusable(Exception):
+    """suite2p cannot detect cells on this plane (the reason is the message)."""
+
+
+#: fewest frames registration must have kept (not bad frames) for detection to run
+MIN_GOOD_FRAMES = 10
+
+
+def unusable_plane(ops: dict, badframes) -> str | None:
+    """Why suite2p's detection cannot work on this registered plane, or None.
+
+    Checked before detection so that a plane whose registration failed (every frame
+    at the shift limit and hence a bad frame, e.g. a plane too dim to register) ends
+    as an empty plane with this reason instead of a numpy error deep in suite2p.
+    """
+    if ops.get("plane_failure"):
+        return ops["plane_failure"]["reason"]
+    n = len(badframes)
+    good = int(n - np.sum(badframes))
+    if good < MIN_GOOD_FRAMES:
+        return (f"registration kept {good} of {n} frames (the others are bad frames: shifts at the "
+                "limit or poor correlation with the reference), too few to detect cells; the plane is "
+                "probably too dim or empty to register on its own")
+    (y0, y1), (x0, x1) = ops["yrange"], ops["xrange"]
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return f"registration left no valid field of view (yrange {ops['yrange']}, xrange {ops['xrange']})"
+    return None
+
+
+def empty_detection(ops: dict, failure: str | None):
+    """suite2p's detect outputs of a plane without ROIs (blank, or failed with ``failure``)."""
+    (y0, y1), (x0, x1) = ops["yrange"], ops["xrange"]
+    crop = np.zeros((max(int(y1) - int(y0), 0), max(int(x1) - int(x0), 0)), np.float32)
+    out = {"Vcorr": crop, "max_proj": crop.copy(), "no_rois": True}
+    if failure:
+        out["failure"] = failure
+    return out, np.array([], dtype=object)
 
 
 def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,

@@ -69,6 +69,7 @@ def fit_blocks(Ly: int, Lx: int, block_size, nonrigid: bool) -> dict | None:
 def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides: dict,
                  torch_device: str = "cpu", threads: int = 1) -> dict:
     t0 = time.time()
+    failure = None
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
     adapted = fit_blocks(Ly, Lx, settings["registration"]["block_size"],
@@ -85,9 +86,15 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
             os.unlink(tmp)  # BinaryFile creates it with the right size
             with BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(in_bin), n_frames=n) as f_raw, \
                  BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(tmp), n_frames=n, write=True) as f_reg:
-                reg = s2p_register.registration_wrapper(
-                    f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
-                    badframes=None, settings=rs, device=device)
+                try:
+                    reg = s2p_register.registration_wrapper(
+                        f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
+                        badframes=None, settings=rs, device=device)
+                except (ValueError, IndexError, ZeroDivisionError, RuntimeError) as e:
+                    failure = f"suite2p registration failed on this plane: {type(e).__name__}: {e}"
+                    log.warning("registration: %s; keeping the movie unregistered and marking "
+                                "the plane as failed (detection will leave it empty)", failure)
+                    reg = unregistered(f_raw, f_reg, ops)
                 times["registration"] = time.time() - t0
                 if settings["run"]["do_regmetrics"] and n >= 1500:
                     t1 = time.time()
@@ -103,6 +110,8 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
             reg = {"yrange": [0, Ly], "xrange": [0, Lx], "badframes": np.zeros(n, bool),
                    "meanImg": ops["meanImg"]}
             log.info("registration: skipped (suite2p run.do_registration = 0)")
+    if failure:
+        reg["plane_failure"] = {"step": "registration", "reason": failure}
     out = {**ops, **settings, **reg, "reg_file": os.path.abspath(out_bin),
            "reg_output_keys": sorted(reg), "settings_keys": sorted(settings),
            "plane_times": {**ops.get("plane_times", {}), **times}}
@@ -115,6 +124,19 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
         **({"block_size_adapted": adapted} if adapted is not None else {}),
         "max_rigid_shift_px": float(np.max(np.hypot(reg["yoff"], reg["xoff"]))) if "yoff" in reg else 0.0,
         "n_badframes": int(np.sum(reg["badframes"])),
+        "failure": failure,
     })
     save_npy(out_ops, out)
     return out
+
+
+def unregistered(f_raw, f_reg, ops: dict) -> dict:
+    """Copy the raw movie unchanged into ``f_reg`` and return registration outputs of
+    zero shifts with every frame marked bad (a plane suite2p could not register)."""
+    n, Ly, Lx = f_raw.shape
+    for t in range(0, n, 500):
+        f_reg[t:t + 500] = f_raw[t:t + 500]
+    zeros = np.zeros(n, np.int64)
+    return {"yrange": [0, Ly], "xrange": [0, Lx], "badframes": np.ones(n, bool),
+            "badframes0": np.zeros(n, bool), "yoff": zeros, "xoff": zeros.copy(),
+            "corrXY": np.zeros(n, np.float32), "meanImg": ops["meanImg"], "bidiphase": 0}

@@ -39,7 +39,7 @@ def to_page(plane_img: np.ndarray, widths: list[int], fly_to_lines: int, fill: i
 def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(64, 64), height=128,
                                fly_to_lines=8, bidiphase=2, nfiles=2, fs=15.0, tau=1.0,
                                cells_per_plane=20, diameter=10, max_shift=3, seed=0,
-                               name="lbm", zoom=2.0) -> dict:
+                               name="lbm", zoom=2.0, brightness=None) -> dict:
     """Write an LBM mROI session in ScanImage format; return files, ground truth, layout.
 
     ``bidiphase``: odd lines are shifted by this many pixels (``planeflow.core.bidiphase``'s
@@ -56,7 +56,7 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
     widths = [int(w) for w in roi_widths]
     sim = simulate_session(work, nplanes=nplanes, nframes=nframes, Ly=height, Lx=sum(widths),
                            cells_per_plane=cells_per_plane, diameter=diameter, fs=fs, tau=tau,
-                           max_shift=max_shift, nfiles=1, seed=seed, name=name)
+                           max_shift=max_shift, nfiles=1, seed=seed, name=name, brightness=brightness)
     deg_per_px = 0.05
     rois = [{"pixel_resolution": [w, height], "size_deg": [w * deg_per_px, height * deg_per_px],
              "name": f"roi{i + 1}"} for i, w in enumerate(widths)]

@@ -244,7 +244,7 @@ def _draw_shifts(rng, nframes, max_shift, fs):
 
 def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_per_plane=20,
                      diameter=10, fs=15.0, tau=1.0, max_shift=3, nfiles=1, seed=0,
-                     name="synthetic", noise=True) -> dict:
+                     name="synthetic", noise=True, brightness=None) -> dict:
     """Write a synthetic volumetric recording and its ground truth into ``out_dir``.
 
     Parameters
@@ -270,6 +270,13 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
         Seed; the output is fully determined by the seed and the parameters.
     noise : bool
         With False, write the rounded expected intensities (no shot/read noise).
+    brightness : sequence of float, optional
+        One factor per plane on that plane's expected photons (default: 1 for every
+        plane). At 1 a plane has about 9 photons per pixel per frame on average
+        (background + neuropil + cells); e.g. 0.035 gives a dim plane of about 0.3
+        (a deep plane, or a beam with low power). Motion, cells and activity stay the
+        same; only the light and hence the shot noise change. Recorded in the ground
+        truth as ``brightness`` and ``mean_photons`` (per plane) when given.
 
     Files
     -----
@@ -311,6 +318,9 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
         raise ValueError("nplanes and nframes must be >= 1, cells_per_plane and max_shift >= 0")
     if not 1 <= nfiles <= nframes:
         raise ValueError(f"nfiles must be between 1 and nframes ({nframes}), got {nfiles}")
+    scale = np.ones(nplanes) if brightness is None else np.asarray(brightness, dtype=float).ravel()
+    if scale.shape != (nplanes,) or not np.all(scale > 0):
+        raise ValueError(f"brightness must give one factor > 0 per plane ({nplanes}), got {brightness}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -332,6 +342,7 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
     H, W = Ly + 2 * m, Lx + 2 * m
     batch = max(1, BATCH_PIXELS // (H * W))
     bigtiff = nframes * nplanes * Ly * Lx * 2 / nfiles > 3.5e9
+    photon_sum = np.zeros(nplanes)
 
     for k, path in enumerate(files):
         with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
@@ -340,8 +351,11 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
                 vol = np.empty((t1 - t0, nplanes, Ly, Lx), dtype=np.int16)
                 for p, pl in enumerate(planes):
                     lam = pl.render(t0, t1)
+                    if brightness is not None:
+                        lam *= scale[p]
                     for i, (dy, dx) in enumerate(shifts[t0:t1]):
                         win = lam[i, m - dy:m - dy + Ly, m - dx:m - dx + Lx]
+                        photon_sum[p] += win.mean()
                         if noise:
                             rng = noise_rng(t0 + i, p)
                             val = GAIN * rng.poisson(win) + READ_NOISE * rng.standard_normal(win.shape)
@@ -376,9 +390,13 @@ def simulate_session(out_dir, *, nplanes=3, nframes=600, Ly=128, Lx=128, cells_p
     )
     if save_fp:
         gt["footprints"] = footprints
+    if brightness is not None:
+        gt["brightness"] = scale
+        gt["mean_photons"] = photon_sum / nframes
     gt_path = out_dir / "ground_truth.npz"
     np.savez_compressed(gt_path, **gt)
 
     return dict(files=[str(f) for f in files], ground_truth=str(gt_path), nplanes=nplanes,
                 nframes=nframes, Ly=Ly, Lx=Lx, cells_per_plane=ncells, diameter=diameter,
-                fs=fs, tau=tau, max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise)
+                fs=fs, tau=tau, max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise,
+                brightness=None if brightness is None else scale.tolist())
