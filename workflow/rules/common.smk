@@ -170,6 +170,23 @@ def volume_options(session):
     return {**config["volume"], "offsets": VOLUME_OFFSETS[session]}
 
 
+def qc_inputs(wc):
+    """Every final plane folder, and each plane's registered binaries and their ops (part by
+    part, plane by plane) for the signal measures."""
+    m = META[wc.session]
+    parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
+    return {"planes": final_plane_dirs(wc),
+            "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in parts],
+            "parts_ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in parts]}
+
+
+def qc_session(wc):
+    m = META[wc.session]
+    return {"session_id": wc.session, "stack_type": m.get("stack_type"), "planes": m["planes"],
+            "nparts": len(m["parts"]), "simultaneous": pfconfig.planes_simultaneous(m),
+            "shared_motion": pfconfig.shared_motion_enabled(m, config)}
+
+
 def all_outputs():
     return [f for sid in META for f in LAYOUT.session_targets(META[sid], config)]
 

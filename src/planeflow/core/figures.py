@@ -188,4 +188,58 @@ def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dic
     else:
         ax.text(0.5, 0.5, "crosstalk not estimated", ha="center", va="center")
     fig.suptitle(title)
+
+
+#: colours of the QC verdicts (tables and shift traces)
+VERDICT_COLOURS = {"ok": "#b7e1b0", "warn": "#ffe08a", "fail": "#f4a09a"}
+
+
+def qc_shifts(path, shifts: dict, consensus, verdicts: dict, title="") -> None:
+    """Every plane's rigid shifts (y above, x below), each centred on its median, on one
+    axis per direction; the consensus (median of the planes) in black; failed planes dashed."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True)
+    cmap = plt.get_cmap("viridis")
+    n = max(len(shifts), 1)
+    for i, (p, (y, x)) in enumerate(sorted(shifts.items())):
+        style = "--" if verdicts.get(p) == "fail" else "-"
+        for ax, v in zip(axes, (y, x)):
+            ax.plot(np.asarray(v) - np.median(v), style, lw=0.7, color=cmap(i / n), label=f"plane {p}")
+    if consensus is not None:
+        for ax, k in zip(axes, (0, 1)):
+            ax.plot(consensus[:, k], color="k", lw=1.0, alpha=0.8, label="consensus")
+    axes[0].set_ylabel("y shift (px)")
+    axes[1].set_ylabel("x shift (px)")
+    axes[1].set_xlabel("frame")
+    axes[0].legend(loc="upper right", fontsize=6, ncol=4)
+    axes[0].set_title(title, fontsize=9)
+    _save(fig, path)
+
+
+def qc_table(path, rows: list[dict], title="") -> None:
+    """The QC table as a figure: one row per plane, coloured by verdict."""
+    plt = _plt()
+    cols = ("plane", "verdict", "n_accepted", "max_shift_px", "at_limit_fraction", "consensus_corr",
+            "snr", "mean_brightness", "reasons")
+
+    def fmt(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.3g}" if np.isfinite(v) else ""
+        if isinstance(v, list):
+            text = "; ".join(s.split(": ", 1)[-1] for s in v)
+            return text if len(text) <= 70 else text[:67] + "..."
+        return str(v)
+
+    cells = [[fmt(r.get(c)) for c in cols] for r in rows]
+    colours = [[VERDICT_COLOURS.get(r["verdict"], "white")] * len(cols) for r in rows]
+    fig, ax = plt.subplots(figsize=(14, 0.35 * len(rows) + 1.0))
+    ax.set_axis_off()
+    table = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in cols], cellColours=colours,
+                     loc="center", cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.auto_set_column_width(list(range(len(cols))))
+    ax.set_title(title, fontsize=9)
     _save(fig, path)

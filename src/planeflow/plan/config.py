@@ -250,6 +250,29 @@ def torch_device(config: dict) -> str:
     return (config.get("suite2p") or {}).get("torch_device", "cpu")
 
 
+#: stack types whose planes are recorded at the same instant (one lateral motion for all):
+#: LBM, i.e. ScanImage channels saved as z-planes (also channels_are_planes: true)
+SIMULTANEOUS_STACKS = ("lbm",)
+
+
+def planes_simultaneous(meta: dict) -> bool:
+    """Whether a session's planes are recorded at the same instant (from its cached metadata)."""
+    return meta.get("stack_type") in SIMULTANEOUS_STACKS and len(meta.get("planes", [])) > 1
+
+
+def shared_motion_enabled(meta: dict, config: dict) -> bool:
+    """``registration.shared_motion`` for one session: ``on``/``off`` as set, ``auto`` =
+    on when the planes are simultaneous (LBM / channels as planes), off otherwise (piezo
+    stacks, single planes, plain TIFFs and arrays whose timing is unknown). YAML reads an
+    unquoted on/off as true/false; both spellings are accepted. Never on for
+    a session with a single plane (there is nothing to share)."""
+    mode = (config.get("registration") or {}).get("shared_motion", "auto")
+    mode = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else str(mode)
+    if len(meta.get("planes", [])) < 2 or mode == "off":
+        return False
+    return mode == "on" or planes_simultaneous(meta)
+
+
 def session_overrides(config: dict, meta: dict, row: dict) -> dict:
     """The suite2p settings a session changes from suite2p's defaults.
 

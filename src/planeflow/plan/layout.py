@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 
+from planeflow.plan.config import shared_motion_enabled
+
 #: per-part steps (one job per plane and part), in workflow order
 PART_STEPS = ("binary_write", "registration", "detection", "postprocess")
 
@@ -28,6 +30,8 @@ PART_FILES = {
                   "spks": "spks.npy", "ops": "ops.npy"},
     "postprocess": {"ops": "ops.npy", "stat": "stat.npy", "iscell": "iscell.npy", "dff": "dff.npy",
                     "roi_stats": "roi_stats.tsv"},
+    # shared motion only: the cheap rigid pass of one plane (part) for the consensus
+    "rigid_shifts": {"shifts": "shifts.npz"},
 }
 
 #: postprocess figures: output name -> (file stem under the part's figures/, report label)
@@ -53,6 +57,10 @@ VOLUME_FILES = {"table": "planes.tsv", "summary": "volume.json", "zarr": "volume
 #: to volume_stats' files in the session's volume_stats/ folder: output name -> file name
 VOLUME_OUTPUTS = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
                   "cells": "cells.tsv", "figure": "volume_view.png"}
+#: per-session outputs of qc: output name -> file name
+QC_FILES = {"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}
+#: per-session output of shared_motion (the consensus rigid shifts of every plane and part)
+SHARED_MOTION_FILE = "shifts.npz"
 
 #: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
 CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
@@ -67,8 +75,8 @@ MANIFEST = "manifest.json"
 #: how often each step runs: "part" (plane x part), "plane", or "session"
 STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
               "cellpose_import": "plane", "volume_stats": "session", "volume": "session",
-              "nwb_export": "session",
-              "raw_compress": "session"}
+              "nwb_export": "session", "raw_compress": "session", "rigid_shifts": "part",
+              "shared_motion": "session", "qc": "session"}
 
 
 class Layout:
@@ -95,6 +103,13 @@ class Layout:
     def volume_output(self, key: str, session) -> str:
         """An output of rule volume (in the volume_stats folder, where users look for them)."""
         return f"{self.step_dir('volume_stats', session)}/{VOLUME_OUTPUTS[key]}"
+
+    def qc_file(self, key: str, session) -> str:
+        return f"{self.step_dir('qc', session)}/{QC_FILES[key]}"
+
+    def shared_motion(self, session) -> str:
+        """The consensus rigid shifts of a session (shared motion on)."""
+        return f"{self.step_dir('shared_motion', session)}/{SHARED_MOTION_FILE}"
 
     def nwb(self, session) -> str:
         return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
@@ -162,9 +177,11 @@ class Layout:
         planes = meta["planes"]
         parts = range(len(meta["parts"]))
         out = [self.metadata(sid)]
+        shared = shared_motion_enabled(meta, config)
+        steps = PART_STEPS + (("rigid_shifts",) if shared else ())
         for p in planes:
             for q in parts:
-                for step in PART_STEPS:
+                for step in steps:
                     out += self.part_files(step, sid, p, q).values()
                     out += [self.log(step, sid, p, q), self.benchmark(step, sid, p, q)]
                 out += [self.figure(k, sid, p, q) for k in FIGURES]
@@ -175,9 +192,12 @@ class Layout:
             if optional:
                 out += [self.cellpose_import(k, sid, p) for k in CELLPOSE_IMPORT_FILES]
                 out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
-        session_steps = ["volume_stats", "volume"]
+        session_steps = ["volume_stats", "volume", "qc"] + (["shared_motion"] if shared else [])
         out += [self.volume_file(k, sid) for k in VOLUME_FILES]
         out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
+        out += [self.qc_file(k, sid) for k in QC_FILES]
+        if shared:
+            out.append(self.shared_motion(sid))
         if config["nwb_export"]["enabled"]:
             out.append(self.nwb(sid))
             session_steps.append("nwb_export")
@@ -195,6 +215,7 @@ class Layout:
         sid = meta["session_id"]
         out = [self.volume_file(k, sid) for k in ("table", "summary", "figure")]
         out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
+        out += [self.qc_file(k, sid) for k in QC_FILES]
         if config["raw_compress"]["enabled"]:
             out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
         if config["nwb_export"]["enabled"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 BASE_MINUTES = {
     "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
     "volume_stats": 30, "volume": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
-    "cellpose_import": 60,
+    "cellpose_import": 60, "rigid_shifts": 60, "shared_motion": 15, "qc": 30,
 }
 
 
@@ -66,6 +66,12 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
         return 300 + 80 * _frame_mb(meta, None) * nplanes
     if step == "volume":  # F and Fneu (float64) of up to 500 candidate ROIs of two planes at a time
         return 1500 + 4 * 8 * n * 500 / 1e6
+    if step == "rigid_shifts":  # a batch of frames and the reference sample, no output movie
+        return 2000 + 4 * 400 * _frame_mb(meta, part)
+    if step == "shared_motion":  # a few shift traces per plane
+        return 1000 + 0.001 * n * len(meta["planes"])
+    if step == "qc":  # the ops of every plane and a sample of frames of one plane at a time
+        return 2000 + 3 * min(n, 500) * _frame_mb(meta, None)
     if step == "raw_compress":
         return 200
     if step == "nwb_export":

@@ -1,0 +1,27 @@
+rule qc:
+    """A verdict (ok | warn | fail) with reasons for every plane of a session: registration,
+    signal, cells and failures measured against the config's qc thresholds."""
+    input:
+        unpack(qc_inputs),
+    output:
+        table=report(LAYOUT.qc_file("table", S), caption="../report/qc_table.rst", category=S,
+                     subcategory="qc", labels={"figure": "QC table (tsv)"}),
+        json=LAYOUT.qc_file("json", S),
+        shifts=report(LAYOUT.qc_file("shifts", S), caption="../report/qc_shifts.rst", category=S,
+                      subcategory="qc", labels={"figure": "rigid shifts of every plane"}),
+        table_figure=report(LAYOUT.qc_file("table_figure", S), caption="../report/qc_table.rst",
+                            category=S, subcategory="qc", labels={"figure": "QC verdict per plane"}),
+    params:
+        session=qc_session,
+        options=config["qc"],
+    log:
+        LAYOUT.log("qc", S),
+    benchmark:
+        LAYOUT.benchmark("qc", S)
+    threads: 1
+    conda:
+        "../../envs/planeflow.yaml"
+    resources:
+        **step_resources("qc"),
+    script:
+        "../../scripts/qc.py"
