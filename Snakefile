@@ -9,6 +9,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/binary_write.smk"
+include: "workflow/rules/shared_motion.smk"
 include: "workflow/rules/registration.smk"
 include: "workflow/rules/detection.smk"
 include: "workflow/rules/postprocess.smk"

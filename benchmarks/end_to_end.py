@@ -10,6 +10,11 @@ session, <= 1.0 on the ``--short`` 4 x 192 x 192 x 800 one), where planeflow's t
 from their logs), and checks that both found the same cells.
 
     python benchmarks/end_to_end.py [--short] [--rounds 1] [--planes 4] [--frames 2000] [--size 256] [--cores all]
+                                    [--shared-motion off|on]
+
+With ``--shared-motion on`` planeflow registers the (simulated, simultaneous) planes with
+one consensus rigid motion; its extra cost, the rigid pass and the consensus, is printed
+as the job time of rules rigid_shifts and shared_motion.
 """
 from __future__ import annotations
 
@@ -33,7 +38,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "src"))
 TARGET = 0.85        # 4 planes x 256 x 256 px x 2000 frames (issue 15)
 TARGET_SHORT = 1.0   # 4 planes x 192 x 192 px x 800 frames (--short)
-STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume", "volume_stats")
+STEPS = ("binary_write", "rigid_shifts", "shared_motion", "registration", "detection", "postprocess",
+         "merge", "volume", "volume_stats", "qc")
 
 RUN_S2P = """
 import json, sys, time
@@ -101,6 +107,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=None, help="Ly = Lx in pixels; default 256 (192 with --short)")
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--cores", default="all", help="number of cores both runs get (default: all)")
+    ap.add_argument("--shared-motion", choices=("off", "on"), default="off",
+                    help="planeflow's registration.shared_motion (the simulated planes are simultaneous)")
     ap.add_argument("--out", default="/tmp/planeflow-bench-e2e")
     ap.add_argument("--skip-run-s2p", type=float, metavar="SECONDS",
                     help="do not run suite2p; use this earlier run_s2p time instead")
@@ -144,7 +152,8 @@ def main() -> int:
         (pf / "sessions.tsv").write_text("session_id\tdata_path\tnplanes\tfs\ttau\tdiameter\n"
                                          f"bench\t{raw}\t{a.planes}\t{fs}\t{tau}\t{diam}\n")
         cfg = {"sessions": str(pf / "sessions.tsv"), "results_dir": str(pf / "results"),
-               "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)}}
+               "suite2p": {k: v for k, v in s2p.items() if k not in ("fs",)},
+               "registration": {"shared_motion": a.shared_motion}}
         (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
         cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
                f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}", *a.snakemake_args]
@@ -177,9 +186,13 @@ def main() -> int:
     print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
           f"{len(cores)} cores, load average {' / '.join(f'{v:.1f}' for v in loads)}")
     print(f"suite2p.run_s2p:            {m_s2p:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_s2p)})")
-    print(f"planeflow (local profile):  {m_pf:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_pf)})")
+    print(f"planeflow (local profile):  {m_pf:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_pf)}; shared motion {a.shared_motion})")
     print("planeflow job time per step (s, summed over planes): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+          + ", ".join(f"{k} {v:.1f}" for k, v in steps.items() if v))
+    if a.shared_motion == "on":
+        extra = steps["rigid_shifts"] + steps["shared_motion"]
+        print(f"shared motion's extra cost: {extra:.1f} s of job time (rigid pass + consensus), "
+              f"{100 * extra / max(steps['registration'], 1e-9):.0f}% of registration's")
     print(f"volume step (offsets, crosstalk, one ID per cell): {steps['volume']:.1f} s = "
           f"{100 * steps['volume'] / m_pf:.1f} % of the planeflow run (target < 10 %)")
     print("of which fixed cost, process start to first line of work (s, summed): "

@@ -114,3 +114,32 @@ def finished_session(tmp_path_factory):
     proc = snakemake(cfg, check=True)
     return {"tmp": tmp, "cfg": cfg, "res": tmp / "results" / "fin", "sim": sim, "session": "fin",
             "console": proc.stdout + proc.stderr}
+
+
+
+def run_s2p_direct(data_path, nplanes: int, overrides: dict, save_path, **db_extra) -> Path:
+    """suite2p.run_s2p on ``data_path`` with suite2p's defaults plus ``overrides`` (merged by
+    planeflow's own suite2p_settings, as planeflow's jobs do); returns its suite2p folder."""
+    import suite2p
+
+    from planeflow.plan.config import suite2p_settings
+
+    settings = suite2p_settings(overrides)
+    db = {"data_path": [str(data_path)], "nplanes": nplanes, "save_path0": str(save_path), **db_extra}
+    suite2p.run_s2p(db=db, settings=settings)
+    return Path(save_path) / "suite2p"
+
+
+def assert_plane_parity(ours: Path, ref: Path) -> None:
+    """A planeflow plane folder gives what suite2p's own pipeline gives: the same ROIs
+    (count, centres within 1 px), the same traces (correlation > 0.999), the same classification."""
+    stat = np.load(ours / "stat.npy", allow_pickle=True)
+    stat_ref = np.load(ref / "stat.npy", allow_pickle=True)
+    assert len(stat) == len(stat_ref), (ours, len(stat), len(stat_ref))
+    if len(stat):
+        med = np.array([s["med"] for s in stat])
+        med_ref = np.array([s["med"] for s in stat_ref])
+        assert np.abs(med - med_ref).max() <= 1.0, ours
+    for a, b in zip(np.load(ours / "F.npy"), np.load(ref / "F.npy")):
+        assert np.corrcoef(a, b)[0, 1] > 0.999, ours
+    assert np.array_equal(np.load(ours / "iscell.npy")[:, 0], np.load(ref / "iscell.npy")[:, 0]), ours

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import dry_run_jobs, make_config, snakemake
+from conftest import assert_plane_parity, dry_run_jobs, make_config, run_s2p_direct, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -223,26 +223,9 @@ def test_volume_stats(run):
 
 def test_parity_with_suite2p_run_s2p(run, tmp_path):
     """The per-plane DAG gives what suite2p's own pipeline gives on the same data."""
-    import suite2p
-
-    settings = suite2p.default_settings()
-    settings.update({"fs": FS, "tau": TAU, "diameter": [DIAM, DIAM], "torch_device": "cpu"})
-    settings["registration"]["block_size"] = [64, 64]
-    settings["detection"]["sparsery_settings"]["spatial_scale"] = 2
-    db = {"data_path": [str(run["tmp"] / "raw")], "nplanes": NPLANES, "save_path0": str(tmp_path)}
-    suite2p.run_s2p(db=db, settings=settings)
+    ref = run_s2p_direct(run["tmp"] / "raw", NPLANES, {**S2P, "fs": FS}, tmp_path)
     for p in range(NPLANES):
-        ref = tmp_path / "suite2p" / f"plane{p}"
-        ours = load_plane(run["res"], p)
-        stat_ref = np.load(ref / "stat.npy", allow_pickle=True)
-        assert len(ours["stat"]) == len(stat_ref), p
-        med_ours = np.array([s["med"] for s in ours["stat"]])
-        med_ref = np.array([s["med"] for s in stat_ref])
-        assert np.abs(med_ours - med_ref).max() <= 1.0
-        F_ref = np.load(ref / "F.npy")
-        for a, b in zip(ours["F"], F_ref):
-            assert np.corrcoef(a, b)[0, 1] > 0.999
-        assert np.array_equal(ours["iscell"][:, 0], np.load(ref / "iscell.npy")[:, 0])
+        assert_plane_parity(run["res"] / "suite2p" / f"plane{p}", ref / f"plane{p}")
 
 
 def test_bad_config_stops_before_any_job(run, tmp_path):

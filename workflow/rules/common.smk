@@ -98,7 +98,7 @@ def suite2p_params(step):
 
 
 #: steps that run on torch and so may use GPUs
-TORCH_STEPS = ("registration", "detection", "cellpose_import")
+TORCH_STEPS = ("registration", "detection", "cellpose_import", "rigid_shifts")
 
 
 def step_resources(step):
@@ -125,12 +125,40 @@ GROUPS = {
     "short": ("postprocess", "merge"),
     "plane": ("binary_write", "registration", "detection", "postprocess", "merge"),
 }
+#: sessions registered with shared motion (config registration.shared_motion)
+SHARED_MOTION = {sid: pfconfig.shared_motion_enabled(META[sid], config) for sid in META}
+if any(SHARED_MOTION.values()):
+    # registration then waits for every plane's binary (through shared_motion): a group
+    # holding a plane's binary_write and its registration would wait on the other groups
+    GROUPS["plane"] = tuple(s for s in GROUPS["plane"] if s != "binary_write")
 
 
 def group_for(step):
     """Snakemake group of a step (None = its own job). Grouped jobs of one plane are
     connected, so Snakemake submits one job per plane and group."""
     return "plane_steps" if step in GROUPS[config["group_jobs"]] else None
+
+
+def registration_inputs(wc):
+    """The plane's binary and its ops; with shared motion also the session's consensus and
+    the plane's own rigid pass (its reference image)."""
+    files = {"ops": LAYOUT.part_file("binary_write", "ops", wc.session, wc.plane, wc.part),
+             "bin": LAYOUT.part_file("binary_write", "bin", wc.session, wc.plane, wc.part)}
+    if SHARED_MOTION[wc.session]:
+        files["shared"] = LAYOUT.shared_motion(wc.session)
+        files["rigid"] = LAYOUT.part_file("rigid_shifts", "shifts", wc.session, wc.plane, wc.part)
+    return files
+
+
+def session_planes_parts(session):
+    """(plane, part) of every plane and part of a session, plane by plane."""
+    m = META[session]
+    return [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
+
+
+def shared_motion_inputs(wc):
+    return [LAYOUT.part_file("rigid_shifts", "shifts", wc.session, p, q)
+            for p, q in session_planes_parts(wc.session)]
 
 
 def merge_inputs(wc):

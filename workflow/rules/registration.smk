@@ -1,8 +1,7 @@
 rule registration:
     """suite2p registration of one plane (part): data_raw.bin -> data.bin + offsets in ops."""
     input:
-        ops=part_file("binary_write", "ops"),
-        bin=part_file("binary_write", "bin"),
+        unpack(registration_inputs),
     output:
         **part_outputs("registration"),
     params:

@@ -67,7 +67,12 @@ def fit_blocks(Ly: int, Lx: int, block_size, nonrigid: bool) -> dict | None:
 
 
 def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides: dict,
-                 torch_device: str = "cpu", threads: int = 1) -> dict:
+                 torch_device: str = "cpu", threads: int = 1, shared: str | None = None,
+                 rigid: str | None = None, plane: int | None = None, part: int = 0) -> dict:
+    """``shared``: the session's consensus (rule shared_motion) when shared motion is on;
+    the plane (part) is then registered with its rigid shifts from there (``plane``, ``part``
+    pick them), non-rigid per plane on top; ``rigid``: the plane's own rigid pass (its
+    reference image)."""
     t0 = time.time()
     failure = None
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
@@ -86,10 +91,14 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
             os.unlink(tmp)  # BinaryFile creates it with the right size
             with BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(in_bin), n_frames=n) as f_raw, \
                  BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(tmp), n_frames=n, write=True) as f_reg:
+                given = shared_shifts(shared, rigid, plane, part) if shared else None
                 try:
-                    reg = s2p_register.registration_wrapper(
-                        f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
-                        badframes=None, settings=rs, device=device)
+                    if given is not None:
+                        reg = register_with_shifts(f_raw, f_reg, given, rs, device)
+                    else:
+                        reg = s2p_register.registration_wrapper(
+                            f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
+                            badframes=None, settings=rs, device=device)
                 except (ValueError, IndexError, ZeroDivisionError, RuntimeError) as e:
                     failure = f"suite2p registration failed on this plane: {type(e).__name__}: {e}"
                     log.warning("registration: %s; keeping the movie unregistered and marking "
@@ -122,6 +131,7 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
         "nonrigid": bool(rs["nonrigid"]),
         "block_size": [int(b) for b in rs["block_size"]],
         **({"block_size_adapted": adapted} if adapted is not None else {}),
+        "shared_motion": reg.get("shared_motion"),
         "max_rigid_shift_px": float(np.max(np.hypot(reg["yoff"], reg["xoff"]))) if "yoff" in reg else 0.0,
         "n_badframes": int(np.sum(reg["badframes"])),
         "failure": failure,
@@ -140,3 +150,95 @@ def unregistered(f_raw, f_reg, ops: dict) -> dict:
     return {"yrange": [0, Ly], "xrange": [0, Lx], "badframes": np.ones(n, bool),
             "badframes0": np.zeros(n, bool), "yoff": zeros, "xoff": zeros.copy(),
             "corrXY": np.zeros(n, np.float32), "meanImg": ops["meanImg"], "bidiphase": 0}
+
+
+def shared_shifts(path: str, rigid: str, plane: int, part: int) -> dict:
+    """One plane's (part's) entry of the shared_motion file, and the reference image of its
+    own rigid pass (``rigid``)."""
+    with np.load(path) as z:
+        k = np.flatnonzero((z["plane"] == int(plane)) & (z["part"] == int(part)))
+        if len(k) != 1:
+            raise ValueError(f"'{path}' holds no shifts of plane {plane} part {part}")
+        k = int(k[0])
+        return {"yoff": z["yoff"][k], "xoff": z["xoff"][k], "own_yoff": z["own_yoff"][k],
+                "own_xoff": z["own_xoff"][k], "bidiphase": int(z["bidiphase"][k]),
+                "weight": float(z["weight"][k]), "agreement": float(z["agreement"][k]),
+                "agrees": bool(z["agrees"][k]), "offset": z["offset"][k].tolist(),
+                "refImg": np.load(rigid)["refImg"]}
+
+
+def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
+    """suite2p registration of ``f_raw`` into ``f_reg`` with given rigid shifts.
+
+    What ``registration_wrapper`` / ``register_frames`` do, with the rigid phase
+    correlation replaced by ``given`` shifts. The reference: for a plane that agrees with
+    the consensus, suite2p's own (from its rigid pass), so that such a plane is registered
+    as suite2p alone would where its shifts equal the consensus; otherwise the mean of
+    suite2p's sample of frames (``nimg_init``) moved by the given shifts. Each batch of frames (phase
+    corrected, clipped to the reference's range) is moved by them, suite2p's non-rigid
+    phase correlation runs on top, ``shift_frames`` applies both; ``compute_crop`` then
+    marks bad frames and the valid range. ``corrXY`` is the rigid phase correlation at the
+    given shift. suite2p's two_step_registration is not used (the rigid shifts are fixed).
+    """
+    import torch
+    bidi, nonrigid, rigid, utils = (suite2p_module(f"suite2p.registration.{m}")
+                                    for m in ("bidiphase", "nonrigid", "rigid", "utils"))
+    register = s2p_register
+
+    n, Ly, Lx = f_raw.shape
+    yoff = np.asarray(given["yoff"], np.int64)
+    xoff = np.asarray(given["xoff"], np.int64)
+    bidiphase = given["bidiphase"]
+    if given["agrees"]:
+        refImg = np.asarray(given["refImg"])
+    else:
+        ix = np.linspace(0, n, 1 + min(rs["nimg_init"], n), dtype=int)[:-1]
+        sample = np.asarray(f_raw[ix]).astype(np.float32)
+        if bidiphase != 0:
+            sample = bidi.shift(sample, bidiphase)
+        refImg = np.mean([np.roll(f, (-int(y), -int(x)), axis=(0, 1))
+                          for f, y, x in zip(sample, yoff[ix], xoff[ix])], axis=0).astype("int16")
+    (maskMul, maskOffset, cfRefImg, maskMulNR, maskOffsetNR, cfRefImgNR, blocks, rmin, rmax) = \
+        register.compute_filters_and_norm(refImg, norm_frames=rs["norm_frames"], spatial_smooth=rs["smooth_sigma"],
+                                          spatial_taper=rs["spatial_taper"],
+                                          block_size=rs["block_size"] if rs["nonrigid"] else None,
+                                          subpixel=rs["subpixel"], device=device)
+    lcorr = int(min(np.round(rs["maxregshift"] * min(Ly, Lx)), min(Ly, Lx) // 2))
+    mean_img = np.zeros((Ly, Lx), "float32")
+    corr, nr = [], []
+    for t0 in range(0, n, rs["batch_size"]):
+        t1 = min(t0 + rs["batch_size"], n)
+        fr = torch.from_numpy(np.asarray(f_raw[t0:t1])).to(device)
+        if bidiphase != 0:
+            fr = bidi.shift(fr, bidiphase)
+        fr_c = torch.clip(fr, rmin, rmax) if rmin > -np.inf else fr
+        yk, xk = yoff[t0:t1], xoff[t0:t1]
+        cc = rigid.phasecorr(fr_c, cfRefImg, maskMul, maskOffset, rs["maxregshift"], rs["smooth_sigma_time"],
+                             return_cc=True)[3]
+        iy, ix_ = np.clip(yk + lcorr, 0, 2 * lcorr), np.clip(xk + lcorr, 0, 2 * lcorr)
+        corr.append(cc[np.arange(len(cc)), iy, ix_])
+        ymax1 = xmax1 = None
+        if maskMulNR is not None and rs["maxregshiftNR"] > 0:
+            rolled = torch.stack([torch.roll(f, shifts=(-int(y), -int(x)), dims=(0, 1))
+                                  for f, y, x in zip(fr_c, yk, xk)], axis=0)
+            ymax1, xmax1, cmax1 = nonrigid.phasecorr(rolled, blocks, maskMulNR, maskOffsetNR, cfRefImgNR,
+                                                     rs["snr_thresh"], rs["maxregshiftNR"])[:3]
+            nr.append((ymax1.cpu().numpy(), xmax1.cpu().numpy(), cmax1.cpu().numpy()))
+        frames = register.shift_frames(fr, yk, xk, ymax1, xmax1, blocks, device=device)
+        mean_img += frames.sum(axis=0) / n
+        f_reg[t0:t1] = frames
+    corrXY = np.concatenate(corr)
+    nonrigid_offsets = tuple(np.concatenate([b[i] for b in nr]) for i in range(3)) if nr else (None, None, None)
+    badframes0 = np.zeros(n, bool)
+    badframes, yrange, xrange = register.compute_crop(
+        xoff=xoff, yoff=yoff, corrXY=corrXY, th_badframes=rs["th_badframes"], badframes=badframes0.copy(),
+        maxregshift=rs["maxregshift"], Ly=Ly, Lx=Lx)
+    reg = register.registration_outputs_to_dict(refImg, rmin, rmax, mean_img, (yoff, xoff, corrXY),
+                                                nonrigid_offsets, (None, None), None, badframes, badframes0,
+                                                yrange, xrange, bidiphase)
+    reg["meanImgE"] = utils.highpass_mean_image(mean_img.astype("float32"), aspect=1.0)
+    reg["yoff_own"], reg["xoff_own"] = np.asarray(given["own_yoff"]), np.asarray(given["own_xoff"])
+    reg["shared_motion"] = {k: given[k] for k in ("weight", "agreement", "agrees", "offset")}
+    log.info("registration: rigid shifts from the session's consensus (weight %.1f, agreement %.0f%%%s)",
+             given["weight"], 100 * given["agreement"], "" if given["agrees"] else ", consensus alone")
+    return reg

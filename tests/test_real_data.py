@@ -1,0 +1,64 @@
+"""planeflow end to end on the small real recordings of ../shared/data/real (README there),
+each as a one-plane session: the run completes, QC gives a verdict per session, and the
+plane equals a direct suite2p.run_s2p on the same data and settings.
+
+One Snakemake run holds all three sessions. suite2p's non-rigid registration is off for
+all of them (thunder_mouse's 64 x 64 px frames are smaller than one non-rigid block).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_plane_parity, make_config, run_s2p_direct, snakemake
+
+pytestmark = pytest.mark.workflow
+
+S2P = {"torch_device": "cpu", "tau": 1.0, "registration": {"nonrigid": False}}
+#: session -> (file or folder under real/, fs, diameter, extra run_s2p db keys)
+SESSIONS = {
+    "neurofinder_crop": ("neurofinder_crop/movie.tif", 7.0, 12, {}),
+    "thunder_mouse": ("thunder_mouse/movie.tif", 10.0, 4, {}),
+    "allen_ophys": ("allen_ophys/movie_100x100x100.h5", 30.0, 10, {"input_format": "h5", "h5py_key": "data"}),
+}
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, request):
+    real = request.getfixturevalue("shared_data") / "real"
+    if not real.is_dir():
+        pytest.skip("../shared/data/real is absent")
+    tmp = tmp_path_factory.mktemp("real")
+    rows = [{"session_id": sid, "data_path": str(real / path), "nplanes": 1, "fs": fs, "diameter": d}
+            for sid, (path, fs, d, _) in SESSIONS.items()]
+    cfg = make_config(tmp, rows, suite2p=S2P)
+    proc = snakemake(cfg)
+    return {"tmp": tmp, "real": real, "proc": proc, "res": tmp / "results"}
+
+
+def test_completes_without_traceback(real_run):
+    proc = real_run["proc"]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    for sid in SESSIONS:
+        for log in (real_run["res"] / sid / "logs").rglob("*.log"):
+            assert "Traceback" not in log.read_text(), log
+
+
+@pytest.mark.parametrize("sid", list(SESSIONS))
+def test_qc_verdict(real_run, sid):
+    qc = json.loads((real_run["res"] / sid / "qc" / "qc.json").read_text())
+    (plane,) = qc["planes"]
+    print(f"\n{sid}: {plane['verdict']} {plane['reasons']} n_accepted={plane['n_accepted']} "
+          f"snr={plane['snr']:.2f} max_shift={plane['max_shift_px']} at_limit={plane['at_limit_fraction']}")
+    assert plane["failure"] is None
+    assert plane["verdict"] in ("ok", "warn")
+    assert plane["snr"] > 0.5 and plane["saturated_fraction"] < 0.001
+    assert plane["consensus_corr"] is None  # one plane: nothing to compare with
+
+
+@pytest.mark.parametrize("sid", list(SESSIONS))
+def test_parity_with_run_s2p(real_run, sid, tmp_path):
+    path, fs, d, db = SESSIONS[sid]
+    ref = run_s2p_direct((real_run["real"] / path).parent, 1, {**S2P, "fs": fs, "diameter": [d, d]}, tmp_path, **db)
+    assert_plane_parity(real_run["res"] / sid / "suite2p" / "plane0", ref / "plane0")
