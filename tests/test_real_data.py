@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import assert_plane_parity, make_config, run_s2p_direct, snakemake
+from conftest import SHARED, assert_plane_parity, make_config, run_s2p_direct, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -25,10 +25,10 @@ SESSIONS = {
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory, request):
-    real = request.getfixturevalue("shared_data") / "real"
+def real_run(tmp_path_factory):
+    real = SHARED / "data" / "real"  # the module-scoped form of the shared_data fixture's check
     if not real.is_dir():
-        pytest.skip("../shared/data/real is absent")
+        pytest.skip("../shared/data/real is absent (only the project's own machines have it)")
     tmp = tmp_path_factory.mktemp("real")
     rows = [{"session_id": sid, "data_path": str(real / path), "nplanes": 1, "fs": fs, "diameter": d}
             for sid, (path, fs, d, _) in SESSIONS.items()]

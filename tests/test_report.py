@@ -55,3 +55,14 @@ def test_volume_figures_and_categories(report):
     assert f'"{s}"' in html
     # the workflow description is rendered with the config
     assert "one cluster or local job per plane and step" in html
+
+
+def test_qc_section(report):
+    """The QC table figure (coloured by verdict) and the shifts of every plane, under "qc"."""
+    run, html = report
+    for name in ("qc_table.png", "shifts.png"):
+        fig = run["res"] / "qc" / name
+        assert base64.b64encode(fig.read_bytes()).decode() in html, name
+    assert re.search(r'"qc"', html)
+    assert "quality control, one row per plane" in html
+    assert "qc.tsv" in html

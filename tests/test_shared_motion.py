@@ -143,3 +143,17 @@ def test_qc_fail_on_stops_with_the_planes_named(runs, tmp_path):
     assert not (res / "qc" / "qc.json").exists()  # nothing half-written
     snakemake(runs["cfg_off"], check=True)  # back to the normal config: qc reruns and passes
     assert (res / "qc" / "qc.json").exists()
+
+
+def test_auto_is_on_for_lbm_and_off_when_asked(tmp_path):
+    """auto: on for an LBM recording (ScanImage channels as planes), from the cached metadata."""
+    from planeflow.synth.scanimage_session import simulate_scanimage_session
+
+    simulate_scanimage_session(tmp_path / "raw", nplanes=3, nframes=60, roi_widths=(32, 32), height=32,
+                               nfiles=1, cells_per_plane=2, seed=1, name="lbm")
+    row = [{"session_id": "lbm", "data_path": str(tmp_path / "raw"), "nplanes": None, "fs": None}]
+    for mode, expect in (("auto", 3), ("off", 0), ("on", 3)):
+        cfg = make_config(tmp_path / mode, row, suite2p=S2P, registration={"shared_motion": mode})
+        jobs = dry_run_jobs(cfg)
+        assert sum(r == "rigid_shifts" for r, _ in jobs) == expect, mode
+        assert sum(r == "shared_motion" for r, _ in jobs) == (expect > 0), mode

@@ -91,8 +91,12 @@ def consensus_correlations(shifts: dict) -> tuple[dict, np.ndarray | None]:
         others = np.median(np.stack([c for q, c in centred.items() if q != p]), axis=0)
         a, b = centred[p].ravel(), others.ravel()
         a, b = a - a.mean(), b - b.mean()
-        den = np.sqrt(np.sum(a * a) * np.sum(b * b))
-        out[p] = float(np.sum(a * b) / den) if den > 0 else None
+        if np.sum(b * b) == 0:
+            out[p] = None  # the others do not move: nothing to compare with
+        elif np.sum(a * a) == 0:
+            out[p] = 0.0  # the plane's shifts stay put (e.g. pinned at the limit) while the others move
+        else:
+            out[p] = float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
     return out, np.median(stack, axis=0)
 
 
