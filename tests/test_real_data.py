@@ -52,13 +52,44 @@ def test_qc_verdict(real_run, sid):
     print(f"\n{sid}: {plane['verdict']} {plane['reasons']} n_accepted={plane['n_accepted']} "
           f"snr={plane['snr']:.2f} max_shift={plane['max_shift_px']} at_limit={plane['at_limit_fraction']}")
     assert plane["failure"] is None
-    assert plane["verdict"] in ("ok", "warn")
-    assert plane["snr"] > 0.5 and plane["saturated_fraction"] < 0.001
+    assert plane["saturated_fraction"] < 0.001
+    if sid == "allen_ophys":
+        # 100 frames: suite2p registers them but finds no cell, and the mean of so few frames
+        # is noisy; QC says so without failing the plane
+        assert plane["verdict"] == "warn" and plane["n_rois"] == 0
+        assert any("no ROIs" in r for r in plane["reasons"])
+    else:
+        assert plane["verdict"] == "ok" and plane["n_accepted"] >= 10 and plane["snr"] > 0.5
     assert plane["consensus_corr"] is None  # one plane: nothing to compare with
 
 
 @pytest.mark.parametrize("sid", list(SESSIONS))
 def test_parity_with_run_s2p(real_run, sid, tmp_path):
+    """The same data through suite2p.run_s2p. suite2p 1.1.0's TIFF reader misreads these
+    zlib-compressed TIFFs (values wrap to +-32767; planeflow reads them right), so run_s2p
+    gets an uncompressed copy of the same frames, same dtype. On allen_ophys (100 frames)
+    both find no ROI, where run_s2p stops with an error after registration: the registration
+    is compared there."""
+    import numpy as np
+    import tifffile
+
     path, fs, d, db = SESSIONS[sid]
-    ref = run_s2p_direct((real_run["real"] / path).parent, 1, {**S2P, "fs": fs, "diameter": [d, d]}, tmp_path, **db)
-    assert_plane_parity(real_run["res"] / sid / "suite2p" / "plane0", ref / "plane0")
+    src = real_run["real"] / path
+    if src.suffix == ".tif":
+        (tmp_path / "raw").mkdir()
+        tifffile.imwrite(tmp_path / "raw" / src.name, tifffile.imread(src), photometric="minisblack", metadata=None)
+        data = tmp_path / "raw"
+    else:
+        data = src.parent
+    ours = real_run["res"] / sid / "suite2p" / "plane0"
+    settings = {**S2P, "fs": fs, "diameter": [d, d]}
+    if sid == "allen_ophys":
+        with pytest.raises(ValueError, match="no ROIs were found"):
+            run_s2p_direct(data, 1, settings, tmp_path / "s2p", **db)
+        ref = np.load(tmp_path / "s2p" / "suite2p" / "plane0" / "reg_outputs.npy", allow_pickle=True).item()
+        ops = np.load(ours / "ops.npy", allow_pickle=True).item()
+        assert np.array_equal(ops["yoff"], ref["yoff"]) and np.array_equal(ops["xoff"], ref["xoff"])
+        assert len(np.load(ours / "stat.npy", allow_pickle=True)) == 0
+        return
+    ref = run_s2p_direct(data, 1, settings, tmp_path / "s2p", **db)
+    assert_plane_parity(ours, ref / "plane0")
