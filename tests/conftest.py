@@ -116,7 +116,6 @@ def finished_session(tmp_path_factory):
             "console": proc.stdout + proc.stderr}
 
 
-
 def run_s2p_direct(data_path, nplanes: int, overrides: dict, save_path, **db_extra) -> Path:
     """suite2p.run_s2p on ``data_path`` with suite2p's defaults plus ``overrides`` (merged by
     planeflow's own suite2p_settings, as planeflow's jobs do); returns its suite2p folder."""

@@ -266,7 +266,7 @@ def shared_motion_enabled(meta: dict, config: dict) -> bool:
     stacks, single planes, plain TIFFs and arrays whose timing is unknown). YAML reads an
     unquoted on/off as true/false; both spellings are accepted. Never on for
     a session with a single plane (there is nothing to share)."""
-    mode = (config.get("registration") or {}).get("shared_motion", "auto")
+    mode = config["registration"]["shared_motion"]
     mode = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else str(mode)
     if len(meta.get("planes", [])) < 2 or mode == "off":
         return False
