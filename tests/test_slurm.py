@@ -73,7 +73,7 @@ def test_every_plane_step_is_its_own_slurm_job_and_results_equal_local(cluster, 
         planes = sorted(int(w[1]) for r, w, _ in subs if r == step)
         assert planes == list(range(NPLANES)), (step, subs)
     ids = [j for _, _, j in subs]
-    assert len(ids) == len(set(ids)) == len(STEPS) * NPLANES + 2  # + volume_stats, volume
+    assert len(ids) == len(set(ids)) == len(STEPS) * NPLANES + 3  # + volume_stats, volume, qc
     # each job's SLURM log exists and the job ran under SLURM
     for _, _, j in subs:
         logs = list((tmp_path / "slurm" / ".snakemake" / "slurm_logs").rglob(f"{j}.log"))
@@ -128,7 +128,7 @@ def test_cancelled_plane_is_the_only_one_rerun(cluster, tmp_path):
     subs = submissions(proc.stdout + proc.stderr)
     per_plane = [w[1] for r, w, _ in subs if r in STEPS]
     assert per_plane and set(per_plane) == {"1"}
-    assert {r for r, _, _ in subs} - set(STEPS) <= {"volume_stats", "volume"}
+    assert {r for r, _, _ in subs} - set(STEPS) <= {"volume_stats", "volume", "qc"}
     assert (res / "plane1" / "stat.npy").is_file()
 
 
