@@ -188,6 +188,7 @@ def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dic
     else:
         ax.text(0.5, 0.5, "crosstalk not estimated", ha="center", va="center")
     fig.suptitle(title)
+    _save(fig, path)
 
 
 #: colours of the QC verdicts (tables and shift traces)
