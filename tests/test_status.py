@@ -15,7 +15,8 @@ from planeflow import PlaneflowError
 from planeflow.plan.layout import Layout, plane_folder_files
 from planeflow.plan.status import collect, format_table, log_error
 
-CONFIG = {"cellpose": {"export": False}, "nwb_export": {"enabled": False}, "raw_compress": {"enabled": False}}
+CONFIG = {"cellpose": {"export": False}, "nwb_export": {"enabled": False}, "raw_compress": {"enabled": False},
+          "registration": {"shared_motion": "off"}}
 DONE = ("2026-01-01 10:00:00,000 [INFO] planeflow: start rule x (threads=1)\n"
         "2026-01-01 10:00:05,000 [INFO] planeflow: done rule x in 5.0 s\n")
 
@@ -86,7 +87,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
     assert planes[0] == dict.fromkeys(("binary_write", "registration", "detection", "postprocess", "merge"), "done")
     assert planes[1]["registration"] == "failed" and planes[1]["detection"] == "pending"
     assert planes[2]["detection"] == "failed" and planes[3]["merge"] == "done"
-    assert sess == {"volume_stats": "done"}
+    assert sess == {"volume": "done", "volume_stats": "done", "qc": "done"}
     planes, _ = states(st, "s01")
     assert planes[3]["detection"] == "incomplete" and planes[0]["postprocess"] == "pending"
     problems = {(p["session"], p["plane"], p["step"]): p for p in st["problems"]}
@@ -102,7 +103,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
     text = format_table(st)
     assert "FAILED: s00 plane 1, step registration" in text and "INCOMPLETE: s01 plane 3" in text
     rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in text.splitlines() if ln.startswith("s0")}
-    assert rows[("s00", "0")] == ["done"] * 5 + ["volume_stats:", "done"]
+    assert rows[("s00", "0")] == ["done"] * 5 + ["volume:", "done,", "volume_stats:", "done,", "qc:", "done"]
     assert rows[("s00", "1")] == ["done", "failed", "pending", "pending", "pending"]
     assert rows[("s00", "3")] == ["done"] * 5
     assert "lock" not in text.lower()
@@ -118,7 +119,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
 def test_finished_sessions_collapse_to_one_row(tmp_path):
     build_tree(tmp_path / "results", 2, 5, nparts=2)
     st = collect(str(tmp_path / "results"), workdir=str(tmp_path))
-    assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 1), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
+    assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 3), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
     rows = [ln for ln in format_table(st).splitlines() if ln.startswith("s0")]
     assert len(rows) == 2 and all(" 0-4 " in r for r in rows), rows
 

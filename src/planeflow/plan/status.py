@@ -31,7 +31,8 @@ import os
 import re
 import time
 
-from planeflow.plan.layout import (CELLPOSE_EXPORT_FILES, METADATA, PART_STEPS, VOLUME_FILES,
+from planeflow.plan.layout import (CELLPOSE_EXPORT_FILES, METADATA, PART_STEPS, QC_FILES, VOLUME_FILES,
+                                   VOLUME_OUTPUTS,
                                    Layout, plane_folder_files)
 
 STATES = ("done", "failed", "running", "incomplete", "pending")
@@ -230,7 +231,9 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
         for p in meta.get("planes", []):
             target = lay.plane_dir(sid, p)
             row = {}
-            for step in PART_STEPS:
+            for step in PART_STEPS + ("rigid_shifts",):
+                if step == "rigid_shifts" and not os.path.isdir(lay.step_dir(step, sid)):
+                    continue  # shared motion off: no rigid pass
                 per_part = []
                 for q in range(nparts):
                     log = lay.log(step, sid, p, q)
@@ -277,7 +280,10 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
 def _session_steps(lay: Layout, sid: str, meta: dict):
     """(step, outputs, always shown) of the per-session steps; the optional ones are shown
     once they have a log or an output (the config, which switches them on, is not read)."""
+    yield "shared_motion", [lay.shared_motion(sid)], False
+    yield "volume", [lay.volume_output(k, sid) for k in VOLUME_OUTPUTS], True
     yield "volume_stats", [lay.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"], True
+    yield "qc", [lay.qc_file(k, sid) for k in QC_FILES], True
     yield "nwb_export", [lay.nwb(sid)], False
     yield "raw_compress", [lay.manifest(sid)], False
 
