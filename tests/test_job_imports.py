@@ -152,6 +152,8 @@ def test_jobs_log_their_fixed_cost_and_heavy_imports(finished_session):
     seen = set()
     for log in sorted(logs.glob("*/*.log")):
         step, text = log.parent.name, log.read_text()
+        if "[ERROR]" in text:  # a job another test made fail on purpose (e.g. a bad cellpose file)
+            continue
         start = re.search(r"work starts ([\d.]+) s and (\d+) MB after process start", text)
         done = re.search(r"peak RSS (\d+) MB; imported (.*) \(of ", text)
         assert start and done, f"{log}:\n{text[-2000:]}"
