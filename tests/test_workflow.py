@@ -89,7 +89,7 @@ def test_status_shows_exactly_the_failed_plane(run):
     assert planes["0"] == planes["2"] == dict.fromkeys(STEPS, "done")
     assert planes["1"] == {"binary_write": "done", "registration": "failed", "detection": "pending",
                            "postprocess": "pending", "merge": "pending"}
-    assert st["sessions"][0]["session_steps"] == {"volume_stats": "pending"}
+    assert st["sessions"][0]["session_steps"] == {"volume": "pending", "volume_stats": "pending", "qc": "pending"}
     assert st["locks"] == []  # the failed run let go of its lock
     text = run["status_text"]
     assert "FAILED: syn plane 1, step registration" in text
