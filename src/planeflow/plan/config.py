@@ -89,11 +89,12 @@ def validate(instance: dict, schema: dict, where: str) -> None:
 def _schema_types(schema: dict) -> list[str]:
     t = schema.get("type")
     if t is None:  # an enum without a type: the types of its values
-        return sorted({_json_type(v) for v in schema.get("enum", [])})
+        return sorted({json_type(v) for v in schema.get("enum", [])})
     return [t] if isinstance(t, str) else list(t)
 
 
-def _json_type(value) -> str:
+def json_type(value) -> str:
+    """The JSON-schema type name of a (YAML-loaded) value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -109,7 +110,7 @@ def _json_type(value) -> str:
 
 def _fits(value, schema: dict) -> bool:
     types = _schema_types(schema)
-    kind = _json_type(value)
+    kind = json_type(value)
     ok = kind in types or (kind == "integer" and "number" in types)
     return ok and ("enum" not in schema or value in schema["enum"])
 

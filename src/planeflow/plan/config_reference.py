@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from planeflow.plan.config import json_type
+
 #: where the generated page lives relative to the schemas (for its links)
 SCHEMA_LINK = "../src/planeflow/plan/schemas"
 CONFIG_LINK = "../config"
@@ -111,7 +113,7 @@ def _description(node: dict) -> str:
 def _type(node: dict) -> str:
     types = node.get("type")
     if types is None and "enum" in node:
-        types = sorted({_json_type(v) for v in node["enum"]}, key=list(_TYPE_NAMES).index)
+        types = sorted({json_type(v) for v in node["enum"]}, key=list(_TYPE_NAMES).index)
     if types is None:
         return "any"
     if isinstance(types, str):
@@ -123,22 +125,6 @@ def _type(node: dict) -> str:
             n = f"list of {_TYPE_NAMES.get(node['items']['type'], node['items']['type'])}s"
         names.append(n)
     return " or ".join(names)
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "string"
 
 
 def _default(node: dict, required: bool) -> str:

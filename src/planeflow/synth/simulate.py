@@ -111,14 +111,15 @@ def _place_cells(rng, n, Ly, Lx, margin, min_dist, max_tries=20000):
     lo_y, hi_y = margin, Ly - 1 - margin
     lo_x, hi_x = margin, Lx - 1 - margin
     if hi_y <= lo_y or hi_x <= lo_x:
-        raise ValueError(f"field of view {Ly}x{Lx} too small for cells with margin {margin}")
+        raise PlaneflowError(f"field of view {Ly}x{Lx} too small for cells with margin {margin}; "
+                             "reduce max_shift or diameter")
     pts: list[tuple[float, float]] = []
     tries = 0
     while len(pts) < n:
         tries += 1
         if tries > max_tries:
             raise PlaneflowError(f"could not place {n} non-overlapping cells of min distance "
-                             f"{min_dist:.1f} px in a {Ly}x{Lx} field; reduce cells_per_plane")
+                                 f"{min_dist:.1f} px in a {Ly}x{Lx} field; reduce cells_per_plane")
         p = (rng.uniform(lo_y, hi_y), rng.uniform(lo_x, hi_x))
         if all((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 >= min_dist ** 2 for q in pts):
             pts.append(p)
