@@ -15,6 +15,13 @@ BASE_MINUTES = {
 }
 
 
+#: MB of the Snakemake process that runs a job on its node (``snakemake --mode remote``, about
+#: 130 MB after parsing the workflow, more after a few jobs of a group). SLURM counts it with
+#: the job's own process: a registration job sized to the script alone was killed at 1.31 GB
+#: of a 1.25 GB request when grouped per plane. Added to every request.
+RUNNER_MB = 250
+
+
 def _frame_mb(meta: dict, part) -> float:
     """MB of one float32 frame of a part (the whole plane when ``part`` is None)."""
     Ly, Lx = meta["plane_shape"] if part is None else meta["parts"][int(part)]["shape"]
@@ -38,7 +45,8 @@ def _metrics_frames(meta: dict, part) -> int:
 
 
 def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
-    """Memory of one attempt (MB) from the frame size (fm: MB of one float32 frame) and the
+    """Memory of the job's own process in one attempt (MB; :func:`estimate` adds the Snakemake
+    process that runs it, ``RUNNER_MB``) from the frame size (fm: MB of one float32 frame) and the
     number of frames (n).
 
     Fitted to the peak resident memory (VmHWM) of jobs measured on 128² to 512² planes of 500
@@ -100,5 +108,5 @@ def minutes(step: str, meta: dict, config: dict) -> float:
 
 def estimate(step: str, meta: dict, config: dict, attempt: int, part=None) -> dict:
     """``{"mem_mb": .., "runtime": ..}`` of an attempt (1, 2, ...): both grow with it."""
-    return {"mem_mb": int(mem_mb(step, meta, config, part) * attempt),
+    return {"mem_mb": int((mem_mb(step, meta, config, part) + RUNNER_MB) * attempt),
             "runtime": int(minutes(step, meta, config) * attempt)}
