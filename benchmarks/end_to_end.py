@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "src"))
 TARGET = 0.85        # 4 planes x 256 x 256 px x 2000 frames (issue 15)
 TARGET_SHORT = 1.0   # 4 planes x 192 x 192 px x 800 frames (--short)
 STEPS = ("binary_write", "rigid_shifts", "shared_motion", "registration", "detection", "postprocess",
-         "merge", "volume", "volume_stats", "qc")
+         "merge", "volume_stats", "qc")
 
 RUN_S2P = """
 import json, sys, time
@@ -96,6 +96,38 @@ def _fixed_seconds(log_dir: Path) -> dict:
     return out
 
 
+def _volume_seconds(log_dir: Path) -> float:
+    """Seconds of volume_stats' volume half (plane offsets, crosstalk, one ID per cell), from the
+    'volume: ... in X s' line of its log: the per-session work issue 11 added."""
+    total = 0.0
+    for f in (log_dir / "volume_stats").glob("*.log"):
+        m = re.search(r"volume: \d+ planes, .* in ([\d.]+) s", f.read_text())
+        total += float(m.group(1)) if m else 0.0
+    return total
+
+
+def _slurm_tools_shadow(out: Path) -> dict:
+    """Environment that hides SLURM's client tools when they are installed but their controller
+    does not answer (a test cluster that is stopped): the SLURM executor plugin runs
+    ``scontrol show config`` when Snakemake loads its plugins, which then waits ~9 s for the
+    controller. A laptop without SLURM, and a cluster whose controller answers, do not pay it;
+    with the tools shadowed this benchmark measures the same."""
+    if not shutil.which("scontrol"):
+        return {}
+    try:
+        if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5).returncode == 0:
+            return {}
+    except subprocess.TimeoutExpired:
+        pass
+    shadow = out / "no-slurm-bin"
+    shadow.mkdir(parents=True, exist_ok=True)
+    for tool in ("scontrol", "sacct", "squeue", "sinfo", "sbatch"):
+        (shadow / tool).write_text("#!/bin/sh\nexit 1\n")
+        (shadow / tool).chmod(0o755)
+    print(f"SLURM tools installed but no controller answers: hidden from planeflow's run ({shadow})")
+    return {"PATH_PREFIX": str(shadow)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--short", action="store_true",
@@ -145,6 +177,7 @@ def main() -> int:
 
     # --- planeflow with the workflow profile (profiles/default), local execution
     pf = out / "planeflow"
+    shadow = _slurm_tools_shadow(out)
 
     def run_planeflow() -> float:
         shutil.rmtree(pf, ignore_errors=True)
@@ -157,7 +190,8 @@ def main() -> int:
         (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
         cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
                f"--configfile={pf / 'config.yaml'}", f"--cores={len(cores)}", *a.snakemake_args]
-        env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        prefix = f"{shadow['PATH_PREFIX']}{os.pathsep}" if shadow else ""
+        env = {"PATH": f"{prefix}{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         return _timed(cmd, cores, env=env, log=out / "planeflow.log")
 
     # alternate (planeflow, run_s2p), (run_s2p, planeflow), ... so drift hits both alike
@@ -181,6 +215,7 @@ def main() -> int:
               for p in range(a.planes)] if not a.skip_run_s2p else "not run")
     steps = _step_seconds(res / "benchmarks")
     fixed = _fixed_seconds(res / "logs")
+    volume_s = _volume_seconds(res / "logs")
     m_pf, m_s2p = statistics.median(t_pf), statistics.median(t_s2p)
     ratio = m_pf / m_s2p
     print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
@@ -193,8 +228,9 @@ def main() -> int:
         extra = steps["rigid_shifts"] + steps["shared_motion"]
         print(f"shared motion's extra cost: {extra:.1f} s of job time (rigid pass + consensus), "
               f"{100 * extra / max(steps['registration'], 1e-9):.0f}% of registration's")
-    print(f"volume step (offsets, crosstalk, one ID per cell): {steps['volume']:.1f} s = "
-          f"{100 * steps['volume'] / m_pf:.1f} % of the planeflow run (target < 10 %)")
+    print(f"volume_stats' volume half (offsets, crosstalk, one ID per cell): {volume_s:.1f} s = "
+          f"{100 * volume_s / m_pf:.1f} % of the planeflow run (target < 10 %); the whole volume_stats "
+          f"job {steps['volume_stats']:.1f} s")
     print("of which fixed cost, process start to first line of work (s, summed): "
           + ", ".join(f"{k} {v:.1f}" for k, v in fixed.items()))
     print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume", "volume_stats",
+STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume_stats",
          "nwb_export", "cellpose_export", "cellpose_import", "raw_compress")
 #: steps that run suite2p algorithms on torch: target <= TORCH_TARGET; the others <= OTHER_TARGET
 TORCH_STEPS = ("registration", "detection", "cellpose_import")

@@ -4,4 +4,4 @@ from planeflow.steps._job import named, run_step
 
 run_step(snakemake, "volume_stats", lambda sm: dict(  # noqa: F821 - snakemake is injected
     planes=[plane_folder_files(d) for d in sm.input.planes], out=named(sm.output),
-    session=dict(sm.params.session), tables={"offsets": sm.input.offsets, "rois": sm.input.rois}))
+    session=dict(sm.params.session), options=dict(sm.params.options)))

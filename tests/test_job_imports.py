@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO
 
 #: steps that run no suite2p algorithm: their jobs import neither suite2p nor torch
-PLAIN_STEPS = ("binary_write", "postprocess", "merge", "volume", "volume_stats", "nwb_export",
+PLAIN_STEPS = ("binary_write", "postprocess", "merge", "volume_stats", "nwb_export",
                "raw_compress", "cellpose_export")
 
 

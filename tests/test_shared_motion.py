@@ -56,7 +56,7 @@ def test_static_dag_and_off_is_todays(runs):
         rules = {r for r, _ in runs[f"jobs_{mode}"]}
         assert not rules & {"rigid_shifts", "shared_motion"}, mode
         assert rules == {"binary_write", "registration", "detection", "postprocess", "merge",
-                         "volume_stats", "volume", "qc", "all"}
+                         "volume_stats", "qc", "all"}
 
 
 def test_dim_plane_registered_with_the_shared_motion(runs):

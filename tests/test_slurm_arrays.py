@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 #: pytest -m slurm tests/test_slurm_arrays.py: about half an hour on 2 cores)
 NPLANES = int(os.environ.get("PLANEFLOW_LAB_PLANES", "4"))
 NFRAMES, SIZE = 200, 96
-#: per-session jobs of a plain multi-plane session (shared motion off): volume, volume_stats, qc
-SESSION_JOBS = 3
+#: per-session jobs of a plain multi-plane session (shared motion off): volume_stats, qc
+SESSION_JOBS = 2
 S2P = {"torch_device": "cpu", "diameter": [10, 10], "detection": {"sparsery_settings": {"spatial_scale": 2}}}
 PLANE_STEPS = ("binary_write", "registration", "detection", "postprocess", "merge")
 #: where the measured table goes (docs/slurm-capacity.md is written from it by hand)

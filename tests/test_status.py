@@ -87,7 +87,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
     assert planes[0] == dict.fromkeys(("binary_write", "registration", "detection", "postprocess", "merge"), "done")
     assert planes[1]["registration"] == "failed" and planes[1]["detection"] == "pending"
     assert planes[2]["detection"] == "failed" and planes[3]["merge"] == "done"
-    assert sess == {"volume": "done", "volume_stats": "done", "qc": "done"}
+    assert sess == {"volume_stats": "done", "qc": "done"}
     planes, _ = states(st, "s01")
     assert planes[3]["detection"] == "incomplete" and planes[0]["postprocess"] == "pending"
     problems = {(p["session"], p["plane"], p["step"]): p for p in st["problems"]}
@@ -103,7 +103,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
     text = format_table(st)
     assert "FAILED: s00 plane 1, step registration" in text and "INCOMPLETE: s01 plane 3" in text
     rows = {tuple(ln.split()[:2]): ln.split()[2:] for ln in text.splitlines() if ln.startswith("s0")}
-    assert rows[("s00", "0")] == ["done"] * 5 + ["volume:", "done,", "volume_stats:", "done,", "qc:", "done"]
+    assert rows[("s00", "0")] == ["done"] * 5 + ["volume_stats:", "done,", "qc:", "done"]
     assert rows[("s00", "1")] == ["done", "failed", "pending", "pending", "pending"]
     assert rows[("s00", "3")] == ["done"] * 5
     assert "lock" not in text.lower()
@@ -119,7 +119,7 @@ def test_every_state_from_disk(tmp_path, monkeypatch):
 def test_finished_sessions_collapse_to_one_row(tmp_path):
     build_tree(tmp_path / "results", 2, 5, nparts=2)
     st = collect(str(tmp_path / "results"), workdir=str(tmp_path))
-    assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 3), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
+    assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 2), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
     rows = [ln for ln in format_table(st).splitlines() if ln.startswith("s0")]
     assert len(rows) == 2 and all(" 0-4 " in r for r in rows), rows
 
@@ -160,7 +160,7 @@ def test_cli_json_and_exit_status(tmp_path, capsys):
     st = json.loads(capsys.readouterr().out)
     (prob,) = st["problems"]
     assert prob["step"] == "volume_stats" and prob["error"] == "no plane finished"
-    assert prob["rerun"]["local"] == f"snakemake {lay.volume_file('table', 's00')}"
+    assert prob["rerun"]["local"] == f"snakemake {lay.volume_file('offsets', 's00')}"
 
 
 def measure(nsessions=50, nplanes=30, root=None):

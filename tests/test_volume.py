@@ -1,4 +1,4 @@
-"""Rule volume on constructed inputs: offsets, grouping without chaining, edge cases, and a
+"""The volume half of rule volume_stats (steps._volume) on constructed inputs: offsets, grouping without chaining, edge cases, and a
 bad offset override caught at parse time."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy.ndimage import gaussian_filter
 from conftest import make_config, snakemake
 from planeflow.core import volume as vol
 from planeflow.plan.layout import plane_folder_files
-from planeflow.steps.volume import volume
+from planeflow.steps._volume import cells_across_planes
 
 OPTIONS = dict(max_plane_distance=1, min_overlap=0.3, min_correlation=0.5, min_confidence=0.2,
                offsets={}, crosstalk="estimate", crosstalk_max_separation=3, crosstalk_min=0.03)
@@ -58,7 +58,7 @@ def write_plane(folder, mean, rois, traces, noise_seed=0):
 def run(tmp_path, planes, dz=15.0, **options):
     out = {k: str(tmp_path / f"{k}.tsv") for k in ("offsets", "crosstalk", "rois", "cells")}
     session = dict(session_id="t", planes=list(range(len(planes))), fs=15.0, dx=1.0, dy=1.0, dz=dz)
-    volume(planes, out, session, {**OPTIONS, **options})
+    cells_across_planes(planes, out, session, {**OPTIONS, **options})
     read = {}
     for k, p in out.items():
         with open(p) as fh:
@@ -167,7 +167,7 @@ def test_bad_offset_override_fails_the_dry_run(tmp_path):
                                   "fs": 15.0}], volume={"offsets": {1: [1.0, 2.0]}})
     proc = snakemake(cfg, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "rule volume:" in proc.stdout + proc.stderr
+    assert "rule volume_stats:" in proc.stdout + proc.stderr
 
 
 def test_ome_zarr_without_dz_is_valid_and_unitless(tmp_path):

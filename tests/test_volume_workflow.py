@@ -1,4 +1,4 @@
-"""Rule volume end to end on a simulated 3-D population (4 planes, offsets, crosstalk)."""
+"""Rule volume_stats' volume half end to end on a simulated 3-D population (4 planes, offsets, crosstalk)."""
 from __future__ import annotations
 
 import csv
@@ -27,7 +27,7 @@ def vrun(tmp_path_factory):
     snakemake(cfg, check=True)
     total = time.time() - t0
     res = tmp / "results" / "vol"
-    with open(res / "benchmarks" / "volume" / "session.tsv") as fh:
+    with open(res / "benchmarks" / "volume_stats" / "session.tsv") as fh:
         bench = float(next(csv.DictReader(fh, delimiter="\t"))["s"])
     return {"res": res, "sim": sim, "total_s": total, "volume_s": bench}
 
@@ -36,7 +36,7 @@ def test_volume_against_planted_truth(vrun):
     from planeflow.synth.volume import score_volume
 
     s = score_volume(vrun["res"], vrun["sim"]["ground_truth"])
-    print(f"\nvolume scores: {s}\nvolume rule {vrun['volume_s']:.1f} s of a {vrun['total_s']:.0f} s run "
+    print(f"\nvolume scores: {s}\nvolume_stats rule {vrun['volume_s']:.1f} s of a {vrun['total_s']:.0f} s run "
           f"({100 * vrun['volume_s'] / vrun['total_s']:.1f} %)")
     assert s["offset_err_px"] <= 1.0, s
     assert s["duplicates_before"] >= 0.05, s          # the simulation plants duplicates

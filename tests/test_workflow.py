@@ -89,7 +89,7 @@ def test_status_shows_exactly_the_failed_plane(run):
     assert planes["0"] == planes["2"] == dict.fromkeys(STEPS, "done")
     assert planes["1"] == {"binary_write": "done", "registration": "failed", "detection": "pending",
                            "postprocess": "pending", "merge": "pending"}
-    assert st["sessions"][0]["session_steps"] == {"volume": "pending", "volume_stats": "pending", "qc": "pending"}
+    assert st["sessions"][0]["session_steps"] == {"volume_stats": "pending", "qc": "pending"}
     assert st["locks"] == []  # the failed run let go of its lock
     text = run["status_text"]
     assert "FAILED: syn plane 1, step registration" in text
@@ -109,7 +109,6 @@ def test_fresh_dry_run_lists_every_plane_and_step(run):
         planes = sorted(int(w["plane"]) for r, w in jobs if r == step)
         assert planes == list(range(NPLANES)), (step, planes)
     assert [r for r, _ in jobs].count("volume_stats") == 1
-    assert [r for r, _ in jobs].count("volume") == 1
 
 
 def test_single_plane_target(run):
@@ -130,7 +129,7 @@ def test_rerun_schedules_only_the_repaired_plane(run):
     per_plane = [(r, w["plane"]) for r, w in jobs if "plane" in w]
     assert per_plane and {p for _, p in per_plane} == {"1"}
     assert {r for r, _ in per_plane} == set(STEPS)
-    assert {r for r, w in jobs if "plane" not in w} <= {"volume_stats", "volume", "qc", "all"}
+    assert {r for r, w in jobs if "plane" not in w} <= {"volume_stats", "qc", "all"}
 
 
 def test_final_layout_logs_and_benchmarks(run):
@@ -258,11 +257,11 @@ def test_changing_a_setting_reruns_only_what_depends_on_it(run, tmp_path):
     assert [r for r, _ in dry_run_jobs(run["cfg"], workdir=run["tmp"])] == []  # all up to date
     det = _with(run["cfg"], tmp_path, suite2p__detection__threshold_scaling=1.3)
     rules = [r for r, _ in dry_run_jobs(det, workdir=run["tmp"])]
-    assert sorted(set(rules)) == ["all", "detection", "merge", "postprocess", "qc", "volume", "volume_stats"]
+    assert sorted(set(rules)) == ["all", "detection", "merge", "postprocess", "qc", "volume_stats"]
     assert rules.count("detection") == NPLANES
     post = _with(run["cfg"], tmp_path, postprocess__dff__percentile=10)
     rules = [r for r, _ in dry_run_jobs(post, workdir=run["tmp"])]
-    assert sorted(set(rules)) == ["all", "merge", "postprocess", "qc", "volume", "volume_stats"]
+    assert sorted(set(rules)) == ["all", "merge", "postprocess", "qc", "volume_stats"]
     # the device is an execution choice, not a result: switching it reruns nothing
     dev = _with(run["cfg"], tmp_path, suite2p__torch_device="cuda")
     assert [r for r, _ in dry_run_jobs(dev, workdir=run["tmp"])] == []

@@ -182,10 +182,10 @@ def raw_compress_inputs(wc):
 
 
 def nwb_inputs(wc):
-    """Every final plane folder, rule volume's rois.tsv, and with nwb_export.include_movie the registration
+    """Every final plane folder, volume_stats' rois.tsv, and with nwb_export.include_movie the registration
     binaries of every plane and part (plane by plane, part by part)."""
     m = META[wc.session]
-    files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_output("rois", wc.session)}
+    files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_file("rois", wc.session)}
     if config["nwb_export"]["include_movie"]:
         files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
                           for p in m["planes"] for q in range(len(m["parts"]))]
@@ -193,7 +193,7 @@ def nwb_inputs(wc):
 
 
 def volume_options(session):
-    """Rule volume's settings (config volume:), the plane offset overrides checked against
+    """Rule volume_stats' settings (config volume:), the plane offset overrides checked against
     the session's planes at parse time."""
     return {**config["volume"], "offsets": VOLUME_OFFSETS[session]}
 

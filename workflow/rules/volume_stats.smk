@@ -1,11 +1,16 @@
 rule volume_stats:
-    """Per-session table, voxel size, OME-Zarr volume (mean images aligned by rule volume's
-    offsets, labels = cell_id) and summary figure."""
+    """A session's planes as one volume: plane offsets, crosstalk between planes, one ID per
+    cell across planes (the plane folders are only read), the planes table, voxel size, the
+    OME-Zarr volume (mean images aligned by the offsets, labels = cell_id) and figures."""
     input:
         planes=final_plane_dirs,
-        offsets=LAYOUT.volume_output("offsets", S),
-        rois=LAYOUT.volume_output("rois", S),
     output:
+        offsets=LAYOUT.volume_file("offsets", S),
+        crosstalk=LAYOUT.volume_file("crosstalk", S),
+        rois=LAYOUT.volume_file("rois", S),
+        cells=LAYOUT.volume_file("cells", S),
+        view=report(LAYOUT.volume_file("view", S), caption="../report/volume_view.rst",
+                    category=S, subcategory="volume", labels={"figure": "plane offsets and cells"}),
         table=report(LAYOUT.volume_file("table", S), caption="../report/planes_table.rst",
                      category=S, subcategory="volume", labels={"figure": "planes table"}),
         summary=LAYOUT.volume_file("summary", S),
@@ -14,6 +19,7 @@ rule volume_stats:
                       category=S, subcategory="volume", labels={"figure": "volume summary"}),
     params:
         session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
+        options=lambda wc: volume_options(wc.session),
     log:
         LAYOUT.log("volume_stats", S),
     benchmark:

@@ -1,7 +1,7 @@
 """From planes to a volume: plane offsets, crosstalk and one ID per cell.
 
 Pure numpy/scipy on suite2p's per-plane outputs; the step
-:mod:`planeflow.steps.volume` does the file work. Conventions:
+:mod:`planeflow.steps._volume` (the first half of rule volume_stats) does the file work. Conventions:
 
 * **plane offset** ``(dy, dx)`` of plane ``p``: a feature at plane-0 pixel ``(y, x)`` of
   the registered frames lies at ``(y + dy, x + dx)`` in plane ``p``'s registered frames

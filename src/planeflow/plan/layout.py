@@ -49,14 +49,12 @@ SUITE2P_SPLIT = ("db", "settings", "reg_outputs", "detect_outputs")
 #: every file of a final ``suite2p/plane<i>/`` folder, by name (file = name + ".npy")
 PLANE_FILES = (*PLANE_ARRAYS, *SUITE2P_SPLIT)
 
-#: per-session outputs of volume_stats: output name -> file name
-VOLUME_FILES = {"table": "planes.tsv", "summary": "volume.json", "zarr": "volume.zarr",
-                "figure": "summary.png"}
-
-#: per-session outputs of volume (plane offsets, crosstalk, one ID per cell, a figure), written next
-#: to volume_stats' files in the session's volume_stats/ folder: output name -> file name
-VOLUME_OUTPUTS = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
-                  "cells": "cells.tsv", "figure": "volume_view.png"}
+#: per-session outputs of volume_stats (the session's volume_stats/ folder): output name -> file name.
+#: Plane offsets, crosstalk, one ID per cell (rois, cells) and their figure (view); then the
+#: planes table, the summary, the aligned OME-Zarr volume and the summary figure.
+VOLUME_FILES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
+                "cells": "cells.tsv", "view": "volume_view.png", "table": "planes.tsv",
+                "summary": "volume.json", "zarr": "volume.zarr", "figure": "summary.png"}
 #: per-session outputs of qc: output name -> file name
 QC_FILES = {"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}
 #: per-session output of shared_motion (the consensus rigid shifts of every plane and part)
@@ -74,7 +72,7 @@ MANIFEST = "manifest.json"
 
 #: how often each step runs: "part" (plane x part), "plane", or "session"
 STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
-              "cellpose_import": "plane", "volume_stats": "session", "volume": "session",
+              "cellpose_import": "plane", "volume_stats": "session",
               "nwb_export": "session", "raw_compress": "session", "rigid_shifts": "part",
               "shared_motion": "session", "qc": "session"}
 
@@ -99,10 +97,6 @@ class Layout:
 
     def volume_file(self, key: str, session) -> str:
         return f"{self.step_dir('volume_stats', session)}/{VOLUME_FILES[key]}"
-
-    def volume_output(self, key: str, session) -> str:
-        """An output of rule volume (in the volume_stats folder, where users look for them)."""
-        return f"{self.step_dir('volume_stats', session)}/{VOLUME_OUTPUTS[key]}"
 
     def qc_file(self, key: str, session) -> str:
         return f"{self.step_dir('qc', session)}/{QC_FILES[key]}"
@@ -192,9 +186,8 @@ class Layout:
             if optional:
                 out += [self.cellpose_import(k, sid, p) for k in CELLPOSE_IMPORT_FILES]
                 out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
-        session_steps = ["volume_stats", "volume", "qc"] + (["shared_motion"] if shared else [])
+        session_steps = ["volume_stats", "qc"] + (["shared_motion"] if shared else [])
         out += [self.volume_file(k, sid) for k in VOLUME_FILES]
-        out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
         out += [self.qc_file(k, sid) for k in QC_FILES]
         if shared:
             out.append(self.shared_motion(sid))
@@ -213,8 +206,7 @@ class Layout:
         plane's final folder, so listing the folders too would only cost DAG time) and the
         optional per-plane exports."""
         sid = meta["session_id"]
-        out = [self.volume_file(k, sid) for k in ("table", "summary", "figure")]
-        out += [self.volume_output(k, sid) for k in VOLUME_OUTPUTS]
+        out = [self.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"]
         out += [self.qc_file(k, sid) for k in QC_FILES]
         if config["raw_compress"]["enabled"]:
             out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]

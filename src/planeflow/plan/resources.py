@@ -10,7 +10,7 @@ from __future__ import annotations
 #: wall time of one attempt, minutes (the per-session steps that scale with the data add to it)
 BASE_MINUTES = {
     "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
-    "volume_stats": 30, "volume": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
+    "volume_stats": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
     "cellpose_import": 60, "rigid_shifts": 60, "shared_motion": 15, "qc": 30,
 }
 
@@ -70,10 +70,9 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
         return 300 + 80 * fm + 0.05 * n
     if step == "merge":
         return 300 + 80 * _frame_mb(meta, None) + 0.2 * n
-    if step == "volume_stats":
-        return 300 + 80 * _frame_mb(meta, None) * nplanes
-    if step == "volume":  # F and Fneu (float64) of up to 500 candidate ROIs of two planes at a time
-        return 1500 + 4 * 8 * n * 500 / 1e6
+    if step == "volume_stats":  # F and Fneu (float64) of up to 500 candidate ROIs of two planes at
+        # a time, then the mean images of every plane
+        return 1500 + 4 * 8 * n * 500 / 1e6 + 80 * _frame_mb(meta, None) * nplanes
     if step == "rigid_shifts":  # a batch of frames and the reference sample, no output movie
         return 2000 + 4 * 400 * _frame_mb(meta, part)
     if step == "shared_motion":  # a few shift traces per plane

@@ -32,7 +32,6 @@ import re
 import time
 
 from planeflow.plan.layout import (CELLPOSE_EXPORT_FILES, METADATA, PART_STEPS, QC_FILES, VOLUME_FILES,
-                                   VOLUME_OUTPUTS,
                                    Layout, plane_folder_files)
 
 STATES = ("done", "failed", "running", "incomplete", "pending")
@@ -281,7 +280,6 @@ def _session_steps(lay: Layout, sid: str, meta: dict):
     """(step, outputs, always shown) of the per-session steps; the optional ones are shown
     once they have a log or an output (the config, which switches them on, is not read)."""
     yield "shared_motion", [lay.shared_motion(sid)], False
-    yield "volume", [lay.volume_output(k, sid) for k in VOLUME_OUTPUTS], True
     yield "volume_stats", [lay.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"], True
     yield "qc", [lay.qc_file(k, sid) for k in QC_FILES], True
     yield "nwb_export", [lay.nwb(sid)], False

@@ -169,7 +169,7 @@ def _pixel_mask_columns(stat, VectorData, VectorIndex):
 
 
 def _volume_rows(path) -> dict:
-    """rule volume's rois.tsv by plane: {plane: {roi: row}}."""
+    """volume_stats' rois.tsv by plane: {plane: {roi: row}}."""
     import csv
 
     out: dict = {}
@@ -369,7 +369,7 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
     ``movie_parts`` (list of {bin, shape, offset}) when the movie is included.
     ``metadata``: from :func:`planeflow.plan.nwb_meta.resolve_metadata`; ``session``: session_id,
     fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression;
-    ``volume_rois``: rule volume's rois.tsv (adds CellID, Primary, DuplicateReason and
+    ``volume_rois``: volume_stats' rois.tsv (adds CellID, Primary, DuplicateReason and
     VolumePosition to every PlaneSegmentation).
     """
     from planeflow.plan.nwb_meta import resolve_metadata

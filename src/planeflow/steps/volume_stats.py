@@ -1,7 +1,10 @@
-"""volume_stats: per-session table, voxel size, the OME-Zarr volume and a summary figure.
+"""volume_stats: a session's planes as one volume.
 
-The volume (``volume.zarr``, OME-Zarr 0.5 on zarr v3, :mod:`planeflow.io.omezarr`) holds the
-planes' mean images aligned to plane 0 by rule volume's plane offsets, and a labels image
+First the plane offsets, the crosstalk between planes and one ID per cell across planes
+(:mod:`planeflow.steps._volume`: ``plane_offsets.tsv``, ``crosstalk.tsv``, ``rois.tsv``,
+``cells.tsv``, ``volume_view.png``), then the per-plane table, voxel size, the aligned
+volume and a summary figure. The volume (``volume.zarr``, OME-Zarr 0.5 on zarr v3, :mod:`planeflow.io.omezarr`) holds the
+planes' mean images aligned to plane 0 by the plane offsets, and a labels image
 ``labels/cells`` in which every ROI carries its cell_id (one value per cell in every plane it
 spans; crosstalk ghosts are not drawn)."""
 from __future__ import annotations
@@ -39,19 +42,20 @@ def _read_tsv(path) -> list[dict]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
-def volume_stats(planes: list[dict], out: dict, session: dict, tables: dict) -> dict:
-    """``planes``: per plane (in plane order) paths ops, stat, iscell of the final folder.
-
-    ``session``: session metadata (session_id, dx, dy, dz, fs); ``tables``: rule volume's
-    ``offsets`` (plane_offsets.tsv) and ``rois`` (rois.tsv).
+def volume_stats(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
+    """``planes``: per plane (in plane order) the files of its final folder (ops, stat, iscell,
+    F, Fneu, ...); ``session``: session metadata (session_id, planes, dx, dy, dz, fs);
+    ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number.
     """
     from planeflow.core import volume as vol
     from planeflow.io.omezarr import write_ome_volume
+    from planeflow.steps._volume import cells_across_planes
 
     t0 = time.time()
-    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in _read_tsv(tables["offsets"])])
+    cells_across_planes(planes, out, session, options)
+    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in _read_tsv(out["offsets"])])
     cell_of: dict = {}
-    for r in _read_tsv(tables["rois"]):
+    for r in _read_tsv(out["rois"]):
         if r["cell_id"] and r["duplicate_of_reason"] != "crosstalk":
             cell_of[(int(r["plane"]), int(r["roi"]))] = int(r["cell_id"])
     numbers = []

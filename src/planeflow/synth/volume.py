@@ -243,7 +243,7 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
 
 
 def score_volume(session_dir, ground_truth) -> dict:
-    """Score rule volume's tables of a finished session against :func:`simulate_volume`'s truth.
+    """Score rule volume_stats' tables of a finished session against :func:`simulate_volume`'s truth.
 
     Accepted ROIs of each plane are matched one to one to the planted cells visible in it
     (:func:`~planeflow.synth.groundtruth.match_rois`, after the plane's reference offset);

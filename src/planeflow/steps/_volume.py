@@ -1,4 +1,5 @@
-"""volume: plane offsets, crosstalk and one ID per cell across a session's planes.
+"""The first half of volume_stats: plane offsets, crosstalk and one ID per cell across a
+session's planes.
 
 Reads every plane's final suite2p folder (never writes to it) and writes the tables
 ``plane_offsets.tsv``, ``crosstalk.tsv``, ``rois.tsv`` and ``cells.tsv`` (see
@@ -68,7 +69,7 @@ def _traces(plane: dict, rows):
     return rows, np.asarray(F[rows]), np.asarray(Fn[rows])
 
 
-def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
+def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     """``planes``: per plane (session order) the files of its final folder (ops, stat,
     iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs;
     ``options``: the config's ``volume`` group, ``offsets`` already keyed by plane index."""
@@ -267,13 +268,13 @@ def volume(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     save_text(out["crosstalk"], _table(xt_rows, CROSSTALK_COLUMNS))
     save_text(out["rois"], _table(roi_rows, ROI_COLUMNS))
     save_text(out["cells"], _table(cell_rows, CELL_COLUMNS))
-    if out.get("figure"):
+    if out.get("view"):
         from planeflow.core import figures
 
         def strings(rows, columns):
             return [{c: _fmt(r.get(c)) for c in columns} for r in rows]
 
-        figures.volume_view(out["figure"], strings(off_rows, OFFSET_COLUMNS), strings(roi_rows, ROI_COLUMNS),
+        figures.volume_view(out["view"], strings(off_rows, OFFSET_COLUMNS), strings(roi_rows, ROI_COLUMNS),
                             strings(xt_rows, CROSSTALK_COLUMNS), title=f"{session['session_id']}: "
                             f"{len(cell_rows)} cells from {sum(r.n for r in rois)} ROIs in {n} planes")
     n_rois = sum(r.n for r in rois)

@@ -1,7 +1,0 @@
-# Snakemake script of rule volume: planeflow.steps.volume.
-from planeflow.plan.layout import plane_folder_files
-from planeflow.steps._job import named, run_step
-
-run_step(snakemake, "volume", lambda sm: dict(  # noqa: F821 - snakemake is injected
-    planes=[plane_folder_files(d) for d in sm.input.planes], out=named(sm.output),
-    session=dict(sm.params.session), options=dict(sm.params.options)))
