@@ -12,7 +12,8 @@ def arguments(sm):
         planes.append({"plane": p, "ops": files["ops"], "stat": files["stat"], "iscell": files["iscell"],
                        "bins": sm.input.bins[i * nparts:(i + 1) * nparts],
                        "parts_ops": sm.input.parts_ops[i * nparts:(i + 1) * nparts]})
-    return dict(planes=planes, out=named(sm.output), session=dict(meta), options=dict(sm.params.options))
+    return dict(planes=planes, out=named(sm.output), session=dict(meta), options=dict(sm.params.options),
+                volume={"rois": sm.input.rois, "crosstalk": sm.input.crosstalk})
 
 
 run_step(snakemake, "qc", arguments)  # noqa: F821 - snakemake is injected

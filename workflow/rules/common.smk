@@ -199,11 +199,14 @@ def volume_options(session):
 
 
 def qc_inputs(wc):
-    """Every final plane folder, and each plane's registered binaries and their ops (part by
-    part, plane by plane) for the signal measures."""
+    """Every final plane folder, each plane's registered binaries and their ops (part by
+    part, plane by plane) for the signal measures, and the session's volume tables (ROI
+    duplicates and ghosts, crosstalk)."""
     m = META[wc.session]
     parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
     return {"planes": final_plane_dirs(wc),
+            "rois": LAYOUT.volume_output("rois", wc.session),
+            "crosstalk": LAYOUT.volume_output("crosstalk", wc.session),
             "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in parts],
             "parts_ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in parts]}
 

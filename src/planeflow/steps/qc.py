@@ -11,6 +11,11 @@ Measures per plane, from its final suite2p folder and a sample of its registered
 * signal: mean brightness (mean image), an image SNR (spatial std of the mean image over
   the median per-pixel frame-to-frame noise std) and the fraction of saturated pixels;
 * cells: accepted ROIs against the median of the neighbouring planes;
+* volume (from the session's ``volume_stats/rois.tsv`` and ``crosstalk.tsv``, when given):
+  the fraction of the plane's accepted ROIs that are second views of a cell brighter in
+  another plane (``duplicate_fraction``, reason ``axial``) or crosstalk ghosts
+  (``ghost_fraction``), and the crosstalk coefficient into the plane (``crosstalk_in``: sum
+  of the significant coefficients of the separations that reach it from a source plane);
 * failures: a plane that registration or detection could not handle (``plane_failure``
   in its ops) fails; a plane without ROIs warns.
 
@@ -19,7 +24,9 @@ a figure of every plane's rigid shifts over time and a table figure coloured by 
 """
 from __future__ import annotations
 
+import csv
 import logging
+import os
 import time
 
 import numpy as np
@@ -33,7 +40,7 @@ log = logging.getLogger("planeflow")
 VERDICTS = ("ok", "warn", "fail")
 COLUMNS = ("plane", "verdict", "reasons", "n_rois", "n_accepted", "max_shift_px", "at_limit_fraction",
            "regdx_mean", "regdx_max", "consensus_corr", "mean_brightness", "snr", "saturated_fraction",
-           "failure")
+           "duplicate_fraction", "ghost_fraction", "crosstalk_in", "crosstalk_from", "failure")
 
 
 def own_shifts(ops: dict):
@@ -100,6 +107,74 @@ def consensus_correlations(shifts: dict) -> tuple[dict, np.ndarray | None]:
     return out, np.median(stack, axis=0)
 
 
+def read_table(path) -> list[dict] | None:
+    """Rows of a tab-separated table with a header (the volume step's), None without a path."""
+    if not path:
+        return None
+    if not os.path.exists(path):
+        raise PlaneflowError(f"QC input {path} does not exist; it is written by rule volume_stats. "
+                             "Rerun the workflow so that the session's volume tables are made first.")
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _true(v) -> bool:
+    return str(v).strip().lower() in ("true", "1", "yes")
+
+
+def volume_fractions(roi_rows: list[dict] | None, planes: list[int]) -> dict:
+    """Per plane number: ``duplicate_fraction`` and ``ghost_fraction`` of its accepted ROIs
+    (rows of rois.tsv): non-primary ROIs with ``duplicate_of_reason`` ``axial`` (a second
+    view of a cell seen better in another plane) or ``crosstalk`` (a ghost of a cell of
+    another plane). None where there is no table or the plane has no accepted ROI."""
+    out = {int(p): {"duplicate_fraction": None, "ghost_fraction": None} for p in planes}
+    if roi_rows is None:
+        return out
+    counts = {int(p): [0, 0, 0] for p in planes}          # accepted, axial, crosstalk
+    for r in roi_rows:
+        p = int(r["plane"])
+        if p not in counts or not _true(r["accepted"]):
+            continue
+        c = counts[p]
+        c[0] += 1
+        if not _true(r["primary"]):
+            reason = (r.get("duplicate_of_reason") or "").strip()
+            c[1] += reason == "axial"
+            c[2] += reason == "crosstalk"
+    for p, (n, dup, ghost) in counts.items():
+        if n:
+            out[p] = {"duplicate_fraction": dup / n, "ghost_fraction": ghost / n}
+    return out
+
+
+def crosstalk_into(xt_rows: list[dict] | None, planes: list[int]) -> dict:
+    """Per plane number: ``crosstalk_in``, the summed coefficient of the significant
+    separations k (rows of crosstalk.tsv: plane index i + k receives ``coefficient`` x
+    plane i's light) that reach the plane from a plane of the session, ``crosstalk_from``
+    (the source planes, "plane:coefficient" comma-separated) and ``crosstalk_upper_bound``
+    (a coefficient came from the recorded-pixel fit alone, method ``recorded``). None where
+    crosstalk was not estimated (no table or no rows: volume.crosstalk off, one plane)."""
+    numbers = [int(p) for p in planes]
+    if not xt_rows:
+        return {p: {"crosstalk_in": None, "crosstalk_from": None, "crosstalk_upper_bound": False}
+                for p in numbers}
+    out = {p: {"crosstalk_in": 0.0, "crosstalk_from": "", "crosstalk_upper_bound": False} for p in numbers}
+    for r in xt_rows:
+        if not _true(r.get("significant")) or not r.get("coefficient"):
+            continue
+        k, c = int(r["separation"]), float(r["coefficient"])
+        if not np.isfinite(c):
+            continue
+        for i, p in enumerate(numbers):
+            src = i - k
+            if 0 <= src < len(numbers):
+                o = out[p]
+                o["crosstalk_in"] += c
+                o["crosstalk_from"] += ("," if o["crosstalk_from"] else "") + f"{numbers[src]}:{c:.3g}"
+                o["crosstalk_upper_bound"] |= r.get("method") == "recorded"
+    return out
+
+
 def judge(m: dict, opts: dict, simultaneous: bool) -> list[tuple[str, str]]:
     """(level, reason) pairs of one plane's measures against the thresholds."""
     r = []
@@ -126,19 +201,33 @@ def judge(m: dict, opts: dict, simultaneous: bool) -> list[tuple[str, str]]:
     check(m["snr"], opts["snr_fail"], opts["snr_warn"], "image SNR {v:.2f} (< {t})", below=True)
     check(m["saturated_fraction"], opts["saturation_fail"], opts["saturation_warn"],
           "{v:.2%} of pixels saturated (> {t:.2%})")
+    check(m.get("duplicate_fraction"), np.inf, opts["duplicate_fraction_warn"],
+          "{v:.0%} of the accepted ROIs are second views of cells seen better in another plane "
+          "(> {t:.0%}: planes closer than a cell is tall, or a repeated plane?)")
+    check(m.get("ghost_fraction"), np.inf, opts["ghost_fraction_warn"],
+          "{v:.0%} of the accepted ROIs are crosstalk ghosts of another plane's cells (> {t:.0%})")
+    check(m.get("crosstalk_in"), np.inf, opts["crosstalk_warn"],
+          "receives crosstalk {v:.2f} x the light of plane(s) " + (m.get("crosstalk_from") or "") + " (> {t})"
+          + (" (an upper bound: recorded-pixel fit)" if m.get("crosstalk_upper_bound") else ""))
     ratio = m.get("cells_vs_neighbours")
     check(ratio, opts["cells_ratio_fail"], opts["cells_ratio_warn"],
           "{v:.2f} x the accepted ROIs of its neighbouring planes (< {t})", below=True)
     return r
 
 
-def qc(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
+def qc(planes: list[dict], out: dict, session: dict, options: dict, volume: dict | None = None) -> dict:
     """``planes``: in plane order, dicts with plane, ops, stat, iscell (final folder) and
     bins (the plane's registered binaries, one per part) and parts_ops (their ops).
-    ``session``: session_id, stack_type, simultaneous, shared_motion. ``options``: config qc."""
+    ``session``: session_id, stack_type, simultaneous, shared_motion. ``options``: config qc.
+    ``volume``: paths of the session's ``rois`` and ``crosstalk`` tables (rule volume_stats);
+    without them the volume measures stay empty."""
     from planeflow.core import figures
 
     t0 = time.time()
+    volume = volume or {}
+    numbers = [int(pl["plane"]) for pl in planes]
+    fractions = volume_fractions(read_table(volume.get("rois")), numbers)
+    leaks = crosstalk_into(read_table(volume.get("crosstalk")), numbers)
     rows, shifts, all_ops = [], {}, {}
     for pl in planes:
         p = int(pl["plane"])
@@ -152,7 +241,7 @@ def qc(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
         m = {"plane": p, "n_rois": int(len(stat)),
              "n_accepted": int(iscell[:, 0].sum()) if len(iscell) else 0,
              "max_shift_px": None, "at_limit_fraction": None, "regdx_mean": None, "regdx_max": None,
-             "consensus_corr": None, "failure": failure}
+             "consensus_corr": None, "failure": failure, **fractions[p], **leaks[p]}
         if sh is not None:
             lim = shift_limit(ops)
             m["max_shift_px"] = float(np.max(np.hypot(*sh))) if len(sh[0]) else 0.0
