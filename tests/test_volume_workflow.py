@@ -102,3 +102,38 @@ def test_volume_zarr_is_ome_zarr_with_one_label_per_cell(vrun):
         return np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1]
 
     assert corr(mean[0], mean[1]) > corr(mean[0], raw1) + 0.05
+
+
+def test_qc_volume_measures_against_planted_truth(vrun):
+    """QC reads the volume tables: crosstalk c = 0.2 from plane p into p + 2 is planted, so
+    planes 2 and 3 receive it (and may hold ghosts) and planes 0 and 1 receive none and hold
+    no ghost; the axial duplicates stay in the range the simulator plants (15 um spacing),
+    below the warn threshold."""
+    import json
+
+    qc = json.loads((vrun["res"] / "qc" / "qc.json").read_text())
+    planes = {p["plane"]: p for p in qc["planes"]}
+    print("\nQC volume measures: " + "; ".join(
+        f"plane {p}: dup {v['duplicate_fraction']:.2f} ghost {v['ghost_fraction']:.2f} "
+        f"xt_in {v['crosstalk_in']:.3f} from '{v['crosstalk_from']}' {v['verdict']} {v['reasons']}"
+        for p, v in planes.items()))
+    with open(vrun["res"] / "volume_stats" / "rois.tsv") as fh:
+        rois = list(csv.DictReader(fh, delimiter="\t"))
+    for p, v in planes.items():
+        acc = [r for r in rois if int(r["plane"]) == p and r["accepted"] == "true"]
+        assert v["n_accepted"] == len(acc)
+        ghosts = sum(r["duplicate_of_reason"] == "crosstalk" for r in acc)
+        assert v["ghost_fraction"] == pytest.approx(ghosts / len(acc))
+        assert 0.0 <= v["duplicate_fraction"] <= qc["thresholds"]["duplicate_fraction_warn"]
+        if p >= K:      # targets: c x the light of plane p - K
+            assert abs(v["crosstalk_in"] - C) <= 0.05, v
+            assert v["crosstalk_from"].startswith(f"{p - K}:")
+            assert any("receives crosstalk" in r for r in v["reasons"]) and v["verdict"] != "ok"
+        else:
+            assert v["crosstalk_in"] == 0.0 and v["crosstalk_from"] == "", v
+            assert v["ghost_fraction"] == 0.0, v
+            assert not any("crosstalk" in r for r in v["reasons"]), v
+    assert sum(planes[p]["ghost_fraction"] for p in (2, 3)) > 0     # some ghosts were detected
+    assert 0.05 <= sum(planes[p]["duplicate_fraction"] for p in planes) / len(planes) <= 0.4
+    tsv = (vrun["res"] / "qc" / "qc.tsv").read_text().splitlines()
+    assert {"duplicate_fraction", "ghost_fraction", "crosstalk_in"} <= set(tsv[0].split("\t"))
