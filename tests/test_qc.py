@@ -66,12 +66,12 @@ def test_judge_warns_on_volume_measures_above_their_thresholds():
             "snr": 2.0, "saturated_fraction": 0.0}
     normal = {**base, "duplicate_fraction": 0.3, "ghost_fraction": 0.0, "crosstalk_in": 0.05}
     assert judge(normal, opts, True) == []
-    bad = {**base, "duplicate_fraction": 0.6, "ghost_fraction": 0.25, "crosstalk_in": 0.2,
+    bad = {**base, "duplicate_fraction": 0.75, "ghost_fraction": 0.25, "crosstalk_in": 0.2,
            "crosstalk_from": "0:0.2", "crosstalk_upper_bound": True}
     reasons = judge(bad, opts, True)
     assert [lv for lv, _ in reasons] == ["warn"] * 3
     text = " ".join(t for _, t in reasons)
-    assert "60% of the accepted ROIs are second views" in text
+    assert "75% of the accepted ROIs are second views" in text
     assert "25% of the accepted ROIs are crosstalk ghosts" in text
     assert "receives crosstalk 0.20 x the light of plane(s) 0:0.2" in text and "upper bound" in text
     assert judge({**base, "duplicate_fraction": None, "ghost_fraction": None, "crosstalk_in": None},
@@ -115,14 +115,14 @@ def test_qc_with_and_without_volume_tables(tmp_path):
     assert all(p["duplicate_fraction"] is None and p["crosstalk_in"] is None for p in summary["planes"])
     assert all(p["verdict"] == "ok" for p in summary["planes"]), summary["planes"]
 
-    rois = [roi(0)] * 10 + [roi(1)] * 4 + [roi(1, primary=False, reason="axial")] * 6 + \
+    rois = [roi(0)] * 10 + [roi(1)] * 2 + [roi(1, primary=False, reason="axial")] * 8 + \
         [roi(2)] * 7 + [roi(2, primary=False, reason="crosstalk")] * 3
     volume = {"rois": _write(tmp_path / "rois.tsv", rois),
               "crosstalk": _write(tmp_path / "crosstalk.tsv", [xt(2, 0.15), xt(-2, 0.01, significant=False)])}
     summary, out = run("vol", volume)
     v = {p["plane"]: p for p in summary["planes"]}
     assert (v[0]["verdict"], v[0]["crosstalk_in"], v[0]["duplicate_fraction"]) == ("ok", 0.0, 0.0)
-    assert v[1]["verdict"] == "warn" and v[1]["duplicate_fraction"] == 0.6
+    assert v[1]["verdict"] == "warn" and v[1]["duplicate_fraction"] == 0.8
     assert v[2]["verdict"] == "warn" and v[2]["ghost_fraction"] == pytest.approx(0.3)
     assert v[2]["crosstalk_in"] == pytest.approx(0.15) and v[2]["crosstalk_from"] == "0:0.15"
     assert json.loads(open(out["json"]).read())["verdicts"] == {"ok": [0], "warn": [1, 2], "fail": []}

@@ -221,7 +221,7 @@ def qc_table(path, rows: list[dict], title="") -> None:
     """The QC table as a figure: one row per plane, coloured by verdict."""
     plt = _plt()
     cols = ("plane", "verdict", "n_accepted", "max_shift_px", "at_limit_fraction", "consensus_corr",
-            "snr", "mean_brightness", "reasons")
+            "snr", "mean_brightness", "duplicate_fraction", "ghost_fraction", "crosstalk_in", "reasons")
 
     def fmt(v):
         if v is None:

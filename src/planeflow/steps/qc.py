@@ -203,7 +203,7 @@ def judge(m: dict, opts: dict, simultaneous: bool) -> list[tuple[str, str]]:
           "{v:.2%} of pixels saturated (> {t:.2%})")
     check(m.get("duplicate_fraction"), np.inf, opts["duplicate_fraction_warn"],
           "{v:.0%} of the accepted ROIs are second views of cells seen better in another plane "
-          "(> {t:.0%}: planes closer than a cell is tall, or a repeated plane?)")
+          "(> {t:.0%}: planes closer than a cell is tall, a repeated or a much dimmer plane?)")
     check(m.get("ghost_fraction"), np.inf, opts["ghost_fraction_warn"],
           "{v:.0%} of the accepted ROIs are crosstalk ghosts of another plane's cells (> {t:.0%})")
     check(m.get("crosstalk_in"), np.inf, opts["crosstalk_warn"],
