@@ -1,6 +1,7 @@
 rule qc:
     """A verdict (ok | warn | fail) with reasons for every plane of a session: registration,
-    signal, cells and failures measured against the config's qc thresholds."""
+    signal, cells, failures, and the volume tables' duplicates, ghosts and crosstalk, measured
+    against the config's qc thresholds."""
     input:
         unpack(qc_inputs),
     output:
