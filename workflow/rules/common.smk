@@ -205,8 +205,8 @@ def qc_inputs(wc):
     m = META[wc.session]
     parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
     return {"planes": final_plane_dirs(wc),
-            "rois": LAYOUT.volume_output("rois", wc.session),
-            "crosstalk": LAYOUT.volume_output("crosstalk", wc.session),
+            "rois": LAYOUT.volume_file("rois", wc.session),
+            "crosstalk": LAYOUT.volume_file("crosstalk", wc.session),
             "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in parts],
             "parts_ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in parts]}
 
