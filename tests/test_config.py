@@ -151,3 +151,31 @@ def test_defaults_live_only_in_the_schema():
             assert yaml.safe_load(m[3]) == default_at(path), f"config.yaml shows a wrong default for {'.'.join(path)}"
             shown += 1
     assert shown >= 30
+
+
+def test_suite2p_settings_known_to_fail_still_fail_in_suite2p():
+    """SUITE2P_BROKEN lists what the installed suite2p cannot run: it must still fail there
+    (a fixed suite2p makes this test fail: then drop the entry), and the check names it."""
+    import numpy as np
+    import torch
+
+    from planeflow import PlaneflowError
+    from planeflow._s2p_import import suite2p_module
+    from planeflow.io.history import suite2p_version
+    from planeflow.plan.config import SUITE2P_BROKEN, check_suite2p_settings
+
+    if suite2p_version() not in SUITE2P_BROKEN:
+        pytest.skip(f"no known-broken settings for suite2p {suite2p_version()}")
+    register, rigid = (suite2p_module(f"suite2p.registration.{m}") for m in ("register", "rigid"))
+    rng = np.random.default_rng(0)
+    ref = rng.random((64, 64)).astype(np.float32) * 100
+    maskMul, maskOffset, cfRefImg, *_ = register.compute_filters_and_norm(
+        ref, norm_frames=True, spatial_smooth=1.15, spatial_taper=3.45, block_size=None,
+        device=torch.device("cpu"))
+    frames = torch.from_numpy(np.stack([ref] * 4))
+    rigid.phasecorr(frames, cfRefImg, maskMul, maskOffset, 0.1, 0)  # the default works
+    with pytest.raises(TypeError):
+        rigid.phasecorr(frames, cfRefImg, maskMul, maskOffset, 0.1, 1.0)
+    with pytest.raises(PlaneflowError, match="smooth_sigma_time = 1.0 does not work"):
+        check_suite2p_settings({"registration": {"smooth_sigma_time": 1.0}}, "config")
+    check_suite2p_settings({"registration": {"smooth_sigma_time": 0}}, "config")

@@ -227,14 +227,19 @@ def test_parity_with_suite2p_run_s2p(run, tmp_path):
         assert_plane_parity(run["res"] / "suite2p" / f"plane{p}", ref / f"plane{p}")
 
 
-def test_bad_config_stops_before_any_job(run, tmp_path):
+@pytest.mark.parametrize("registration, says", [
+    ({"nonrigd": False}, "nonrigd"),
+    # fails inside suite2p 1.1.0's rigid registration (a numpy array into torch.argmax)
+    ({"smooth_sigma_time": 1.0}, "suite2p.registration.smooth_sigma_time = 1.0 does not work"),
+])
+def test_bad_config_stops_before_any_job(run, tmp_path, registration, says):
     cfg = make_config(tmp_path, [{"session_id": "syn", "data_path": str(run["tmp"] / "raw"),
                                   "nplanes": NPLANES, "fs": FS}],
-                      suite2p={"registration": {"nonrigd": False}})
+                      suite2p={"registration": registration})
     proc = snakemake(cfg, "-n")
     assert proc.returncode == 1
     err = proc.stderr
-    assert "planeflow: error:" in err and "nonrigd" in err
+    assert "planeflow: error:" in err and says in err
     assert not (tmp_path / "results").exists()
 
 

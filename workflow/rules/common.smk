@@ -31,6 +31,7 @@ try:
     config.update(pfconfig.coerce_config(config, _CONFIG_SCHEMA, _SUITE2P_SCHEMA))
     pfconfig.validate(config, _CONFIG_SCHEMA, "config")
     pfconfig.validate(config.get("suite2p") or {}, _SUITE2P_SCHEMA, "config suite2p")
+    pfconfig.check_suite2p_settings(config.get("suite2p") or {}, "config")
     sm_validate(config, str(pfconfig.SCHEMA_DIR / "config.schema.yaml"))  # fills in defaults
     LAYOUT = Layout(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}

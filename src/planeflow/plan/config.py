@@ -349,6 +349,28 @@ def _check_keys(override: dict, defaults: dict, where: str) -> None:
             _check_keys(v, defaults[k], f"{where}.{k}")
 
 
+#: suite2p settings that fail inside suite2p itself, by suite2p version:
+#: (section, key, the failing values, what happens). Checked at parse time, so a run fails
+#: before it starts rather than in every registration job.
+SUITE2P_BROKEN = {
+    "1.1.0": [("registration", "smooth_sigma_time", lambda v: v > 0,
+               "suite2p 1.1.0's rigid registration then passes a numpy array to torch.argmax "
+               "(registration/rigid.py phasecorr: TypeError 'argmax(): argument input must be Tensor')"),
+              ],
+}
+
+
+def check_suite2p_settings(overrides: dict, where: str) -> None:
+    """One clear error for a suite2p setting the installed suite2p cannot run (SUITE2P_BROKEN)."""
+    for section, key, bad, why in SUITE2P_BROKEN.get(_s2p_version(), []):
+        value = (overrides.get(section) or {}).get(key)
+        if value is not None and bad(value):
+            raise PlaneflowError(
+                f"{where}: suite2p.{section}.{key} = {value} does not work with the installed suite2p "
+                f"{_s2p_version()}: {why}. Remove the setting (suite2p's default is 0); for a dim plane "
+                "use shared motion instead (registration.shared_motion, docs/qc.md).")
+
+
 def _s2p_version() -> str:
     from planeflow.io.history import suite2p_version
 
