@@ -488,6 +488,10 @@ def cell_labels(stats: list, cell_ids: list, offsets: np.ndarray, shape) -> np.n
 #: share of a source plane's pixels (the most active) whose activity is followed into the
 #: target plane when the coefficient is measured from the binaries (before detection)
 ACTIVE_FRACTION = 0.05
+#: largest crosstalk coefficient measured from the binaries: a source pixel where the target is
+#: at least this active (relative amplitude) holds the target's own cell or tissue seen in
+#: both planes, not crosstalk, and is left out
+MAX_COEFFICIENT = 0.5
 
 
 def move_frames(frames: np.ndarray, dy, dx) -> np.ndarray:
@@ -568,10 +572,12 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float) -> dict:
     (:func:`activity_frames`, the source already moved onto the target's recorded pixels):
     the median of :func:`crosstalk_ratios` over the source's most active pixels, weighted by
     their denominators (robust to a minority of pixels that share tissue, a cell seen in both
-    planes, and to weak pixels), and a null: the same with the target read 1.5 diameters away
+    planes, and to weak pixels), leaving out those where the target is itself at least
+    MAX_COEFFICIENT as active (its own cell, or tissue both planes see), and a null: the same with the target read 1.5 diameters away
     in 8 directions (mean and std of those medians)."""
     d = max(6, int(round(1.5 * diameter)))
     mask = active_mask(src, d + 1)
+    mask &= (tgt[1:] * tgt[:-1]).mean(0) < MAX_COEFFICIENT ** 2 * (src[1:] * src[:-1]).mean(0)
     if mask.sum() < 10:
         return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0)
     c = weighted_median(*crosstalk_ratios(src, tgt, mask))

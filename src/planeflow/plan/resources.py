@@ -23,6 +23,15 @@ BASE_MINUTES = {
 RUNNER_MB = 250
 
 
+def _volume(config: dict) -> dict:
+    """The config's volume group (its schema defaults when called with a partial config)."""
+    if "volume" in config:
+        return config["volume"]
+    from planeflow.plan.config import with_defaults
+
+    return with_defaults("volume", None)
+
+
 def _frame_mb(meta: dict, part) -> float:
     """MB of one float32 frame of a part (the whole plane when ``part`` is None)."""
     Ly, Lx = meta["plane_shape"] if part is None else meta["parts"][int(part)]["shape"]
@@ -79,9 +88,9 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
     if step == "shared_motion":  # a few shift traces per plane
         return 1000 + 0.001 * n * len(meta["planes"])
     if step == "crosstalk":  # the sampled frames of a target and a source plane, float32, and a copy
-        return 1000 + 4 * min(n, config["volume"]["crosstalk_frames"]) * _frame_mb(meta, None)
+        return 1000 + 4 * min(n, _volume(config)["crosstalk_frames"]) * _frame_mb(meta, None)
     if step == "crosstalk_subtract":  # a chunk of frames of the plane and of every source, float32
-        nsrc = 2 * config["volume"]["crosstalk_max_separation"]
+        nsrc = 2 * _volume(config)["crosstalk_max_separation"]
         return 500 + (3 + nsrc) * 500 * fm
     if step == "qc":  # the ops of every plane and a sample of frames of one plane at a time
         return 2000 + 3 * min(n, 500) * _frame_mb(meta, None)
@@ -107,7 +116,7 @@ def minutes(step: str, meta: dict, config: dict) -> float:
     if step == "raw_compress":  # checking the binaries and packing at a slow 10 MB/s
         return base + _raw_mb(meta) / 10 / 60
     if step == "crosstalk_subtract":  # reads the plane and its sources, writes one binary: 20 MB/s
-        nsrc = 2 * config["volume"]["crosstalk_max_separation"]
+        nsrc = 2 * _volume(config)["crosstalk_max_separation"]
         return base + (2 + nsrc) * _raw_mb(meta) / max(len(meta["planes"]), 1) / 20 / 60
     if step == "nwb_export" and config["nwb_export"]["include_movie"]:  # gzip at 20 MB/s
         return base + _raw_mb(meta) / 20 / 60
