@@ -23,7 +23,7 @@ from conftest import REPO
 
 #: steps that run no suite2p algorithm: their jobs import neither suite2p nor torch
 PLAIN_STEPS = ("binary_write", "postprocess", "merge", "volume_stats", "nwb_export",
-               "raw_compress", "cellpose_export")
+               "raw_compress", "cellpose_export", "crosstalk", "crosstalk_subtract")
 
 
 def _script_imports(step: str) -> str:

@@ -44,6 +44,8 @@ try:
     META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), LAYOUT.root, config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
     VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m) for sid, m in META.items()}
+    #: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
+    CROSSTALK_SUBTRACT = {sid: pfconfig.crosstalk_subtract_enabled(m, config) for sid, m in META.items()}
 except PlaneflowError as e:
     _fail(e)
 
@@ -132,6 +134,9 @@ if any(SHARED_MOTION.values()):
     # registration then waits for every plane's binary (through shared_motion): a group
     # holding a plane's binary_write and its registration would wait on the other groups
     GROUPS["plane"] = tuple(s for s in GROUPS["plane"] if s != "binary_write")
+if any(CROSSTALK_SUBTRACT.values()):
+    # detection then waits for every plane's registration (through crosstalk)
+    GROUPS["plane"] = tuple(s for s in GROUPS["plane"] if s != "registration")
 
 
 def group_for(step):
@@ -149,6 +154,45 @@ def registration_inputs(wc):
         files["shared"] = LAYOUT.shared_motion(wc.session)
         files["rigid"] = LAYOUT.part_file("rigid_shifts", "shifts", wc.session, wc.plane, wc.part)
     return files
+
+
+def detection_inputs(wc):
+    """The registered binary and its ops, or with volume.crosstalk: subtract the binary with
+    crosstalk taken out (rule crosstalk_subtract)."""
+    step = "crosstalk_subtract" if CROSSTALK_SUBTRACT[wc.session] else "registration"
+    return {k: LAYOUT.part_file(step, k, wc.session, wc.plane, wc.part) for k in ("ops", "bin")}
+
+
+def crosstalk_inputs(wc):
+    """Every plane's and part's registration outputs (session order)."""
+    pp = session_planes_parts(wc.session)
+    return {"ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in pp],
+            "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in pp]}
+
+
+def crosstalk_index_parts(session):
+    """(plane index, part) of crosstalk_inputs, in the same order."""
+    planes = [int(p) for p in META[session]["planes"]]
+    return [(planes.index(int(p)), q) for p, q in session_planes_parts(session)]
+
+
+def crosstalk_sources(wc):
+    """The planes whose crosstalk into this one may be subtracted: those within
+    volume.crosstalk_max_separation, with their separation (this plane's index minus theirs)."""
+    planes = [int(p) for p in META[wc.session]["planes"]]
+    i = planes.index(int(wc.plane))
+    D = int(config["volume"]["crosstalk_max_separation"])
+    return [{"plane": planes[j], "separation": i - j}
+            for j in range(max(0, i - D), min(len(planes), i + D + 1)) if j != i]
+
+
+def crosstalk_subtract_inputs(wc):
+    src = crosstalk_sources(wc)
+    return {"ops": LAYOUT.part_file("registration", "ops", wc.session, wc.plane, wc.part),
+            "bin": LAYOUT.part_file("registration", "bin", wc.session, wc.plane, wc.part),
+            "table": LAYOUT.crosstalk(wc.session),
+            "src_ops": [LAYOUT.part_file("registration", "ops", wc.session, s["plane"], wc.part) for s in src],
+            "src_bins": [LAYOUT.part_file("registration", "bin", wc.session, s["plane"], wc.part) for s in src]}
 
 
 def session_planes_parts(session):

@@ -1,8 +1,7 @@
 rule detection:
     """suite2p detection, extraction, deconvolution and classification of one plane (part)."""
     input:
-        ops=part_file("registration", "ops"),
-        bin=part_file("registration", "bin"),
+        unpack(detection_inputs),
     output:
         **part_outputs("detection"),
     params:

@@ -274,6 +274,22 @@ def shared_motion_enabled(meta: dict, config: dict) -> bool:
     return mode == "on" or planes_simultaneous(meta)
 
 
+def crosstalk_subtract_enabled(meta: dict, config: dict) -> bool:
+    """``volume.crosstalk: subtract`` for one session: rules crosstalk and crosstalk_subtract
+    run and detection reads the corrected binaries. A single-plane session has nothing to
+    subtract (no-op: its DAG is as with ``estimate``); a piezo stack records its planes at
+    different times, so light cannot leak between them: an error."""
+    mode = (config.get("volume") or {}).get("crosstalk", "estimate")
+    if mode != "subtract" or len(meta.get("planes") or []) < 2:
+        return False
+    if meta.get("stack_type") == "piezo":
+        raise PlaneflowError(
+            f"config volume.crosstalk is 'subtract' but session '{meta['session_id']}' is a piezo "
+            "stack: its planes are recorded one after another, so there is no crosstalk between "
+            "them to subtract. Set volume.crosstalk to estimate (or off) for this project.")
+    return True
+
+
 def session_overrides(config: dict, meta: dict, row: dict) -> dict:
     """The suite2p settings a session changes from suite2p's defaults.
 

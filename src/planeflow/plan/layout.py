@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from planeflow.plan.config import shared_motion_enabled
+from planeflow.plan.config import crosstalk_subtract_enabled, shared_motion_enabled
 
 #: per-part steps (one job per plane and part), in workflow order
 PART_STEPS = ("binary_write", "registration", "detection", "postprocess")
@@ -32,6 +32,8 @@ PART_FILES = {
                     "roi_stats": "roi_stats.tsv"},
     # shared motion only: the cheap rigid pass of one plane (part) for the consensus
     "rigid_shifts": {"shifts": "shifts.npz"},
+    # volume.crosstalk: subtract only: the registered binary with crosstalk taken out
+    "crosstalk_subtract": {"bin": "data.bin", "ops": "ops.npy"},
 }
 
 #: postprocess figures: output name -> (file stem under the part's figures/, report label)
@@ -59,6 +61,8 @@ VOLUME_FILES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "r
 QC_FILES = {"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}
 #: per-session output of shared_motion (the consensus rigid shifts of every plane and part)
 SHARED_MOTION_FILE = "shifts.npz"
+#: per-session output of crosstalk (volume.crosstalk: subtract): the coefficients it subtracts
+CROSSTALK_FILE = "crosstalk.tsv"
 
 #: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
 CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
@@ -74,7 +78,8 @@ MANIFEST = "manifest.json"
 STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
               "cellpose_import": "plane", "volume_stats": "session",
               "nwb_export": "session", "raw_compress": "session", "rigid_shifts": "part",
-              "shared_motion": "session", "qc": "session"}
+              "shared_motion": "session", "qc": "session",
+              "crosstalk": "session", "crosstalk_subtract": "part"}
 
 
 class Layout:
@@ -104,6 +109,10 @@ class Layout:
     def shared_motion(self, session) -> str:
         """The consensus rigid shifts of a session (shared motion on)."""
         return f"{self.step_dir('shared_motion', session)}/{SHARED_MOTION_FILE}"
+
+    def crosstalk(self, session) -> str:
+        """The crosstalk coefficients subtracted from a session's binaries (volume.crosstalk: subtract)."""
+        return f"{self.step_dir('crosstalk', session)}/{CROSSTALK_FILE}"
 
     def nwb(self, session) -> str:
         return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
@@ -172,7 +181,8 @@ class Layout:
         parts = range(len(meta["parts"]))
         out = [self.metadata(sid)]
         shared = shared_motion_enabled(meta, config)
-        steps = PART_STEPS + (("rigid_shifts",) if shared else ())
+        subtract = crosstalk_subtract_enabled(meta, config)
+        steps = PART_STEPS + (("rigid_shifts",) if shared else ()) + (("crosstalk_subtract",) if subtract else ())
         for p in planes:
             for q in parts:
                 for step in steps:
@@ -191,6 +201,9 @@ class Layout:
         out += [self.qc_file(k, sid) for k in QC_FILES]
         if shared:
             out.append(self.shared_motion(sid))
+        if subtract:
+            out.append(self.crosstalk(sid))
+            session_steps.append("crosstalk")
         if config["nwb_export"]["enabled"]:
             out.append(self.nwb(sid))
             session_steps.append("nwb_export")

@@ -12,6 +12,7 @@ BASE_MINUTES = {
     "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
     "volume_stats": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
     "cellpose_import": 60, "rigid_shifts": 60, "shared_motion": 15, "qc": 30,
+    "crosstalk": 30, "crosstalk_subtract": 30,
 }
 
 
@@ -20,6 +21,15 @@ BASE_MINUTES = {
 #: the job's own process: a registration job sized to the script alone was killed at 1.31 GB
 #: of a 1.25 GB request when grouped per plane. Added to every request.
 RUNNER_MB = 250
+
+
+def _volume(config: dict) -> dict:
+    """The config's volume group (its schema defaults when called with a partial config)."""
+    if "volume" in config:
+        return config["volume"]
+    from planeflow.plan.config import with_defaults
+
+    return with_defaults("volume", None)
 
 
 def _frame_mb(meta: dict, part) -> float:
@@ -77,6 +87,11 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
         return 2000 + 4 * 400 * _frame_mb(meta, part)
     if step == "shared_motion":  # a few shift traces per plane
         return 1000 + 0.001 * n * len(meta["planes"])
+    if step == "crosstalk":  # the sampled frames of a target and a source plane, float32, and a copy
+        return 1000 + 4 * min(n, _volume(config)["crosstalk_frames"]) * _frame_mb(meta, None)
+    if step == "crosstalk_subtract":  # a chunk of frames of the plane and of every source, float32
+        nsrc = 2 * _volume(config)["crosstalk_max_separation"]
+        return 500 + (3 + nsrc) * 500 * fm
     if step == "qc":  # the ops of every plane and a sample of frames of one plane at a time
         return 2000 + 3 * min(n, 500) * _frame_mb(meta, None)
     if step == "raw_compress":
@@ -100,6 +115,9 @@ def minutes(step: str, meta: dict, config: dict) -> float:
     base = BASE_MINUTES[step]
     if step == "raw_compress":  # checking the binaries and packing at a slow 10 MB/s
         return base + _raw_mb(meta) / 10 / 60
+    if step == "crosstalk_subtract":  # reads the plane and its sources, writes one binary: 20 MB/s
+        nsrc = 2 * _volume(config)["crosstalk_max_separation"]
+        return base + (2 + nsrc) * _raw_mb(meta) / max(len(meta["planes"]), 1) / 20 / 60
     if step == "nwb_export" and config["nwb_export"]["include_movie"]:  # gzip at 20 MB/s
         return base + _raw_mb(meta) / 20 / 60
     return base

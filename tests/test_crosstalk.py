@@ -1,0 +1,124 @@
+"""volume.crosstalk: subtract on constructed inputs: the subtraction, the recorded-pixel
+relation between registered planes, the coefficient, and the DAG (jobs only with subtract;
+a piezo stack stopped at parse time)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from conftest import dry_run_jobs, make_config, snakemake, write_tiff
+from planeflow import PlaneflowError
+from planeflow.core import volume as vol
+from planeflow.plan.config import crosstalk_subtract_enabled
+
+
+def test_subtract_crosstalk_takes_out_c_times_the_source_and_clips():
+    rng = np.random.default_rng(0)
+    own = rng.integers(-200, 3000, (20, 16, 16)).astype(np.int16)
+    src = rng.integers(0, 4000, (20, 16, 16)).astype(np.int16)
+    target = np.rint(own + 0.2 * src.astype(np.float32)).astype(np.int16)
+    out = vol.subtract_crosstalk(target, [(0.2, src)])
+    assert out.dtype == np.int16
+    assert np.abs(out.astype(int) - own).max() <= 1          # rounding of the planted sum
+    # two sources at once, and int16 limits instead of wrapping around
+    both = vol.subtract_crosstalk(target, [(0.1, src), (0.1, src)])
+    assert np.abs(both.astype(int) - own).max() <= 1
+    edge = vol.subtract_crosstalk(np.full((1, 2, 2), -32000, np.int16), [(1.0, np.full((1, 2, 2), 4000, np.int16))])
+    assert (edge == -32768).all()
+    assert np.array_equal(vol.subtract_crosstalk(target, []), target)
+
+
+def test_source_moved_onto_the_target_at_the_same_recorded_pixel():
+    """Two planes recorded with one motion, registered each with its own offsets: moving the
+    source's registered frames by (offset source - offset target) puts every recorded pixel
+    where the target's registered frame has it."""
+    rng = np.random.default_rng(1)
+    T, L = 30, 40
+    recorded = rng.standard_normal((T, L, L)).astype(np.float32)
+    motion = rng.integers(-3, 4, (T, 2))
+    own = {0: np.array([1, -2]), 1: np.array([-2, 3])}     # each plane's reference position
+    offs = {p: motion + own[p] for p in own}               # suite2p's yoff, xoff of each plane
+    reg = {p: vol.move_frames(recorded, -offs[p][:, 0], -offs[p][:, 1]) for p in own}
+    moved = vol.source_in_target(reg[0], offs[0][:, 0], offs[0][:, 1], offs[1][:, 0], offs[1][:, 1])
+    inner = (slice(None), slice(10, -10), slice(10, -10))
+    assert np.array_equal(moved[inner], reg[1][inner])
+
+
+def planted(c, T=600, L=64, seed=2, noise=0.5):
+    """Activity of a source plane (cells firing) and a target plane = own cells + c x source."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:L, 0:L]
+
+    def plane(n, s):
+        r = np.random.default_rng(s)
+        img = np.zeros((T, L, L), np.float32)
+        for _ in range(n):
+            cy, cx = r.uniform(12, L - 12, 2)
+            fp = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0)
+            trace = gaussian_filter1d((r.random(T) < 0.03) * 20.0, 3)
+            img += trace[:, None, None] * fp[None]
+        return img
+
+    src, own = plane(8, seed), plane(8, seed + 100)
+    tgt = own + c * src
+    return (src + noise * rng.standard_normal(src.shape).astype(np.float32),
+            tgt + noise * rng.standard_normal(src.shape).astype(np.float32))
+
+
+def test_crosstalk_coefficient_and_direction_on_planted_activity():
+    src, tgt = planted(0.15)
+    fwd = vol.crosstalk_pair(vol.activity_frames(src, 2.0), vol.activity_frames(tgt, 2.0), 6.0)
+    back = vol.crosstalk_pair(vol.activity_frames(tgt, 2.0), vol.activity_frames(src, 2.0), 6.0)
+    assert abs(fwd["coefficient"] - 0.15) <= 0.03, fwd
+    rows = {r["separation"]: r for r in vol.crosstalk_table({(0, 1): [fwd], (1, 0): [back]}, 1, 2, 0.03)}
+    assert rows[1]["significant"] and not rows[-1]["significant"], rows
+    # no crosstalk: nothing significant
+    src0, tgt0 = planted(0.0, seed=3)
+    r0 = vol.crosstalk_pair(vol.activity_frames(src0, 2.0), vol.activity_frames(tgt0, 2.0), 6.0)
+    rows0 = vol.crosstalk_table({(0, 1): [r0]}, 1, 2, 0.03)
+    assert abs(r0["coefficient"]) < 0.03 and not any(r["significant"] for r in rows0), r0
+
+
+def test_subtract_only_for_multi_plane_simultaneous_sessions():
+    cfg = {"volume": {"crosstalk": "subtract"}}
+    assert crosstalk_subtract_enabled({"session_id": "a", "planes": [0, 1], "stack_type": "lbm"}, cfg)
+    assert crosstalk_subtract_enabled({"session_id": "a", "planes": [0, 1], "stack_type": "single_plane"}, cfg)
+    assert not crosstalk_subtract_enabled({"session_id": "a", "planes": [0], "stack_type": "lbm"}, cfg)
+    assert not crosstalk_subtract_enabled({"session_id": "a", "planes": [0, 1], "stack_type": "lbm"},
+                                          {"volume": {"crosstalk": "estimate"}})
+    with pytest.raises(PlaneflowError, match="piezo"):
+        crosstalk_subtract_enabled({"session_id": "a", "planes": [0, 1], "stack_type": "piezo"}, cfg)
+
+
+def three_planes(tmp_path, nplanes=3, **volume):
+    rng = np.random.default_rng(0)
+    write_tiff(tmp_path / "raw" / "a.tif", rng.integers(0, 100, (nplanes * 60, 32, 32)).astype(np.int16))
+    return make_config(tmp_path, [{"session_id": "s", "data_path": str(tmp_path / "raw"), "nplanes": nplanes,
+                                   "fs": 10.0}], volume=volume)
+
+
+def test_dag_has_crosstalk_jobs_only_with_subtract(tmp_path):
+    est = [r for r, _ in dry_run_jobs(three_planes(tmp_path / "e"))]
+    assert "crosstalk" not in est and "crosstalk_subtract" not in est
+    jobs = dry_run_jobs(three_planes(tmp_path / "s", crosstalk="subtract"))
+    rules = [r for r, _ in jobs]
+    assert rules.count("crosstalk") == 1 and rules.count("crosstalk_subtract") == 3
+    assert rules.count("detection") == 3
+    # a single plane: a documented no-op
+    one = [r for r, _ in dry_run_jobs(three_planes(tmp_path / "o", nplanes=1, crosstalk="subtract"))]
+    assert "crosstalk" not in one and "crosstalk_subtract" not in one
+
+
+def test_subtract_on_a_piezo_stack_stops_at_parse_time(tmp_path):
+    from planeflow.synth.scanimage_session import simulate_piezo_session
+
+    simulate_piezo_session(tmp_path / "raw", nplanes=2, nframes=60, Ly=32, Lx=32, cells_per_plane=2,
+                           diameter=6)
+    cfg = make_config(tmp_path, [{"session_id": "pz", "data_path": str(tmp_path / "raw")}],
+                      volume={"crosstalk": "subtract"})
+    proc = snakemake(cfg, "-n")
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "volume.crosstalk" in err and "piezo" in err and "pz" in err, err[-2000:]
+    assert not (tmp_path / "results" / "pz" / "crosstalk").exists()
