@@ -280,6 +280,7 @@ def _session_steps(lay: Layout, sid: str, meta: dict):
     """(step, outputs, always shown) of the per-session steps; the optional ones are shown
     once they have a log or an output (the config, which switches them on, is not read)."""
     yield "shared_motion", [lay.shared_motion(sid)], False
+    yield "crosstalk", [lay.crosstalk(sid)], False
     yield "volume_stats", [lay.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"], True
     yield "qc", [lay.qc_file(k, sid) for k in QC_FILES], True
     yield "nwb_export", [lay.nwb(sid)], False
