@@ -111,6 +111,22 @@ def test_fresh_dry_run_lists_every_plane_and_step(run):
     assert [r for r, _ in jobs].count("volume_stats") == 1
 
 
+def test_jobs_request_the_memory_of_planeflow_plan_resources(run):
+    """What a job asks for (here registration's mem_mb) is resources.estimate's: the step's own
+    estimate plus the Snakemake process that runs it on its node (RUNNER_MB)."""
+    import re
+
+    from planeflow.plan import resources
+
+    proc = snakemake(run["cfg"], "-n", "--forcerun", "registration", "--until", "registration",
+                     workdir=run["tmp"], check=True)
+    asked = {int(m) for m in re.findall(r"mem_mb=(\d+)", proc.stdout + proc.stderr)}
+    meta = json.loads((run["res"] / "metadata.json").read_text())
+    own = resources.mem_mb("registration", meta, {}, part=0)
+    assert asked == {resources.estimate("registration", meta, {}, 1, part=0)["mem_mb"]}
+    assert asked == {int(own + resources.RUNNER_MB)}
+
+
 def test_single_plane_target(run):
     jobs = run["one_plane_jobs"]
     assert {r for r, _ in jobs} == set(STEPS)

@@ -111,10 +111,10 @@ def step_resources(step):
     per_part = STEP_SCOPE[step] == "part"
 
     def mem_mb(wc, attempt):
-        return int(pfres.mem_mb(step, META[wc.session], config, wc.part if per_part else None) * attempt)
+        return pfres.estimate(step, META[wc.session], config, attempt, wc.part if per_part else None)["mem_mb"]
 
     def runtime(wc, attempt):
-        return int(pfres.minutes(step, META[wc.session], config) * attempt)
+        return pfres.estimate(step, META[wc.session], config, attempt)["runtime"]
 
     res = {"mem_mb": mem_mb, "runtime": runtime}
     if step in TORCH_STEPS and config["gpu"]["enabled"]:

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from planeflow.core import volume as vol
-from planeflow.io.atomic import save_text
+from planeflow.io.tables import format_value, write_tsv
 from planeflow.io.planefiles import full_frame_image, load_array, load_ops
 
 log = logging.getLogger("planeflow")
@@ -31,21 +31,6 @@ ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_r
                "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um")
 CELL_COLUMNS = ("cell_id", "accepted", "n_rois", "planes", "primary_plane", "primary_roi", "y_px", "x_px",
                 "y_um", "x_um", "z_um", "rois")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (float, np.floating)):
-        return "" if not np.isfinite(v) else f"{float(v):.4g}" if abs(v) < 1e4 else f"{float(v):.1f}"
-    return str(v)
-
-
-def _table(rows: list[dict], columns) -> str:
-    return "\t".join(columns) + "\n" + "".join("\t".join(_fmt(r.get(c)) for c in columns) + "\n"
-                                               for r in rows)
 
 
 def _neucoeff(ops: dict) -> float:
@@ -264,15 +249,15 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
                 duplicate_of=f"{numbers[of[0]]}:{of[1]}" if of else "", match_correlation=inf.get("corr"),
                 snr=snrs[p][i], contrast=rois[p].contrast[i], npix=int(rois[p].npix[i]), **coords(p, i)))
 
-    save_text(out["offsets"], _table(off_rows, OFFSET_COLUMNS))
-    save_text(out["crosstalk"], _table(xt_rows, CROSSTALK_COLUMNS))
-    save_text(out["rois"], _table(roi_rows, ROI_COLUMNS))
-    save_text(out["cells"], _table(cell_rows, CELL_COLUMNS))
+    write_tsv(out["offsets"], off_rows, OFFSET_COLUMNS)
+    write_tsv(out["crosstalk"], xt_rows, CROSSTALK_COLUMNS)
+    write_tsv(out["rois"], roi_rows, ROI_COLUMNS)
+    write_tsv(out["cells"], cell_rows, CELL_COLUMNS)
     if out.get("view"):
         from planeflow.core import figures
 
         def strings(rows, columns):
-            return [{c: _fmt(r.get(c)) for c in columns} for r in rows]
+            return [{c: format_value(r.get(c)) for c in columns} for r in rows]
 
         figures.volume_view(out["view"], strings(off_rows, OFFSET_COLUMNS), strings(roi_rows, ROI_COLUMNS),
                             strings(xt_rows, CROSSTALK_COLUMNS), title=f"{session['session_id']}: "

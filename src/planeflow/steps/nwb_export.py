@@ -170,12 +170,11 @@ def _pixel_mask_columns(stat, VectorData, VectorIndex):
 
 def _volume_rows(path) -> dict:
     """volume_stats' rois.tsv by plane: {plane: {roi: row}}."""
-    import csv
+    from planeflow.io.tables import read_tsv
 
     out: dict = {}
-    with open(path) as fh:
-        for r in csv.DictReader(fh, delimiter="\t"):
-            out.setdefault(int(r["plane"]), {})[int(r["roi"])] = r
+    for r in read_tsv(path):
+        out.setdefault(int(r["plane"]), {})[int(r["roi"])] = r
     return out
 
 

@@ -24,7 +24,6 @@ a figure of every plane's rigid shifts over time and a table figure coloured by 
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import time
@@ -32,7 +31,8 @@ import time
 import numpy as np
 
 from planeflow import PlaneflowError
-from planeflow.io.atomic import save_json, save_text
+from planeflow.io.atomic import save_json
+from planeflow.io.tables import is_true, read_tsv, write_tsv
 from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
@@ -108,18 +108,13 @@ def consensus_correlations(shifts: dict) -> tuple[dict, np.ndarray | None]:
 
 
 def read_table(path) -> list[dict] | None:
-    """Rows of a tab-separated table with a header (the volume step's), None without a path."""
+    """Rows of one of volume_stats' tables, None without a path."""
     if not path:
         return None
     if not os.path.exists(path):
         raise PlaneflowError(f"QC input {path} does not exist; it is written by rule volume_stats. "
                              "Rerun the workflow so that the session's volume tables are made first.")
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
-def _true(v) -> bool:
-    return str(v).strip().lower() in ("true", "1", "yes")
+    return read_tsv(path)
 
 
 def volume_fractions(roi_rows: list[dict] | None, planes: list[int]) -> dict:
@@ -133,11 +128,11 @@ def volume_fractions(roi_rows: list[dict] | None, planes: list[int]) -> dict:
     counts = {int(p): [0, 0, 0] for p in planes}          # accepted, axial, crosstalk
     for r in roi_rows:
         p = int(r["plane"])
-        if p not in counts or not _true(r["accepted"]):
+        if p not in counts or not is_true(r["accepted"]):
             continue
         c = counts[p]
         c[0] += 1
-        if not _true(r["primary"]):
+        if not is_true(r["primary"]):
             reason = (r.get("duplicate_of_reason") or "").strip()
             c[1] += reason == "axial"
             c[2] += reason == "crosstalk"
@@ -160,7 +155,7 @@ def crosstalk_into(xt_rows: list[dict] | None, planes: list[int]) -> dict:
                 for p in numbers}
     out = {p: {"crosstalk_in": 0.0, "crosstalk_from": "", "crosstalk_upper_bound": False} for p in numbers}
     for r in xt_rows:
-        if not _true(r.get("significant")) or not r.get("coefficient"):
+        if not is_true(r.get("significant")) or not r.get("coefficient"):
             continue
         k, c = int(r["separation"]), float(r["coefficient"])
         if not np.isfinite(c):
@@ -269,18 +264,7 @@ def qc(planes: list[dict], out: dict, session: dict, options: dict, volume: dict
         r["verdict"] = "fail" if "fail" in levels else "warn" if "warn" in levels else "ok"
         r["reasons"] = [f"{lv}: {text}" for lv, text in reasons]
 
-    def cell(v):
-        if v is None:
-            return ""
-        if isinstance(v, float):
-            return "" if not np.isfinite(v) else f"{v:.4g}"
-        if isinstance(v, list):
-            return "; ".join(v)
-        return str(v)
-
-    text = "\t".join(COLUMNS) + "\n" + "".join(
-        "\t".join(cell(r.get(c)) for c in COLUMNS) + "\n" for r in rows)
-    save_text(out["table"], text)
+    write_tsv(out["table"], rows, COLUMNS)
     failed = [r["plane"] for r in rows if r["verdict"] == "fail"]
     summary = {
         "session_id": session["session_id"], "stack_type": session.get("stack_type"),

@@ -20,6 +20,7 @@ from planeflow.core import figures
 from planeflow.io.atomic import save_json, save_text
 from planeflow.io.history import suite2p_version
 from planeflow.io.planefiles import load_array, load_ops
+from planeflow.io.tables import read_tsv
 from planeflow.plan.layout import VOLUME_FILES
 
 log = logging.getLogger("planeflow")
@@ -35,13 +36,6 @@ def _stage_times(ops: dict) -> dict:
     return out
 
 
-def _read_tsv(path) -> list[dict]:
-    import csv
-
-    with open(path) as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
-
-
 def volume_stats(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     """``planes``: per plane (in plane order) the files of its final folder (ops, stat, iscell,
     F, Fneu, ...); ``session``: session metadata (session_id, planes, dx, dy, dz, fs);
@@ -53,9 +47,9 @@ def volume_stats(planes: list[dict], out: dict, session: dict, options: dict) ->
 
     t0 = time.time()
     cells_across_planes(planes, out, session, options)
-    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in _read_tsv(out["offsets"])])
+    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in read_tsv(out["offsets"])])
     cell_of: dict = {}
-    for r in _read_tsv(out["rois"]):
+    for r in read_tsv(out["rois"]):
         if r["cell_id"] and r["duplicate_of_reason"] != "crosstalk":
             cell_of[(int(r["plane"]), int(r["roi"]))] = int(r["cell_id"])
     numbers = []
