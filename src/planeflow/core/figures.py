@@ -130,7 +130,7 @@ def volume_summary(path, mean_stack, counts_acc, counts_rej, title="") -> None:
 
 
 def volume_view(path, offsets: list[dict], rois: list[dict], crosstalk: list[dict], title="") -> None:
-    """Rule volume's figure: plane offsets (dy, dx per plane, interpolated/config marked),
+    """volume_stats' volume view: plane offsets (dy, dx per plane, interpolated/config marked),
     a top view of every accepted cell coloured by depth with lines from each primary ROI
     to its other views (grey: axial, red dashed: crosstalk ghosts), and the crosstalk table."""
     plt = _plt()

@@ -57,7 +57,7 @@ def _traces(plane: dict, rows):
 def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     """``planes``: per plane (session order) the files of its final folder (ops, stat,
     iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs;
-    ``options``: the config's ``volume`` group, ``offsets`` already keyed by plane index."""
+    ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number."""
     t0 = time.time()
     numbers = [int(p) for p in session["planes"]]
     n = len(planes)
@@ -266,5 +266,8 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
     n_dup = sum(1 for r in roi_rows if r["duplicate_of_reason"])
     log.info("volume: %d planes, %d ROIs -> %d cells (%d axial duplicates, %d crosstalk ghosts) in %.1f s",
              n, n_rois, len(cell_rows), n_dup - len(ghosts), len(ghosts), time.time() - t0)
-    return dict(n_rois=n_rois, n_cells=len(cell_rows), n_ghosts=len(ghosts), offsets=off.tolist(),
+    # the cell_id of every ROI drawn in the volume's labels (crosstalk ghosts are not)
+    labels = {(r["plane"], r["roi"]): r["cell_id"] for r in roi_rows
+              if r["cell_id"] is not None and r["duplicate_of_reason"] != "crosstalk"}
+    return dict(n_rois=n_rois, n_cells=len(cell_rows), n_ghosts=len(ghosts), offsets=off.tolist(), labels=labels,
                 crosstalk=xt_rows)

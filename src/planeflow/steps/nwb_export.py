@@ -179,7 +179,7 @@ def _volume_rows(path) -> dict:
 
 
 def _add_volume_columns(ps, rows: dict, n: int, plane: int) -> None:
-    """Per-ROI columns of rule volume (volume_stats/rois.tsv): CellID, Primary,
+    """Per-ROI columns of volume_stats' rois.tsv: CellID, Primary,
     DuplicateReason and VolumePosition (x, y, z in µm, NaN where a voxel size is unknown)."""
     if set(rows) != set(range(n)):
         raise PlaneflowError(f"volume_stats/rois.tsv lists {len(rows)} ROIs for plane {plane}, its "

@@ -20,7 +20,6 @@ from planeflow.core import figures
 from planeflow.io.atomic import save_json, save_text
 from planeflow.io.history import suite2p_version
 from planeflow.io.planefiles import load_array, load_ops
-from planeflow.io.tables import read_tsv
 from planeflow.plan.layout import VOLUME_FILES
 
 log = logging.getLogger("planeflow")
@@ -46,12 +45,9 @@ def volume_stats(planes: list[dict], out: dict, session: dict, options: dict) ->
     from planeflow.steps._volume import cells_across_planes
 
     t0 = time.time()
-    cells_across_planes(planes, out, session, options)
-    offsets = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in read_tsv(out["offsets"])])
-    cell_of: dict = {}
-    for r in read_tsv(out["rois"]):
-        if r["cell_id"] and r["duplicate_of_reason"] != "crosstalk":
-            cell_of[(int(r["plane"]), int(r["roi"]))] = int(r["cell_id"])
+    cells = cells_across_planes(planes, out, session, options)
+    offsets = np.array(cells["offsets"], dtype=float).reshape(-1, 2)
+    cell_of = cells["labels"]
     numbers = []
     rows, means, stats, acc, rej, times = [], [], [], [], [], {}
     all_ops = [load_ops(p["ops"]) for p in planes]
