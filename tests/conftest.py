@@ -33,7 +33,7 @@ def coded_frames(npages: int, Ly: int = 8, Lx: int = 6, start: int = 0) -> np.nd
 
 def make_config(tmp: Path, sessions: list[dict], **extra) -> Path:
     """Write a sessions sheet and a config into ``tmp``; return the config path."""
-    cols = ["session_id", "data_path", "nplanes", "fs", "tau", "diameter", "dx", "dy", "dz"]
+    cols = ["session_id", "data_path", "nplanes", "fs", "tau", "diameter", "dx", "dy", "dz", "offsets"]
     lines = ["\t".join(cols)]
     for s in sessions:
         lines.append("\t".join("" if s.get(c) is None else str(s[c]) for c in cols))

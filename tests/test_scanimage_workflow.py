@@ -12,6 +12,8 @@ from conftest import dry_run_jobs, make_config, snakemake
 pytestmark = pytest.mark.workflow
 
 NPLANES, NFRAMES, H, WIDTHS, BIDI = 2, 500, 128, (96, 96), 2
+#: scan-field centres [x, y] (degrees) of the two mROIs: apart, not side by side
+CENTERS = [[-6.0, 2.0], [5.0, -3.0]]
 S2P = {"torch_device": "cpu", "diameter": [10, 10], "registration": {"block_size": [64, 64]},
        "detection": {"sparsery_settings": {"spatial_scale": 2}}}  # see test_workflow.py
 
@@ -21,11 +23,14 @@ def simulate(dest, bidiphase, seed=11):
 
     return simulate_scanimage_session(dest, nplanes=NPLANES, nframes=NFRAMES, roi_widths=WIDTHS,
                                       height=H, fly_to_lines=6, bidiphase=bidiphase, nfiles=2,
-                                      seed=seed, cells_per_plane=18)
+                                      seed=seed, cells_per_plane=18, roi_centers_deg=CENTERS)
 
 
 def run(tmp, name, raw, roi_mode):
-    cfg = make_config(tmp / name, [{"session_id": name, "data_path": str(raw / "lbm_*.tif")}],
+    # the planted planes are unrelated populations: their offset cannot be estimated, so plane 1
+    # is fixed at 0 in the sheet (each plane's volume coordinates are then its own part 0's
+    # registered frame)
+    cfg = make_config(tmp / name, [{"session_id": name, "data_path": str(raw / "lbm_*.tif"), "offsets": "1:0,0"}],
                       suite2p=S2P, acquisition={"roi_mode": roi_mode, "channels_are_planes": True})
     jobs = dry_run_jobs(cfg)
     snakemake(cfg, check=True)
@@ -112,3 +117,61 @@ def test_separate_rois_are_processed_apart_and_merged(runs):
         iscell = np.load(d / "iscell.npy")[:, 0].astype(bool)
         on_cell = [np.mean(gt["labels"][p][s["ypix"], s["xpix"]] > 0) >= 0.4 for s in stat[iscell]]
         assert np.mean(on_cell) >= 0.9, (np.mean(on_cell), m)
+
+
+def planted_um(sim, y, x):
+    """Microscope (y, x) in µm and field of plane-image point (y, x), from the planted fields."""
+    k = 0 if x < sim["fields"][1]["x0"] - 0.5 else 1
+    f, res = sim["fields"][k], sim["objective_resolution"]
+    h, w = H, WIDTHS[k]
+    (cx, cy), (sx, sy) = f["center_deg"], f["size_deg"]
+    return k, res * (cy - sy / 2 + (y + 0.5) * sy / h), res * (cx - sx / 2 + (x - f["x0"] + 0.5) * sx / w)
+
+
+@pytest.mark.parametrize("mode", ["stitch", "separate"])
+def test_volume_positions_are_the_planted_scan_fields(runs, mode):
+    """rois.tsv places every ROI at its scan field's position in the microscope (header
+    centre and size x objective resolution), within a pixel of the planted cell."""
+    import csv
+
+    from planeflow.synth.groundtruth import load_ground_truth, match_rois, reference_offset
+
+    sim = runs["sim"]
+    gt = load_ground_truth(sim["ground_truth"])
+    res = runs[mode]
+    with open(res / "volume_stats" / "rois.tsv") as fh:
+        rois = {(int(r["plane"]), int(r["roi"])): r for r in csv.DictReader(fh, delimiter="\t")}
+    assert all(r["cell_id"] for r in rois.values())
+    with open(res / "volume_stats" / "plane_offsets.tsv") as fh:
+        assert [r["source"] for r in csv.DictReader(fh, delimiter="\t")] == ["estimated", "sheet"]
+    px_um = sim["objective_resolution"] * 0.05
+    errs = []
+    for p in range(NPLANES):
+        d = res / "suite2p" / f"plane{p}"
+        ops = np.load(d / "ops.npy", allow_pickle=True).item()
+        stat = np.load(d / "stat.npy", allow_pickle=True)
+        parts = ops.get("parts") or [{"offset": [0, 0], "yoff": ops["yoff"], "xoff": ops["xoff"]}]
+        ref = [reference_offset(q["yoff"], q["xoff"], gt["shifts"]) for q in parts]
+        for k in range(len(parts)):       # each part's ROIs in its own registered frame
+            mine = [i for i, s in enumerate(stat) if (len(parts) == 1 or
+                    (s["xpix"].mean() >= WIDTHS[0]) == bool(k))]
+            m = match_rois([stat[i] for i in mine], gt["labels"][p], offset=ref[k])
+            assert m["n_matched"] >= 5, m
+            for i, label in m["matches"]:
+                yy, xx = np.nonzero(gt["labels"][p] == label)
+                if xx.min() < WIDTHS[0] <= xx.max():
+                    continue              # a cell cut by the stripe boundary
+                # volume coordinates: part 0's registered frame (plane offset fixed at 0)
+                field, y_um, x_um = planted_um(sim, yy.mean() + ref[0][0], xx.mean() + ref[0][1])
+                r = rois[(p, mine[i])]
+                assert int(r["field"]) == field
+                errs.append(np.hypot(float(r["y_um"]) - y_um, float(r["x_um"]) - x_um) / px_um)
+    # measured: median 0.2 px, largest 0.5 (stitch) and 0.9 (separate) px
+    assert len(errs) >= 20 and np.median(errs) <= 0.5 and max(errs) <= 1.5, np.round(errs, 2)
+    # every ROI of every plane lies within its scan field (stripes side by side would not)
+    for r in rois.values():
+        f = sim["fields"][int(r["field"])]
+        (cx, cy), (sx, sy) = f["center_deg"], f["size_deg"]
+        res_ = sim["objective_resolution"]
+        assert abs(float(r["x_um"]) - res_ * cx) <= res_ * sx / 2 + 3 * px_um, r
+        assert abs(float(r["y_um"]) - res_ * cy) <= res_ * sy / 2 + 3 * px_um, r

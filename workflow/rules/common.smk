@@ -13,7 +13,7 @@ from planeflow.plan import nwb_meta as pfnwb
 from planeflow.plan import layout as pflayout
 from planeflow.plan import resources as pfres
 from planeflow.plan.layout import STEP_SCOPE, Layout
-from planeflow.plan.session import session_metadata
+from planeflow.plan.session import session_fields, session_metadata
 
 min_version("9.0")
 
@@ -40,10 +40,11 @@ try:
     # NWB subject/session metadata: checked before anything is read or written
     NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
                 if config["nwb_export"]["enabled"] else {})
-    # the NWB columns are left out so that editing them keeps the cached metadata valid
-    META = {sid: session_metadata(pfnwb.strip_nwb_columns(row), LAYOUT.root, config["acquisition"])
+    # the NWB and volume-only columns are left out so that editing them keeps the cached metadata valid
+    META = {sid: session_metadata(pfconfig.volume_columns(pfnwb.strip_nwb_columns(row)), LAYOUT.root,
+                                  config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
-    VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m) for sid, m in META.items()}
+    VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m, SESSION_ROWS[sid]) for sid, m in META.items()}
     #: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
     CROSSTALK_SUBTRACT = {sid: pfconfig.crosstalk_subtract_enabled(m, config) for sid, m in META.items()}
 except PlaneflowError as e:
@@ -235,6 +236,13 @@ def nwb_inputs(wc):
         files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
                           for p in m["planes"] for q in range(len(m["parts"]))]
     return files
+
+
+def volume_session(session):
+    """What rule volume_stats needs of a session's metadata; multi-ROI sessions: their scan fields."""
+    m = META[session]
+    return {**{k: m[k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
+            "nrois": m.get("nrois", 1), "fields": session_fields(m)}
 
 
 def volume_options(session):

@@ -18,7 +18,7 @@ rule volume_stats:
         figure=report(LAYOUT.volume_file("figure", S), caption="../report/volume_summary.rst",
                       category=S, subcategory="volume", labels={"figure": "volume summary"}),
     params:
-        session=lambda wc: {k: META[wc.session][k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
+        session=lambda wc: volume_session(wc.session),
         options=lambda wc: volume_options(wc.session),
     log:
         LAYOUT.log("volume_stats", S),

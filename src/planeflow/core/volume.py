@@ -88,26 +88,32 @@ def plane_offsets(means: list[np.ndarray], overrides: dict | None = None,
     that one could not be placed); a pair under ``min_confidence`` leaves the plane to be
     interpolated linearly (per axis, in plane index) between the nearest placed planes on
     either side, or copied from the nearest one at the ends (``source = interpolated``).
-    ``overrides`` (index -> (dy, dx)) fix planes (``source = config``); planes after one
-    chain from it. When the first plane has no confident partner (blank), the chain
+    ``overrides`` (index -> (dy, dx), or -> {"offset": (dy, dx), "source": "config" |
+    "sheet"}) fix planes (``source`` = where they were set, default ``config``); planes
+    after one chain from it. When the first plane has no confident partner (blank), the chain
     restarts at the first plane that matches its next neighbour.
 
     Returns one dict per plane: ``dy_px, dx_px, confidence, source, pair`` (the index the
     plane was compared with, or None).
     """
-    overrides = overrides or {}
+    overrides = {k: v if isinstance(v, dict) else {"offset": v, "source": "config"}
+                 for k, v in (overrides or {}).items()}
     n = len(means)
     rows: list[dict | None] = [None] * n
+
+    def fixed(i):
+        o = overrides[i]
+        return dict(dy_px=float(o["offset"][0]), dx_px=float(o["offset"][1]), confidence=1.0,
+                    source=o.get("source", "config"), pair=None)
+
     if 0 in overrides:
-        rows[0] = dict(dy_px=float(overrides[0][0]), dx_px=float(overrides[0][1]), confidence=1.0,
-                       source="config", pair=None)
+        rows[0] = fixed(0)
     else:
         rows[0] = dict(dy_px=0.0, dx_px=0.0, confidence=1.0, source="estimated", pair=None)
     g = 0                      # last placed plane
     for i in range(1, n):
         if i in overrides:
-            rows[i] = dict(dy_px=float(overrides[i][0]), dx_px=float(overrides[i][1]), confidence=1.0,
-                           source="config", pair=None)
+            rows[i] = fixed(i)
             g = i
             continue
         dy, dx, conf = phase_offset(means[g], means[i])
@@ -140,6 +146,31 @@ def plane_offsets(means: list[np.ndarray], overrides: dict | None = None,
                     rows[i][key] = rows[j][key] if j is not None else 0.0
     for r in rows:
         r.pop("_anchor", None)
+    return rows
+
+
+def field_plane_offsets(means: list[np.ndarray], rects: list, overrides: dict | None = None,
+                        min_confidence: float = 0.2) -> list[dict]:
+    """:func:`plane_offsets` of an image made of several fields (mROI stripes side by side,
+    ``rects`` = [y0, x0, h, w] each, moved into one frame beforehand), field by field: a
+    seam between two fields stays put from plane to plane and would pull a whole-image
+    estimate towards 0. Per plane, the fields' estimates are averaged weighted by their
+    confidence (the largest is the plane's); a plane no field placed is interpolated
+    (the fields' interpolations averaged). One field or none: :func:`plane_offsets`."""
+    if len(rects) < 2:
+        return plane_offsets(means, overrides, min_confidence)
+    per = [plane_offsets([m[y0:y0 + h, x0:x0 + w] for m in means], overrides, min_confidence)
+           for y0, x0, h, w in rects]
+    rows = []
+    for i in range(len(means)):
+        cands = [r[i] for r in per]
+        placed = [r for r in cands if r["source"] != "interpolated"]
+        use = placed or cands
+        w = np.array([max(r["confidence"], 1e-6) for r in use]) if placed else np.ones(len(use))
+        best = max(use, key=lambda r: r["confidence"])
+        rows.append(dict(dy_px=float(np.dot(w, [r["dy_px"] for r in use]) / w.sum()),
+                         dx_px=float(np.dot(w, [r["dx_px"] for r in use]) / w.sum()),
+                         confidence=best["confidence"], source=best["source"], pair=best["pair"]))
     return rows
 
 
@@ -626,3 +657,98 @@ def subtract_crosstalk(target: np.ndarray, sources: list[tuple[float, np.ndarray
     for c, src in sources:
         out -= np.float32(c) * np.asarray(src, np.float32)
     return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+
+# ----------------------------------------------------------------------------- scan fields
+def field_index(fields: list[dict], y: float, x: float) -> int | None:
+    """The scan field (index into ``fields``, :func:`planeflow.plan.session.scan_fields`)
+    whose rectangle of the plane image holds pixel ``(y, x)``; None outside every field
+    (fly-to lines of an unstitched page)."""
+    for k, f in enumerate(fields):
+        y0, x0, h, w = f["rect"]
+        if y0 - 0.5 <= y < y0 + h - 0.5 and x0 - 0.5 <= x < x0 + w - 0.5:
+            return k
+    return None
+
+
+def field_um(field: dict, y: float, x: float) -> tuple[float, float]:
+    """Microscope position (y_um, x_um) of plane-image pixel ``(y, x)`` (its centre; may lie
+    beyond the field's edge, e.g. after a plane offset) in the scan field ``field``.
+
+    Pixel ``(r, c)`` of a field of ``h x w`` pixels spanning ``size_um`` around ``center_um``
+    is at ``center - size / 2 + (index + 0.5) * size / pixels`` per axis, as ScanImage's
+    ``pixelToRefTransform`` places pixel centres."""
+    y0, x0, h, w = field["rect"]
+    (cy, cx), (sy, sx) = field["center_um"], field["size_um"]
+    return (cy - sy / 2 + (y - y0 + 0.5) * sy / h,
+            cx - sx / 2 + (x - x0 + 0.5) * sx / w)
+
+
+def part_reference_shifts(parts: list[dict]) -> np.ndarray:
+    """(parts, 2): where each part's registered frame lies against part 0's, for a plane
+    processed in separate parts (``acquisition.roi_mode: separate``; ``parts`` = merged
+    ``ops["parts"]`` with each part's rigid ``yoff``/``xoff``).
+
+    The parts of a plane are recorded in the same frames, so they share one motion, but
+    each is registered on a reference image of its own: a feature that part 0's registered
+    frame shows at ``u + c_0`` its part ``k`` shows at ``u + c_k``, and
+    ``c_k - c_0 = median_t(yoff_0 - yoff_k)`` (suite2p: ``yoff = motion - c``). Zeros for
+    parts without offsets or with another number of frames."""
+    out = np.zeros((len(parts), 2))
+    if not parts or parts[0].get("yoff") is None:
+        return out
+    y0, x0 = np.asarray(parts[0]["yoff"], float).ravel(), np.asarray(parts[0]["xoff"], float).ravel()
+    for k, q in enumerate(parts[1:], start=1):
+        if q.get("yoff") is None or len(np.ravel(q["yoff"])) != len(y0) or len(y0) == 0:
+            continue
+        out[k] = (np.median(y0 - np.asarray(q["yoff"], float).ravel()),
+                  np.median(x0 - np.asarray(q["xoff"], float).ravel()))
+    return out
+
+
+def realign_parts(img: np.ndarray, rects: list, shifts: np.ndarray) -> np.ndarray:
+    """``img`` with each part's crop (``rects`` = [y0, x0, h, w]) moved by minus its
+    :func:`part_reference_shifts` (subpixel, linear; edges repeated): every part then shows
+    the plane as part 0's registered frame does."""
+    from scipy.ndimage import shift
+
+    out = np.array(img, np.float64)
+    for (y0, x0, h, w), d in zip(rects, shifts):
+        if np.any(d):
+            out[y0:y0 + h, x0:x0 + w] = shift(out[y0:y0 + h, x0:x0 + w], (-d[0], -d[1]), order=1, mode="nearest")
+    return out
+
+
+def roi_fields(rois: Rois, rects: list) -> list:
+    """Index of the part / field (``rects`` = [y0, x0, h, w] each) holding each ROI's centre
+    (None: outside every one)."""
+    fields = [{"rect": r} for r in rects]
+    return [field_index(fields, *rois.med[i]) for i in range(rois.n)]
+
+
+def move_part_rois(rois: Rois, parts: list, shifts: np.ndarray) -> Rois:
+    """``rois`` of one plane with each ROI (in part ``parts[i]``) moved by minus its part's
+    ``shifts[k]`` (:func:`part_reference_shifts`) into part 0's registered frame, as
+    :func:`realign_parts` moves the images (ROI pixels by whole pixels, centres exactly). Brightness (contrast) stays as measured where the ROI was recorded. Returns a
+    moved copy; ``rois`` itself (recorded positions, for crosstalk) is left as it is."""
+    import copy
+
+    rois = copy.copy(rois)
+    rois.ypix, rois.xpix, rois.med = list(rois.ypix), list(rois.xpix), rois.med.copy()
+    for i, k in enumerate(parts):
+        if k is None or not np.any(shifts[k]):
+            continue
+        dy, dx = shifts[k]
+        rois.ypix[i] = rois.ypix[i] - int(round(dy))
+        rois.xpix[i] = rois.xpix[i] - int(round(dx))
+        rois.med[i] = rois.med[i] - (dy, dx)
+    return rois
+
+
+def volume_um(y: float, x: float, field: int | None, fields: list | None, dy_um, dx_um):
+    """(y_um, x_um) of a point at plane-0 pixel ``(y, x)`` recorded in scan field ``field``:
+    the field's microscope position (:func:`field_um`) for a multi-ROI session with known
+    fields, else the pixel times the pixel size (None where unknown)."""
+    if fields:
+        return field_um(fields[field], y, x) if field is not None else (None, None)
+    return (y * dy_um if dy_um is not None else None, x * dx_um if dx_um is not None else None)

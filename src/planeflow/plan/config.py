@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -214,6 +215,11 @@ def read_sessions(path: str) -> list[dict]:
                     f"sessions sheet '{path}', row {lineno}, column {k}: '{v}' is not a "
                     f"{SHEET_COLUMNS[k].__name__}."
                 ) from None
+            if k == "offsets":
+                try:
+                    parse_offsets(v)
+                except ValueError as e:
+                    raise PlaneflowError(f"sessions sheet '{path}', row {lineno}, column offsets: {e}") from None
         sid = row.get("session_id")
         if sid in seen:
             raise PlaneflowError(f"sessions sheet '{path}': session_id '{sid}' appears twice.")
@@ -393,14 +399,74 @@ def _s2p_version() -> str:
     return suite2p_version()
 
 
-def volume_offsets(config: dict, meta: dict) -> dict:
-    """The ``volume.offsets`` overrides of a session's planes: plane number -> [dy, dx].
+def parse_offsets(text: str) -> dict:
+    """A sessions sheet ``offsets`` cell, ``'plane:dy,dx; plane:dy,dx'`` (pixels), as
+    {plane: [dy, dx]}; ValueError saying what is wrong."""
+    out = {}
+    for item in (t.strip() for t in str(text).split(";")):
+        if not item:
+            continue
+        plane, sep, rest = item.partition(":")
+        vals = [v.strip() for v in rest.split(",")]
+        try:
+            p = int(plane.strip())
+            if not sep or len(vals) != 2 or p < 0:
+                raise ValueError
+            dy, dx = float(vals[0]), float(vals[1])
+        except ValueError:
+            raise ValueError(f"'{item}' is not 'plane:dy,dx' (a plane number, a colon, two numbers "
+                             "in pixels separated by a comma); write e.g. '3:2.5,-1; 5:0,1'") from None
+        if not (math.isfinite(dy) and math.isfinite(dx)):
+            raise ValueError(f"'{item}': dy and dx must be finite numbers of pixels")
+        if p in out:
+            raise ValueError(f"plane {p} is given twice")
+        out[p] = [dy, dx]
+    if not out:
+        raise ValueError(f"'{text}' names no plane; write e.g. '3:2.5,-1; 5:0,1' or leave the cell empty")
+    return out
 
-    Checked at parse time: a key that is not a plane of the session is an error that
-    names the plane and lists the session's planes.
+
+def volume_columns(row: dict) -> dict:
+    """A sheet row without the columns only rule volume_stats reads (schema ``x-volume``), so that
+    editing them reruns rule volume_stats alone and keeps the cached session metadata valid."""
+    props = load_schema("sessions.schema.yaml")["properties"]
+    return {k: v for k, v in row.items() if not props.get(k, {}).get("x-volume")}
+
+
+def _sheet_line(path: str, session_id: str) -> str:
+    try:
+        with open(path) as fh:
+            for i, line in enumerate(fh, start=1):
+                if line.split("\t", 1)[0].strip() == session_id:
+                    return f"row {i}"
+    except OSError:
+        pass
+    return f"the row of session '{session_id}'"
+
+
+def volume_offsets(config: dict, meta: dict, row: dict | None = None) -> dict:
+    """The fixed plane offsets of a session: plane number -> ``{"offset": [dy, dx],
+    "source": "config" | "sheet"}``, from the config's ``volume.offsets`` and, winning over
+    it plane by plane, the sessions sheet's ``offsets`` cell of the session's ``row``.
+
+    Checked at parse time: a plane the session does not have is an error that names where
+    it was given (config key, or sheet, row and column) and lists the session's planes.
     """
     out = {}
     planes = [int(p) for p in meta["planes"]]
+    if row and row.get("offsets"):
+        sheet = config.get("sessions", "sessions sheet")
+        where = f"sessions sheet '{sheet}', {_sheet_line(sheet, meta['session_id'])}, column offsets"
+        try:
+            given = parse_offsets(row["offsets"])
+        except ValueError as e:
+            raise PlaneflowError(f"{where}: {e}") from None
+        for plane, value in given.items():
+            if plane not in planes:
+                raise PlaneflowError(
+                    f"{where}: plane {plane} is not a plane of session '{meta['session_id']}' (its "
+                    f"planes: {planes}); use plane numbers as in results/<session>/suite2p/plane<N>")
+            out[plane] = {"offset": value, "source": "sheet"}
     for key, value in (config.get("volume", {}).get("offsets") or {}).items():
         try:
             plane = int(key)
@@ -411,5 +477,5 @@ def volume_offsets(config: dict, meta: dict) -> dict:
                 f"config volume.offsets names plane '{key}', which session '{meta['session_id']}' "
                 f"does not have (its planes: {planes}); use plane numbers as in "
                 "results/<session>/suite2p/plane<N>, or remove the entry")
-        out[plane] = [float(v) for v in value]
+        out.setdefault(plane, {"offset": [float(v) for v in value], "source": "config"})
     return out

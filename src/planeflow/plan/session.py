@@ -230,6 +230,54 @@ def _parts(Ly: int, Lx: int, si: dict, roi_mode: str, sid: str,
     return parts, plane_shape
 
 
+def scan_fields(si: dict, parts: list[dict], roi_mode: str) -> list[dict] | None:
+    """Where each scan field (mROI) of a multi-ROI session lies, in the plane image and in
+    the microscope, from the header alone (parse time).
+
+    One dict per field: ``name``; ``rect`` = [y0, x0, height, width], its pixels in the
+    plane image (stitch / separate: the stripes side by side; whole: stacked in the page
+    with the fly-to lines between); ``center_um`` / ``size_um`` = [y, x] of the field in
+    ScanImage's reference space (``RoiGroups`` scanfield ``centerXY`` / ``sizeXY``, degrees,
+    times ``SI.objectiveResolution`` µm/degree; origin on the scanners' optical axis, x
+    along the fast-scan direction = increasing pixel column, y = increasing row);
+    ``center_deg`` / ``size_deg`` as in the header ([x, y]). None for a single field, or
+    when the header lacks a field's centre or size or the objective resolution.
+    """
+    rois, objres = si.get("rois") or [], si.get("objective_resolution")
+    if not objres and rois and rois[0].get("dx") and rois[0].get("size_deg") and rois[0].get("pixel_resolution"):
+        # caches written before objective_resolution was kept: dx = objres * size / pixels
+        objres = rois[0]["dx"] * rois[0]["pixel_resolution"][0] / rois[0]["size_deg"][0]
+    if len(rois) < 2 or not objres or any(not r.get("center_deg") or not r.get("size_deg")
+                                          or not r.get("pixel_resolution") for r in rois):
+        return None
+    if roi_mode == "whole":
+        rows = si.get("roi_rows") or []
+        if len(rows) != len(rois):
+            return None
+        rects = [[y0, 0, y1 - y0, int(r["pixel_resolution"][0])] for (y0, y1), r in zip(rows, rois)]
+    else:
+        tiles = [t for part in parts for t in part["tiles"]] if roi_mode == "stitch" else \
+            [dict(dst=part["offset"]) for part in parts]
+        if len(tiles) != len(rois):
+            return None
+        rects = [[int(t["dst"][0]), int(t["dst"][1]), int(r["pixel_resolution"][1]), int(r["pixel_resolution"][0])]
+                 for t, r in zip(tiles, rois)]
+    return [{"name": r.get("name"), "rect": rect,
+             "center_um": [objres * r["center_deg"][1], objres * r["center_deg"][0]],
+             "size_um": [objres * r["size_deg"][1], objres * r["size_deg"][0]],
+             "center_deg": list(r["center_deg"]), "size_deg": list(r["size_deg"])}
+            for r, rect in zip(rois, rects)]
+
+
+def session_fields(meta: dict) -> list[dict] | None:
+    """The scan fields of a session (:func:`scan_fields`) from its cached metadata; caches
+    written before fields were kept get them from their ScanImage part."""
+    if "fields" in meta:
+        return meta["fields"]
+    si = meta.get("scanimage")
+    return scan_fields(si, meta.get("parts") or [], meta.get("roi_mode", "whole")) if si else None
+
+
 def build_metadata(row: dict, files: list[str], acq: dict | None = None,
                    problems: list | None = None) -> dict:
     """Inspect the raw files (headers only) and combine them with the sheet's values.
@@ -306,8 +354,10 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None,
         "nrois": len(si.get("rois") or []) or 1,
         "plane_shape": plane_shape,
         "parts": parts,
+        "fields": scan_fields(si, parts, acq["roi_mode"]) if si else None,
         "scanimage": {k: si.get(k) for k in ("si_version", "scanner_type", "fly_to_lines", "rois",
-                                              "roi_rows", "line_period", "warnings")} if si else None,
+                                              "roi_rows", "line_period", "objective_resolution",
+                                              "warnings")} if si else None,
     }
 
 
@@ -335,7 +385,7 @@ def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = Non
         "Ly": Ly, "Lx": Lx, "fs": float(fs) if fs is not None else None,
         "dx": row.get("dx"), "dy": row.get("dy"),
         "dz": row.get("dz"), "zoom": None, "bidiphase": bidi, "roi_mode": "whole", "nrois": 1,
-        "plane_shape": [Ly, Lx], "parts": [whole_frame_part(Ly, Lx)], "scanimage": None,
+        "plane_shape": [Ly, Lx], "parts": [whole_frame_part(Ly, Lx)], "fields": None, "scanimage": None,
     }
 
 

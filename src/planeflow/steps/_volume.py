@@ -23,12 +23,12 @@ log = logging.getLogger("planeflow")
 TRACE_CHUNK = 256
 
 #: columns of the tables, in order
-OFFSET_COLUMNS = ("plane", "dy_px", "dx_px", "confidence", "source", "compared_with")
+OFFSET_COLUMNS = ("plane", "dy_px", "dx_px", "confidence", "source", "compared_with", "part_offsets")
 CROSSTALK_COLUMNS = ("separation", "coefficient", "method", "collinearity", "axial", "pair_min", "pair_max",
                      "null_mean", "null_std",
                      "n_pixels", "n_plane_pairs", "votes", "votes_against", "significant")
 ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_reason", "duplicate_of",
-               "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um")
+               "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um", "field")
 CELL_COLUMNS = ("cell_id", "accepted", "n_rois", "planes", "primary_plane", "primary_roi", "y_px", "x_px",
                 "y_um", "x_um", "z_um", "rois")
 
@@ -56,7 +56,8 @@ def _traces(plane: dict, rows):
 
 def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
     """``planes``: per plane (session order) the files of its final folder (ops, stat,
-    iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs;
+    iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs, nrois
+    and the scan fields of multi-ROI sessions (:func:`planeflow.plan.session.scan_fields`);
     ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number."""
     t0 = time.time()
     numbers = [int(p) for p in session["planes"]]
@@ -73,6 +74,16 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
         m[:img.shape[0], :img.shape[1]] = img
         means.append(m)
     rois = [vol.Rois(s, ic, m) for s, ic, m in zip(stats, iscells, means)]
+    recorded = rois             # ROIs where they were recorded (crosstalk ghosts are there)
+    # parts processed separately (roi_mode separate) are each registered on a reference of
+    # their own: ROIs moved into part 0's registered frame; images after the crosstalk
+    rects = [[*q["offset"], int(q["Ly"]), int(q["Lx"])] for q in ops[0].get("parts") or []]
+    part_shift = [vol.part_reference_shifts(o.get("parts") or []) for o in ops]
+    part_shift = [d if len(d) == len(rects) else np.zeros((len(rects), 2)) for d in part_shift]
+    if len(rects) > 1:
+        rois = [vol.move_part_rois(r, vol.roi_fields(r, rects), d) for r, d in zip(rois, part_shift)]
+    fields = session.get("fields")
+    roi_field = [vol.roi_fields(r, [f["rect"] for f in fields]) if fields else [None] * r.n for r in recorded]
     fs = float(session.get("fs") or ops[0].get("fs", 1.0))
     tau = _tau(ops[0])
     diameter = float(np.median([np.sqrt(r.npix.mean() / np.pi) * 2 for r in rois if r.n] or [10.0]))
@@ -84,7 +95,7 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
     xt_rows = []
     if options["crosstalk"] != "off" and n > 1:
         first = vol.plane_offsets(means, overrides, float(options["min_confidence"]))
-        xt_rows = vol.estimate_crosstalk(rois, means, raw, int(options["crosstalk_max_separation"]),
+        xt_rows = vol.estimate_crosstalk(recorded, means, raw, int(options["crosstalk_max_separation"]),
                                          float(options["crosstalk_min"]), diameter,
                                          np.array([[r["dy_px"], r["dx_px"]] for r in first]))
     coef = {r["separation"]: r["coefficient"] for r in xt_rows if r["significant"]}
@@ -100,8 +111,16 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
                 clean[q] -= c * vol.shift_image(means[p].astype(np.float64), *d)
 
     # 2. plane offsets, chained over neighbours
-    off_rows = vol.plane_offsets(clean, overrides, float(options["min_confidence"]))
+    if len(rects) > 1:
+        clean = [vol.realign_parts(c, rects, d) for c, d in zip(clean, part_shift)]
+    # field by field where the plane is made of several (seams between stripes stay put)
+    field_rects = rects if len(rects) > 1 else [f["rect"] for f in fields or []]
+    off_rows = vol.field_plane_offsets(clean, field_rects, overrides, float(options["min_confidence"]))
     off = np.array([[r["dy_px"], r["dx_px"]] for r in off_rows])
+    if len(rects) > 1:          # each part's own offset: its frames against plane 0's of that part
+        for p in range(n):
+            off_rows[p]["part_offsets"] = ";".join(
+                f"{k}:{a:.3g},{b:.3g}" for k, (a, b) in enumerate(off[p] + part_shift[p] - part_shift[0]))
     for i, r in enumerate(off_rows):
         r["plane"] = numbers[i]
         r["compared_with"] = numbers[r["pair"]] if r.get("pair") is not None else None
@@ -141,7 +160,7 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
                 if k in coef:
                     d = raw[q] - raw[p]            # recorded pixel of p in q's frame: + raw[p] - raw[q]
                     cands += [(("ghost", k), i, j, o) for i, j, o in vol.candidate_pairs(
-                        rois[p], rois[q], -d, (Ly, Lx), min_ov, diameter)]
+                        recorded[p], recorded[q], -d, (Ly, Lx), min_ov, diameter)]
             if not cands:
                 continue
             ri, Fp, Np = _traces(planes[p], {c[1] for c in cands})
@@ -203,15 +222,21 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
     if dz_um is None:
         log.warning("volume: session %s has no dz (plane spacing): z_um is left empty; set dz in "
                     "the sessions sheet", session["session_id"])
-    if dx_um is None or dy_um is None:
+    if fields:
+        log.info("volume: %d scan fields: y_um/x_um are microscope positions (ScanImage reference "
+                 "space, µm from the scan centre)", len(fields))
+    elif int(session.get("nrois") or 1) > 1:
+        log.warning("volume: session %s: the scan fields' positions are not in the header; y_um/x_um are "
+                    "plane-image pixels (stripes side by side) times dy/dx", session["session_id"])
+    if not fields and (dx_um is None or dy_um is None):
         log.warning("volume: session %s has no dx/dy (pixel size): y_um/x_um are left empty",
                     session["session_id"])
 
     def coords(p, i):
         y = rois[p].med[i, 0] - off[p, 0]
         x = rois[p].med[i, 1] - off[p, 1]
-        return dict(y_px=y, x_px=x, y_um=y * dy_um if dy_um is not None else None,
-                    x_um=x * dx_um if dx_um is not None else None,
+        y_um, x_um = vol.volume_um(y, x, roi_field[p][i], fields, dy_um, dx_um)
+        return dict(y_px=y, x_px=x, y_um=y_um, x_um=x_um, field=roi_field[p][i],
                     z_um=numbers[p] * dz_um if dz_um is not None else None)
 
     for g_index in order:

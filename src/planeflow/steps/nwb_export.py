@@ -199,7 +199,9 @@ def _add_volume_columns(ps, rows: dict, n: int, plane: int) -> None:
                   data=np.array([[num(rows[i]["x_um"]), num(rows[i]["y_um"]), num(rows[i]["z_um"])]
                                  for i in range(n)]),
                   description="ROI centre in the session's volume (x, y, z) in micrometres: plane offsets "
-                              "applied (volume_stats/plane_offsets.tsv), z = plane x dz")
+                              "applied (volume_stats/plane_offsets.tsv), z = plane x dz; multi-ROI "
+                              "sessions: x, y in the microscope's scan coordinates, each scan field at "
+                              "its header position (docs/volume.md)")
 
 
 def _metres(um):

@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 
 
+#: scan angle of one pixel of the simulated mROIs (degrees)
+DEG_PER_PX = 0.05
+
+
 def page_layout(widths: list[int], height: int, fly_to_lines: int) -> tuple[int, int, list[tuple[int, int]]]:
     """Page shape (rows, cols) and the page rows of each ROI stripe."""
     rows, y = [], 0
@@ -39,11 +43,16 @@ def to_page(plane_img: np.ndarray, widths: list[int], fly_to_lines: int, fill: i
 def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(64, 64), height=128,
                                fly_to_lines=8, bidiphase=2, nfiles=2, fs=15.0, tau=1.0,
                                cells_per_plane=20, diameter=10, max_shift=3, seed=0,
-                               name="lbm", zoom=2.0, brightness=None) -> dict:
+                               name="lbm", zoom=2.0, brightness=None, roi_centers_deg=None,
+                               objective_resolution=15.0) -> dict:
     """Write an LBM mROI session in ScanImage format; return files, ground truth, layout.
 
     ``bidiphase``: odd lines are shifted by this many pixels (``planeflow.core.bidiphase``'s
     convention: ``odd_row[x] ≈ even_row[x - d]``); 0 for none.
+    ``roi_centers_deg``: each mROI's scan-field centre [x, y] in degrees (default: side by
+    side around 0); the fields are ``DEG_PER_PX`` degrees per pixel, ``objective_resolution``
+    µm per degree. Returned ``fields``: per ROI its ``center_deg``, ``size_deg`` and its
+    column offset ``x0`` in the plane image (where the ground truth lies).
     """
     import tifffile
 
@@ -57,14 +66,17 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
     sim = simulate_session(work, nplanes=nplanes, nframes=nframes, Ly=height, Lx=sum(widths),
                            cells_per_plane=cells_per_plane, diameter=diameter, fs=fs, tau=tau,
                            max_shift=max_shift, nfiles=1, seed=seed, name=name, brightness=brightness)
-    deg_per_px = 0.05
+    deg_per_px = DEG_PER_PX
     rois = [{"pixel_resolution": [w, height], "size_deg": [w * deg_per_px, height * deg_per_px],
              "name": f"roi{i + 1}"} for i, w in enumerate(widths)]
+    if roi_centers_deg is not None:
+        for r, c in zip(rois, roi_centers_deg):
+            r["center_deg"] = [float(c[0]), float(c[1])]
     Ly, Lx, _ = page_layout(widths, height, fly_to_lines)
     line_period = 4e-5
     software, artist = make_tags(fs=fs, nplanes_as_channels=nplanes, rois=rois, page_shape=(Ly, Lx),
                                  fly_to_lines=fly_to_lines, zoom=zoom, bidirectional=True,
-                                 line_period=line_period)
+                                 line_period=line_period, objective_resolution=objective_resolution)
     # whole volumes per file, as evenly as possible
     bounds = np.linspace(0, nframes, nfiles + 1).astype(int)
     files = []
@@ -92,7 +104,10 @@ def simulate_scanimage_session(out_dir, *, nplanes=3, nframes=600, roi_widths=(6
     work.rmdir()
     return {"files": files, "ground_truth": str(gt), "page_shape": (Ly, Lx), "roi_widths": widths,
             "fly_to_lines": fly_to_lines, "bidiphase": bidiphase, "nplanes": nplanes,
-            "nframes": nframes, "plane_shape": (height, sum(widths)), "fs": fs}
+            "nframes": nframes, "plane_shape": (height, sum(widths)), "fs": fs,
+            "objective_resolution": objective_resolution,
+            "fields": [{"center_deg": r.get("center_deg"), "size_deg": r["size_deg"], "x0": int(x0)}
+                       for r, x0 in zip(rois, np.cumsum([0] + widths[:-1]))]}
 
 
 def simulate_piezo_session(out_dir, *, nplanes=3, nframes=400, Ly=128, Lx=128, frames_per_slice=1,
