@@ -136,7 +136,7 @@ def test_sheet_offsets_in_the_dry_run(tmp_path):
     sheet("1:1,2.5")
     proc = snakemake(cfg, "-n")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "rule volume:" in proc.stdout + proc.stderr
+    assert "rule volume_stats:" in proc.stdout + proc.stderr
 
 
 # ----------------------------------------------------------------------------- separate parts
