@@ -122,3 +122,111 @@ def test_subtract_on_a_piezo_stack_stops_at_parse_time(tmp_path):
     err = proc.stdout + proc.stderr
     assert "volume.crosstalk" in err and "piezo" in err and "pz" in err, err[-2000:]
     assert not (tmp_path / "results" / "pz" / "crosstalk").exists()
+
+
+# ---- the steps on registration outputs written here -------------------------------------
+def write_registered(folder, movies, diameter=(12.0, 12.0)):
+    """Registration outputs (ops.npy, data.bin) of planes with the given int16 movies; ops
+    hold suite2p's default diameter as registration's do (it gets no detection settings)."""
+    out = []
+    for i, mov in enumerate(movies):
+        d = folder / f"plane{i}"
+        d.mkdir(parents=True)
+        mov.astype(np.int16).tofile(d / "data.bin")
+        n, Ly, Lx = mov.shape
+        np.save(d / "ops.npy", {"nframes": n, "Ly": Ly, "Lx": Lx, "diameter": list(diameter),
+                                "yoff": np.zeros(n), "xoff": np.zeros(n), "meanImg": mov.mean(0)},
+                allow_pickle=True)
+        out.append({"plane_index": i, "part": 0, "ops": str(d / "ops.npy"), "bin": str(d / "data.bin")})
+    return out
+
+
+def planted_volume(c, nplanes=3, T=400, L=64):
+    """int16 movies of planes with their own cells, plane p + 1 receiving c x plane p's light."""
+    own = [planted(0.0, T=T, L=L, seed=10 * p, noise=0.0)[0] for p in range(nplanes)]
+    rng = np.random.default_rng(5)
+    movs = [own[0]] + [own[p] + c * own[p - 1] for p in range(1, nplanes)]
+    return [np.rint(200 + 20 * m + 2 * rng.standard_normal(m.shape)) for m in movs]
+
+
+def test_crosstalk_step_measures_the_planted_coefficient_with_the_sessions_diameter(tmp_path):
+    from planeflow.io.tables import read_tsv
+    from planeflow.steps.crosstalk import COLUMNS, crosstalk, read_table
+
+    parts = write_registered(tmp_path / "reg", planted_volume(0.2))
+    table = tmp_path / "coefficients.tsv"
+    opts = {"crosstalk_max_separation": 2, "crosstalk_frames": 300, "crosstalk_min": 0.03}
+    res = crosstalk(parts, str(table), {**opts, "diameter": [6.0, 6.0]})
+    rows = {int(r["separation"]): r for r in read_tsv(table)}
+    assert list(read_tsv(table)[0]) == list(COLUMNS)
+    assert sorted(rows) == [-2, -1, 1, 2]
+    assert abs(float(rows[1]["coefficient"]) - 0.2) <= 0.04, rows
+    assert read_table(table).keys() == {1}, rows          # the rows rule crosstalk_subtract takes out
+    # the diameter is the session's (the setting), not the one registration's ops hold
+    assert res["diameter"] == 6.0
+    assert crosstalk(parts, str(table), {**opts, "diameter": None})["diameter"] == 12.0
+
+
+def test_default_diameter_is_suite2ps():
+    from planeflow._s2p_import import suite2p_module
+    from planeflow.steps.crosstalk import DEFAULT_DIAMETER, session_diameter
+
+    assert session_diameter(None) == DEFAULT_DIAMETER
+    assert np.mean(suite2p_module("suite2p.parameters").default_settings()["diameter"]) == DEFAULT_DIAMETER
+    assert session_diameter(8) == 8.0 and session_diameter([6, 10]) == 8.0
+
+
+def test_nothing_to_subtract_links_registrations_binary(tmp_path):
+    """Plane 0 (nothing leaks into it): the output is a link to registration's binary, not a
+    copy, written atomically; plane 1 gets its own corrected binary."""
+    import os
+
+    from planeflow.io.tables import write_tsv
+    from planeflow.steps.crosstalk import COLUMNS
+    from planeflow.steps.crosstalk_subtract import crosstalk_subtract
+
+    movs = planted_volume(0.2, nplanes=2, T=60, L=32)
+    parts = write_registered(tmp_path / "reg", movs)
+    table = tmp_path / "coefficients.tsv"
+    write_tsv(table, [{"separation": 1, "coefficient": 0.2, "significant": True},
+                      {"separation": -1, "coefficient": 0.0, "significant": False}], COLUMNS)
+    before = [open(p["bin"], "rb").read() for p in parts]
+    out = tmp_path / "out"
+    for i, srcs in ((0, [1]), (1, [0])):
+        d = out / f"plane{i}"
+        res = crosstalk_subtract(parts[i]["ops"], parts[i]["bin"], str(table),
+                                 [{"separation": i - j, "plane": j, **{k: parts[j][k] for k in ("ops", "bin")}}
+                                  for j in srcs], str(d / "data.bin"), str(d / "ops.npy"))
+        assert [s["plane"] for s in res["subtracted"]] == ([] if i == 0 else [0])
+    link = out / "plane0" / "data.bin"
+    assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+    assert os.path.samefile(link, parts[0]["bin"])
+    assert sorted(os.listdir(out / "plane0")) == ["data.bin", "ops.npy"]   # no temporary left
+    corrected = np.fromfile(out / "plane1" / "data.bin", np.int16).reshape(movs[1].shape)
+    assert not (out / "plane1" / "data.bin").is_symlink()
+    assert np.abs(corrected - np.rint(movs[1] - 0.2 * movs[0])).max() <= 1
+    assert [open(p["bin"], "rb").read() for p in parts] == before          # registration only read
+
+
+def cellpose_and_detection_binaries(cfg, tmp_path):
+    """(detection's binary, cellpose_import's binary) of plane 1 in a dry run."""
+    (tmp_path / "p1_seg.npy").write_text("")
+    proc = snakemake(cfg, "-n", "cellpose_import_all", "--config",
+                     f"cellpose={{'import_seg': '{tmp_path}/p{{plane}}_seg.npy'}}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found, rule = {}, None
+    for line in proc.stdout.splitlines():
+        if line.startswith("rule "):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("input:") and rule in ("detection", "cellpose_import"):
+            bins = [f for f in line.split(":", 1)[1].split(", ") if f.endswith(".bin")]
+            if rule == "cellpose_import" or "/plane1/" in bins[0]:
+                found[rule] = bins[0]
+    return found["detection"], found["cellpose_import"]
+
+
+@pytest.mark.parametrize("mode", ["estimate", "subtract"])
+def test_cellpose_import_reads_the_binary_detection_reads(tmp_path, mode):
+    det, imp = cellpose_and_detection_binaries(three_planes(tmp_path, crosstalk=mode), tmp_path)
+    assert det == imp, (det, imp)
+    assert ("/crosstalk_subtract/" in imp) == (mode == "subtract")

@@ -27,12 +27,12 @@ rule cellpose_export:
 
 rule cellpose_import:
     """An edited cellpose _seg.npy back to suite2p: stat from masks, traces re-extracted
-    from the registered binary, deconvolution and classification as in detection."""
+    from the binary detection read, deconvolution and classification as in detection."""
     input:
         seg=cellpose_import_seg,
         plane=LAYOUT.plane_dir(S, P),
-        # cellpose works on whole planes: one part (roi_mode stitch or whole)
-        bin=LAYOUT.part_file("registration", "bin", S, P, 0),
+        # the binary detection read (with volume.crosstalk: subtract, crosstalk taken out)
+        bin=cellpose_import_binary,
     output:
         **{k: LAYOUT.cellpose_import(k, S, P) for k in pflayout.CELLPOSE_IMPORT_FILES},
     params:

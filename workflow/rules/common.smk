@@ -157,11 +157,23 @@ def registration_inputs(wc):
     return files
 
 
+def detected_binary(session, plane, part, key="bin"):
+    """The binary detection reads (``key="ops"``: its ops): registration's, or with
+    volume.crosstalk: subtract the one with crosstalk taken out (rule crosstalk_subtract).
+    Every step that reads the movie ROIs are found in (detection, cellpose_import) asks here."""
+    step = "crosstalk_subtract" if CROSSTALK_SUBTRACT[session] else "registration"
+    return LAYOUT.part_file(step, key, session, plane, part)
+
+
 def detection_inputs(wc):
-    """The registered binary and its ops, or with volume.crosstalk: subtract the binary with
-    crosstalk taken out (rule crosstalk_subtract)."""
-    step = "crosstalk_subtract" if CROSSTALK_SUBTRACT[wc.session] else "registration"
-    return {k: LAYOUT.part_file(step, k, wc.session, wc.plane, wc.part) for k in ("ops", "bin")}
+    """The binary detection reads and its ops (detected_binary)."""
+    return {k: detected_binary(wc.session, wc.plane, wc.part, k) for k in ("ops", "bin")}
+
+
+def cellpose_import_binary(wc):
+    """The binary cellpose_import re-extracts traces from: detection's (detected_binary), of
+    part 0 (cellpose works on whole planes: roi_mode stitch or whole)."""
+    return detected_binary(wc.session, wc.plane, 0)
 
 
 def crosstalk_inputs(wc):
@@ -169,6 +181,15 @@ def crosstalk_inputs(wc):
     pp = session_planes_parts(wc.session)
     return {"ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in pp],
             "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in pp]}
+
+
+def crosstalk_options(session):
+    """Rule crosstalk's settings: the volume settings it uses and the session's ROI diameter
+    (its suite2p setting from the config and the sessions sheet; None = suite2p's default).
+    Only these, so that changing another volume setting does not rerun it."""
+    v = config["volume"]
+    return {"crosstalk_max_separation": v["crosstalk_max_separation"], "crosstalk_frames": v["crosstalk_frames"],
+            "crosstalk_min": v["crosstalk_min"], "diameter": session_overrides(session).get("diameter")}
 
 
 def crosstalk_index_parts(session):

@@ -1,7 +1,7 @@
 # volume.crosstalk: subtract only (these jobs exist only then): the crosstalk coefficient
 # per plane separation from every plane's registered binary (rule crosstalk, per session),
 # then each plane's binary with it taken out (rule crosstalk_subtract), which detection
-# reads instead of registration's (workflow/rules/common.smk, detection_inputs).
+# reads instead of registration's (workflow/rules/common.smk, detected_binary).
 
 
 rule crosstalk:
@@ -12,7 +12,7 @@ rule crosstalk:
         table=LAYOUT.crosstalk(S),
     params:
         index_parts=lambda wc: crosstalk_index_parts(wc.session),
-        options=lambda wc: volume_options(wc.session),
+        options=lambda wc: crosstalk_options(wc.session),
     log:
         LAYOUT.log("crosstalk", S),
     benchmark:
@@ -39,8 +39,6 @@ rule crosstalk_subtract:
     benchmark:
         bench_path("crosstalk_subtract")
     threads: 1
-    group:
-        group_for("crosstalk_subtract")
     conda:
         "../../envs/planeflow.yaml"
     resources:

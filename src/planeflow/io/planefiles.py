@@ -53,6 +53,16 @@ def check_binary(path, nframes: int, Ly: int, Lx: int, advice: str | None = None
         )
 
 
+def open_binary(path, shape, mode: str = "r") -> np.memmap:
+    """suite2p's binary of a plane memory-mapped: int16 frames of ``shape``, a plane's ops
+    (``nframes``, ``Ly``, ``Lx``) or ``(nframes, Ly, Lx)``; ``mode="w+"`` creates it. Check a
+    binary that is read with :func:`check_binary` first. (``suite2p.io.BinaryFile`` is the
+    same np.memmap, but importing it loads torch and cellpose: about 1 GB and 3-4 s.)"""
+    if isinstance(shape, dict):
+        shape = (shape["nframes"], shape["Ly"], shape["Lx"])
+    return np.memmap(path, dtype=np.int16, mode=mode, shape=tuple(int(v) for v in shape))
+
+
 def full_frame_image(ops: dict, key: str) -> np.ndarray:
     """``ops[key]`` as a float32 (Ly, Lx) image. suite2p's ``max_proj`` and ``Vcorr`` cover
     only the registration crop (``yrange``, ``xrange``); they are placed back into the full

@@ -61,8 +61,9 @@ VOLUME_FILES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "r
 QC_FILES = {"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}
 #: per-session output of shared_motion (the consensus rigid shifts of every plane and part)
 SHARED_MOTION_FILE = "shifts.npz"
-#: per-session output of crosstalk (volume.crosstalk: subtract): the coefficients it subtracts
-CROSSTALK_FILE = "crosstalk.tsv"
+#: per-session output of crosstalk (volume.crosstalk: subtract): the coefficient per plane
+#: separation, measured on the registered binaries (not volume_stats' crosstalk.tsv)
+CROSSTALK_FILE = "coefficients.tsv"
 
 #: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
 CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",

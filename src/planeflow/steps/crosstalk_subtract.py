@@ -2,12 +2,13 @@
 other planes taken out (``volume.crosstalk: subtract``); detection reads it instead of
 registration's.
 
-For every separation rule crosstalk marked ``subtracted`` (coefficient ``c``, source plane
+For every separation rule crosstalk found ``significant`` (coefficient ``c``, source plane
 = this plane minus the separation), each frame becomes ``frame - c x source frame``, the
 source moved onto this plane's recorded pixels with both planes' rigid offsets
 (:func:`planeflow.core.volume.source_in_target`), rounded and clipped to int16. Frames are
-processed in chunks; the registered binaries are only read. With nothing to subtract the
-binary is copied unchanged. The ops are registration's with the new mean image and a
+processed in chunks; the registered binaries are only read. With nothing to subtract
+(the first plane, or no significant crosstalk) the output is a relative symbolic link to
+registration's binary (:func:`link_binary`), not a copy. The ops are registration's with the new mean image and a
 ``crosstalk_subtracted`` entry.
 """
 from __future__ import annotations
@@ -16,19 +17,39 @@ import logging
 import os
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 
 from planeflow.core import volume as vol
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.io.history import append_history
-from planeflow.io.planefiles import check_binary, load_ops
+from planeflow.io.planefiles import check_binary, load_ops, open_binary
 from planeflow.steps.crosstalk import offsets, read_table
 
 log = logging.getLogger("planeflow")
 
 #: frames processed at a time
 CHUNK = 500
+
+
+def link_binary(src: str, tmp: Path) -> str:
+    """Make ``tmp`` (atomic_path's temporary name of the output) a relative symbolic link to
+    ``src``, or a copy of it where the file system has no symbolic links; returns "link" or
+    "copy".
+
+    Not a hard link: Snakemake decides what to rerun from modification times and reads an
+    output's own time (a symbolic link's, not its target's). A hard link shares registration's
+    time, older than the other planes' binaries this job reads, so Snakemake would rerun the
+    job (and detection after it) on every run; touching it would touch registration's file.
+    """
+    tmp.unlink()
+    try:
+        os.symlink(os.path.relpath(os.path.abspath(src), os.path.dirname(os.path.abspath(tmp))), tmp)
+        return "link"
+    except OSError:
+        shutil.copyfile(src, tmp)
+        return "copy"
 
 
 def crosstalk_subtract(in_ops: str, in_bin: str, table: str, sources: list[dict], out_bin: str,
@@ -58,12 +79,14 @@ def crosstalk_subtract(in_ops: str, in_bin: str, table: str, sources: list[dict]
     mean = np.zeros((Ly, Lx), np.float64)
     with atomic_path(out_bin) as tmp:
         if not used:
-            shutil.copyfile(in_bin, tmp)
+            how = link_binary(in_bin, tmp)
+            log.info("crosstalk_subtract: nothing to subtract; %s to %s", "linked" if how == "link" else "copied",
+                     in_bin)
             mean = np.asarray(ops.get("meanImg", mean), np.float64)
         else:
-            src_mm = [np.memmap(u["bin"], dtype=np.int16, mode="r", shape=(n, Ly, Lx)) for u in used]
-            tgt_mm = np.memmap(in_bin, dtype=np.int16, mode="r", shape=(n, Ly, Lx))
-            out_mm = np.memmap(tmp, dtype=np.int16, mode="w+", shape=(n, Ly, Lx))
+            src_mm = [open_binary(u["bin"], ops) for u in used]
+            tgt_mm = open_binary(in_bin, ops)
+            out_mm = open_binary(tmp, ops, mode="w+")
             for a in range(0, n, CHUNK):
                 b = min(n, a + CHUNK)
                 srcs = [(u["coefficient"], vol.source_in_target(mm[a:b], u["off"][0][a:b], u["off"][1][a:b],

@@ -37,7 +37,7 @@ from planeflow import PlaneflowError, __version__
 from planeflow.progress import Progress
 from planeflow.io.atomic import atomic_path
 from planeflow.io.history import suite2p_version
-from planeflow.io.planefiles import check_binary, full_frame_image, load_array, load_ops
+from planeflow.io.planefiles import check_binary, full_frame_image, load_array, load_ops, open_binary
 
 log = logging.getLogger("planeflow")
 
@@ -123,16 +123,15 @@ def _read_plane(files: dict) -> dict:
 def _movie_reader(parts: list[dict], plane_shape, nframes: int):
     """read(t0, t1) -> (t, x, y) int16 frames of the registered plane, its parts in place.
 
-    suite2p's binaries are raw int16 (frames, Ly, Lx); they are memory-mapped with numpy
-    rather than through ``suite2p.io.BinaryFile``, whose import loads torch and cellpose
-    (about 1 GB of memory and 3-4 s here) for the same np.memmap.
+    suite2p's binaries are raw int16 (frames, Ly, Lx), memory-mapped with
+    :func:`planeflow.io.planefiles.open_binary`.
     """
     Ly, Lx = (int(v) for v in plane_shape)
     opened = []
     for part in parts:
         ly, lx = (int(v) for v in part["shape"])
         check_binary(part["bin"], nframes, ly, lx)
-        mm = np.memmap(part["bin"], dtype=np.int16, mode="r", shape=(nframes, ly, lx))
+        mm = open_binary(part["bin"], (nframes, ly, lx))
         opened.append((mm, ly, lx, [int(v) for v in part["offset"]]))
 
     def read(t0: int, t1: int) -> np.ndarray:

@@ -33,7 +33,7 @@ import numpy as np
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_json
 from planeflow.io.tables import is_true, read_tsv, write_tsv
-from planeflow.io.planefiles import load_array, load_ops
+from planeflow.io.planefiles import load_array, load_ops, open_binary
 
 log = logging.getLogger("planeflow")
 
@@ -64,10 +64,10 @@ def signal_metrics(bins: list[str], ops_list: list[dict], mean_img, sample: int,
     the recording) of each part's registered binary."""
     noise, sat, npix = [], 0, 0
     for path, ops in zip(bins, ops_list):
-        n, Ly, Lx = int(ops["nframes"]), int(ops["Ly"]), int(ops["Lx"])
+        n = int(ops["nframes"])
         k = min(sample, n)
         t0 = (n - k) // 2
-        mov = np.memmap(path, dtype=np.int16, mode="r", shape=(n, Ly, Lx))  # suite2p's binary
+        mov = open_binary(path, ops)
         frames = np.array(mov[t0:t0 + k])
         del mov
         sat += int(np.sum(frames >= sat_value))
