@@ -230,3 +230,20 @@ def test_cellpose_import_reads_the_binary_detection_reads(tmp_path, mode):
     det, imp = cellpose_and_detection_binaries(three_planes(tmp_path, crosstalk=mode), tmp_path)
     assert det == imp, (det, imp)
     assert ("/crosstalk_subtract/" in imp) == (mode == "subtract")
+
+
+def test_crosstalk_runtime_grows_with_planes_pairs_frames_and_pixels():
+    from planeflow.plan.resources import crosstalk_pairs, estimate, minutes
+
+    assert crosstalk_pairs(3, 3) == 6 and crosstalk_pairs(30, 3) == 168 and crosstalk_pairs(1, 3) == 0
+    cfg = {"volume": {"crosstalk_max_separation": 3, "crosstalk_frames": 1000}}
+
+    def meta(nplanes, L, n=5000):
+        return {"planes": list(range(nplanes)), "plane_shape": [L, L], "nframes": n,
+                "parts": [{"shape": [L, L]}]}
+
+    small, big = minutes("crosstalk", meta(3, 256), cfg), minutes("crosstalk", meta(30, 512), cfg)
+    # 3 planes x 256² x 1000 frames ran in 20.8 s; 30 planes x 512² is ~22 x more work (1 h at 2x)
+    assert 10 < small < 15 and 45 < big < 120, (small, big)
+    assert minutes("crosstalk", meta(30, 512, n=500), cfg) < big      # fewer frames to sample
+    assert estimate("crosstalk", meta(30, 512), cfg, 2)["runtime"] >= 2 * int(big) - 1

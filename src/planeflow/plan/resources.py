@@ -12,7 +12,7 @@ BASE_MINUTES = {
     "binary_write": 60, "registration": 120, "detection": 180, "postprocess": 30, "merge": 30,
     "volume_stats": 30, "nwb_export": 30, "raw_compress": 30, "cellpose_export": 15,
     "cellpose_import": 60, "rigid_shifts": 60, "shared_motion": 15, "qc": 30,
-    "crosstalk": 30, "crosstalk_subtract": 30,
+    "crosstalk": 10, "crosstalk_subtract": 30,
 }
 
 
@@ -87,8 +87,12 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
         return 2000 + 4 * 400 * _frame_mb(meta, part)
     if step == "shared_motion":  # a few shift traces per plane
         return 1000 + 0.001 * n * len(meta["planes"])
-    if step == "crosstalk":  # the sampled frames of a target and a source plane, float32, and a copy
-        return 1000 + 4 * min(n, _volume(config)["crosstalk_frames"]) * _frame_mb(meta, None)
+    if step == "crosstalk":  # the activity (float32) of up to 2 D + 1 planes of sampled frames at a
+        # time, a moved copy and crosstalk_pair's work arrays; measured peak 1.6 GB (3 planes) and
+        # 2.3 GB (6 planes) at 256² x 1000 frames, estimate 2.6 and 3.6 GB
+        v = _volume(config)
+        held = min(2 * v["crosstalk_max_separation"] + 1, nplanes) + 3
+        return 1000 + held * min(n, v["crosstalk_frames"]) * _frame_mb(meta, None)
     if step == "crosstalk_subtract":  # a chunk of frames of the plane and of every source, float32
         nsrc = 2 * _volume(config)["crosstalk_max_separation"]
         return 500 + (3 + nsrc) * 500 * fm
@@ -110,11 +114,28 @@ def mem_mb(step: str, meta: dict, config: dict, part=None) -> float:
     raise KeyError(f"no memory estimate for step '{step}'")
 
 
+#: crosstalk's seconds per sampled frame-pixel, per plane (its activity, once) and per plane
+#: pair (moving the source, the slope and its 8-direction null): 20.8 s for 3 planes (6 pairs)
+#: and 71.4 s for 6 planes (24 pairs) at 256² x 1000 frames, D = 3, on a busy 2-core machine,
+#: i.e. 2.3-2.4 s per (plane + pair) per 65.5 M frame-pixels
+CROSSTALK_S_PER_FRAME_PX = 3.6e-8
+
+
+def crosstalk_pairs(nplanes: int, max_separation: int) -> int:
+    """Ordered plane pairs rule crosstalk measures: both directions, up to ``max_separation`` apart."""
+    return 2 * sum(nplanes - k for k in range(1, min(max_separation, nplanes - 1) + 1))
+
+
 def minutes(step: str, meta: dict, config: dict) -> float:
     """Wall time of one attempt (minutes)."""
     base = BASE_MINUTES[step]
     if step == "raw_compress":  # checking the binaries and packing at a slow 10 MB/s
         return base + _raw_mb(meta) / 10 / 60
+    if step == "crosstalk":  # (planes + pairs) x frames sampled x pixels, twice the measured rate
+        v, nplanes = _volume(config), len(meta["planes"])
+        Ly, Lx = meta["plane_shape"]
+        units = nplanes + crosstalk_pairs(nplanes, v["crosstalk_max_separation"])
+        return base + 2 * CROSSTALK_S_PER_FRAME_PX * units * min(meta["nframes"], v["crosstalk_frames"]) * Ly * Lx / 60
     if step == "crosstalk_subtract":  # reads the plane and its sources, writes one binary: 20 MB/s
         nsrc = 2 * _volume(config)["crosstalk_max_separation"]
         return base + (2 + nsrc) * _raw_mb(meta) / max(len(meta["planes"]), 1) / 20 / 60
