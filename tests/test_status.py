@@ -21,8 +21,9 @@ DONE = ("2026-01-01 10:00:00,000 [INFO] planeflow: start rule x (threads=1)\n"
         "2026-01-01 10:00:05,000 [INFO] planeflow: done rule x in 5.0 s\n")
 
 
-def build_tree(root: Path, nsessions: int, nplanes: int, nparts: int = 1) -> Layout:
-    """A finished results tree: every output of session_outputs, logs ending with 'done'."""
+def build_tree(root: Path, nsessions: int, nplanes: int, nparts: int = 1, config: dict = CONFIG) -> Layout:
+    """A finished results tree: every output of session_outputs (with ``config``), logs ending
+    with 'done'."""
     lay = Layout(root)
     for i in range(nsessions):
         sid = f"s{i:02d}"
@@ -30,7 +31,7 @@ def build_tree(root: Path, nsessions: int, nplanes: int, nparts: int = 1) -> Lay
                 "parts": [{"part": q} for q in range(nparts)]}
         os.makedirs(lay.session_dir(sid), exist_ok=True)
         Path(lay.metadata(sid)).write_text(json.dumps(meta))
-        for path in lay.session_outputs(meta, CONFIG):
+        for path in lay.session_outputs(meta, config):
             if path == lay.metadata(sid):
                 continue
             if path.endswith(".zarr") or "/suite2p/plane" in path and not path.endswith(".npy"):
@@ -122,6 +123,37 @@ def test_finished_sessions_collapse_to_one_row(tmp_path):
     assert st["counts"] == {"done": 2 * (5 * (4 * 2 + 1) + 2), "failed": 0, "running": 0, "incomplete": 0, "pending": 0}
     rows = [ln for ln in format_table(st).splitlines() if ln.startswith("s0")]
     assert len(rows) == 2 and all(" 0-4 " in r for r in rows), rows
+
+
+def test_crosstalk_subtract_steps_shown_once_they_ran(tmp_path):
+    """volume.crosstalk: subtract: the per-part crosstalk_subtract jobs and the session's
+    crosstalk job are listed (and their failures reported) once their folders exist."""
+    lay = build_tree(tmp_path / "results", 1, 3, config={**CONFIG, "volume": {"crosstalk": "subtract"}})
+    st = collect(str(tmp_path / "results"), workdir=str(tmp_path))
+    planes, sess = states(st, "s00")
+    assert all(planes[p]["crosstalk_subtract"] == "done" for p in range(3)), planes
+    assert sess == {"crosstalk": "done", "volume_stats": "done", "qc": "done"}
+    assert st["counts"]["done"] == 3 * (4 + 1 + 1) + 3
+    # crosstalk_subtract of plane 2 failed; the session's crosstalk job died without its 'done' line
+    for f in lay.part_files("crosstalk_subtract", "s00", 2, 0).values():
+        os.unlink(f)
+    Path(lay.log("crosstalk_subtract", "s00", 2, 0)).write_text(
+        DONE.splitlines()[0] + "\n2026-01-01 10:00:01,000 [ERROR] planeflow: binary 'x/data.bin' is truncated\n")
+    os.unlink(lay.crosstalk("s00"))
+    Path(lay.log("crosstalk", "s00")).write_text(DONE.splitlines()[0] + "\n")
+    st = collect(str(tmp_path / "results"), workdir=str(tmp_path))
+    planes, sess = states(st, "s00")
+    assert planes[2]["crosstalk_subtract"] == "failed" and planes[1]["crosstalk_subtract"] == "done"
+    assert sess["crosstalk"] == "failed"
+    problems = {(p["plane"], p["step"]): p for p in st["problems"]}
+    assert set(problems) == {(2, "crosstalk_subtract"), (None, "crosstalk")}
+    assert problems[(2, "crosstalk_subtract")]["error"] == "binary 'x/data.bin' is truncated"
+    assert problems[(None, "crosstalk")]["rerun"]["local"] == f"snakemake {lay.crosstalk('s00')}"
+    assert "FAILED: s00, step crosstalk" in format_table(st)
+    # estimate (no crosstalk folders): neither is shown
+    build_tree(tmp_path / "est", 1, 2)
+    planes, sess = states(collect(str(tmp_path / "est"), workdir=str(tmp_path)), "s00")
+    assert "crosstalk_subtract" not in planes[0] and "crosstalk" not in sess
 
 
 def test_unknown_session_and_folder_are_clear_errors(tmp_path):

@@ -38,6 +38,9 @@ STATES = ("done", "failed", "running", "incomplete", "pending")
 #: the order in which a plane's state is summarised from its steps' (worst first)
 _WORST = ("failed", "incomplete", "running", "pending", "done")
 PLANE_STEPS = (*PART_STEPS, "merge")
+#: per-part steps that run only with a setting (shared motion, volume.crosstalk: subtract):
+#: shown once their folder exists
+OPTIONAL_PART_STEPS = ("rigid_shifts", "crosstalk_subtract")
 #: the cluster profile's name as users install it (planeflow slurm-profile)
 SLURM_PROFILE = "slurm"
 
@@ -230,9 +233,9 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
         for p in meta.get("planes", []):
             target = lay.plane_dir(sid, p)
             row = {}
-            for step in PART_STEPS + ("rigid_shifts",):
-                if step == "rigid_shifts" and not os.path.isdir(lay.step_dir(step, sid)):
-                    continue  # shared motion off: no rigid pass
+            for step in PART_STEPS + OPTIONAL_PART_STEPS:
+                if step in OPTIONAL_PART_STEPS and not os.path.isdir(lay.step_dir(step, sid)):
+                    continue  # switched off for this session (the config is not read)
                 per_part = []
                 for q in range(nparts):
                     log = lay.log(step, sid, p, q)
