@@ -84,7 +84,7 @@ def test_sheet_reads_nwb_columns_and_they_do_not_touch_the_processing_row(tmp_pa
                  "a\t/x\t7.5\tm1\tP90D\t920\n")
     row = pfc.read_sessions(str(p))[0]
     assert row["subject_id"] == "m1" and row["excitation_lambda"] == 920.0
-    assert pfnwb.strip_nwb_columns(row) == {"session_id": "a", "data_path": "/x", "fs": 7.5}
+    assert pfc.metadata_row(row) == {"session_id": "a", "data_path": "/x", "fs": 7.5}
 
 
 def test_memory_request_adds_the_movie_buffer():

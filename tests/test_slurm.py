@@ -73,7 +73,7 @@ def test_every_plane_step_is_its_own_slurm_job_and_results_equal_local(cluster, 
         planes = sorted(int(w[1]) for r, w, _ in subs if r == step)
         assert planes == list(range(NPLANES)), (step, subs)
     ids = [j for _, _, j in subs]
-    assert len(ids) == len(set(ids)) == len(STEPS) * NPLANES + 3  # + volume_stats, volume, qc
+    assert len(ids) == len(set(ids)) == len(STEPS) * NPLANES + 2  # + volume_stats, qc
     # each job's SLURM log exists and the job ran under SLURM
     for _, _, j in subs:
         logs = list((tmp_path / "slurm" / ".snakemake" / "slurm_logs").rglob(f"{j}.log"))
@@ -133,17 +133,20 @@ def test_cancelled_plane_is_the_only_one_rerun(cluster, tmp_path):
 
 
 def test_memory_grows_on_retry_after_a_real_oom_kill(cluster, tmp_path):
-    """SLURM kills the first attempt for exceeding --mem; the retry asks for more and passes."""
+    """SLURM kills the first attempt for exceeding --mem; the retry asks for more and passes.
+    The first attempt's 600 MB are below what the job holds for seconds before its work starts
+    (torch and suite2p's modules, ~600 MB, plus the Snakemake process that runs it), so SLURM's
+    once-a-second memory sampling cannot miss it; 900 MB was only exceeded at the job's brief peak."""
     cfg = session(tmp_path, seed=7)
     snakemake(cfg, "--cores", "2", "--until", "binary_write", check=True)
     target = tmp_path / "results" / "syn" / "registration" / "plane0" / "part0" / "ops.npy"
     proc = snakemake(cfg, target, *FAST, "--retries", "1",
-                     "--set-resources=registration:mem_mb=900*attempt", check=True)
+                     "--set-resources=registration:mem_mb=1200*attempt-600", check=True)
     out = proc.stdout + proc.stderr
     subs = [s for s in submissions(out) if s[0] == "registration"]
     assert len(subs) == 2, out[-3000:]  # attempt 1 killed, attempt 2 succeeded
     first_log = next((tmp_path / ".snakemake" / "slurm_logs").rglob(f"{subs[0][2]}.log")).read_text()
     assert "memory" in first_log.lower(), first_log[-2000:]
     mem_lines = re.findall(r"mem_mb=(\d+)", out)
-    assert "900" in mem_lines and "1800" in mem_lines, mem_lines
+    assert "600" in mem_lines and "1800" in mem_lines, mem_lines
     assert target.is_file()

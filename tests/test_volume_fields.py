@@ -115,7 +115,7 @@ def test_sheet_offsets_parsed_and_checked(tmp_path):
     assert f"sessions sheet '{sheet}', row 3, column offsets: plane 4" in str(e.value)
     assert "[0, 1, 2]" in str(e.value)
     # volume-only columns do not reach the session's metadata fingerprint
-    assert "offsets" not in pfconfig.volume_columns(rows[1])
+    assert "offsets" not in pfconfig.metadata_row(rows[1])
 
 
 def test_sheet_offsets_in_the_dry_run(tmp_path):

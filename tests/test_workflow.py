@@ -283,6 +283,25 @@ def test_changing_a_setting_reruns_only_what_depends_on_it(run, tmp_path):
     post = _with(run["cfg"], tmp_path, postprocess__dff__percentile=10)
     rules = [r for r, _ in dry_run_jobs(post, workdir=run["tmp"])]
     assert sorted(set(rules)) == ["all", "merge", "postprocess", "qc", "volume_stats"]
+    # tau in the sessions sheet reaches detection as a parameter: the cached session metadata
+    # stays valid, so binary_write and registration are not rerun
+    import csv
+
+    import yaml
+
+    sheet = yaml.safe_load(run["cfg"].read_text())["sessions"]
+    with open(sheet) as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    rows[0]["tau"] = "1.7"
+    edited = tmp_path / "sessions_tau.tsv"
+    with open(edited, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+    meta_before = (run["res"] / "metadata.json").read_bytes()
+    rules = [r for r, _ in dry_run_jobs(_with(run["cfg"], tmp_path, sessions=str(edited)), workdir=run["tmp"])]
+    assert sorted(set(rules)) == ["all", "detection", "merge", "postprocess", "qc", "volume_stats"]
+    assert (run["res"] / "metadata.json").read_bytes() == meta_before
     # the device is an execution choice, not a result: switching it reruns nothing
     dev = _with(run["cfg"], tmp_path, suite2p__torch_device="cuda")
     assert [r for r, _ in dry_run_jobs(dev, workdir=run["tmp"])] == []

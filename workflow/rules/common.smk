@@ -40,8 +40,9 @@ try:
     # NWB subject/session metadata: checked before anything is read or written
     NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
                 if config["nwb_export"]["enabled"] else {})
-    # the NWB and volume-only columns are left out so that editing them keeps the cached metadata valid
-    META = {sid: session_metadata(pfconfig.volume_columns(pfnwb.strip_nwb_columns(row)), LAYOUT.root,
+    # the NWB and rule-parameter columns (tau, diameter, offsets) are left out: editing them keeps
+    # the cached metadata valid and reruns only the steps that use them
+    META = {sid: session_metadata(pfconfig.metadata_row(row), LAYOUT.root,
                                   config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
     VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m, SESSION_ROWS[sid]) for sid, m in META.items()}

@@ -426,11 +426,14 @@ def parse_offsets(text: str) -> dict:
     return out
 
 
-def volume_columns(row: dict) -> dict:
-    """A sheet row without the columns only rule volume_stats reads (schema ``x-volume``), so that
-    editing them reruns rule volume_stats alone and keeps the cached session metadata valid."""
+def metadata_row(row: dict) -> dict:
+    """A sheet row without the columns the cached session metadata does not depend on: the NWB
+    columns (schema ``x-nwb``) and those that reach the steps as rule parameters (``x-param``:
+    tau, diameter, offsets). The metadata fingerprints the row, so editing one of those keeps it
+    valid and reruns only the steps that use the column, not every plane from binary_write."""
     props = load_schema("sessions.schema.yaml")["properties"]
-    return {k: v for k, v in row.items() if not props.get(k, {}).get("x-volume")}
+    return {k: v for k, v in row.items()
+            if not (props.get(k, {}).get("x-nwb") or props.get(k, {}).get("x-param"))}
 
 
 def _sheet_line(path: str, session_id: str) -> str:

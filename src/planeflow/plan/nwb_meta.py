@@ -30,15 +30,6 @@ _SPECIES = re.compile(r"[A-Z][a-z]+ [a-z]+|http://purl\.obolibrary\.org/obo/NCBI
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://planeflow/nwb_export")
 
 
-def strip_nwb_columns(row: dict) -> dict:
-    """A sheet row without the NWB columns: what processing depends on.
-
-    Session inspection fingerprints the row; leaving the NWB columns out keeps a
-    metadata edit from invalidating the cached metadata (and rerunning every plane).
-    """
-    return {k: v for k, v in row.items() if k not in sheet_columns(nwb=True)}
-
-
 def _is_age(text: str) -> bool:
     """ISO 8601 duration (P90D, P12W, P2Y6M), or a range 'P80D/P100D' or 'P80D/'."""
     lo, sep, hi = text.partition("/")
