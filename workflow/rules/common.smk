@@ -40,8 +40,8 @@ try:
     # NWB subject/session metadata: checked before anything is read or written
     NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
                 if config["nwb_export"]["enabled"] else {})
-    # the NWB and rule-parameter columns (tau, diameter, offsets) are left out: editing them keeps
-    # the cached metadata valid and reruns only the steps that use them
+    # the NWB columns and those passed to steps as parameters (tau, diameter, offsets) are left
+    # out: editing them keeps the cached metadata valid and reruns only the steps that use them
     META = {sid: session_metadata(pfconfig.metadata_row(row), LAYOUT.root,
                                   config["acquisition"])
             for sid, row in SESSION_ROWS.items()}
@@ -261,7 +261,7 @@ def nwb_inputs(wc):
 
 
 def volume_session(session):
-    """What rule volume_stats needs of a session's metadata; multi-ROI sessions: their scan fields."""
+    """What volume_stats needs of a session's metadata (for multi-ROI sessions also their scan fields)."""
     m = META[session]
     return {**{k: m[k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
             "nrois": m.get("nrois", 1), "fields": session_fields(m)}
