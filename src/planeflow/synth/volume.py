@@ -256,19 +256,15 @@ def score_volume(session_dir, ground_truth) -> dict:
     any matched ROI / by a primary one), ``n_ghost_rois``, ``ghosts_primary``,
     ``ghosts_flagged`` and ``crosstalk`` (separation -> coefficient of crosstalk.tsv).
     """
-    import csv
-
+    from planeflow.io.tables import read_tsv
+    from planeflow.plan.layout import Layout
     from planeflow.synth.groundtruth import load_ground_truth, match_rois, reference_offset
-
-    def read(path):
-        with open(path) as fh:
-            return list(csv.DictReader(fh, delimiter="\t"))
 
     gt = load_ground_truth(ground_truth)
     session_dir = Path(session_dir)
     n = int(gt["nplanes"])
-    vs = session_dir / "volume_stats"
-    offs, rois, xt = read(vs / "plane_offsets.tsv"), read(vs / "rois.tsv"), read(vs / "crosstalk.tsv")
+    lay, sid = Layout(session_dir.parent), session_dir.name
+    offs, rois, xt = (read_tsv(lay.volume_file(k, sid)) for k in ("offsets", "rois", "crosstalk"))
     ref, cell_of, ghost_of = [], {}, {}
     for p in range(n):
         d = session_dir / "suite2p" / f"plane{p}"
