@@ -55,15 +55,16 @@ def test_plain_steps_import_neither_suite2p_nor_torch(step):
 def test_suite2p_steps_import_only_the_parts_they_use():
     heavy = ("torch", "torchvision", "cellpose.models", "suite2p.detection.anatomical", "sklearn",
              "suite2p.io.tiff", "suite2p.io.nwb", "suite2p.run_s2p", "suite2p.registration.metrics",
-             "suite2p.registration.zalign", "pynwb", "matplotlib")
+             "suite2p.registration.zalign", "pynwb", "matplotlib", "scipy.stats")
     report = "\nimport json\nfrom planeflow._s2p_import import is_imported\n" \
              f"print(json.dumps({{m: is_imported(m) for m in {heavy!r}}}))"
     reg = _run(_script_imports("registration") + report)
     det = _run(_script_imports("detection") + report)
     assert reg["torch"] and det["torch"]  # suite2p 1.x registers and extracts on torch
+    # scipy.stats would mean scipy.signal's whole __init__ ran (registration takes medfilt only)
     assert not any(v for k, v in reg.items() if k != "torch"), reg
-    # detection classifies with scikit-learn's LogisticRegression; nothing else heavy
-    assert not any(v for k, v in det.items() if k not in ("torch", "sklearn")), det
+    # detection classifies with scikit-learn's LogisticRegression (which imports scipy.stats)
+    assert not any(v for k, v in det.items() if k not in ("torch", "sklearn", "scipy.stats")), det
 
 
 def test_deferred_parts_are_the_objects_of_a_full_import():
@@ -74,7 +75,7 @@ import json
 import planeflow.steps.registration as reg, planeflow.steps.detection as det
 from planeflow._s2p_import import is_imported, suite2p_module
 before = {m: is_imported(m) for m in ("torchvision", "cellpose.models")}
-import suite2p, torch, torchvision, cellpose.transforms
+import suite2p, torch, torchvision, cellpose.transforms, scipy.signal
 import torchvision.transforms.functional as TF
 same = {
     "registration_wrapper": suite2p.registration_wrapper is reg.s2p_register.registration_wrapper,
@@ -85,6 +86,8 @@ same = {
     "assign_overlaps": suite2p.detection.assign_overlaps is det.s2p_stats.assign_overlaps,
     "oasis": suite2p.extraction.oasis is det.s2p_dcnv.oasis,
     "preprocess": suite2p.extraction.preprocess is det.s2p_dcnv.preprocess,
+    "medfilt": scipy.signal.medfilt is reg.s2p_register.medfilt,
+    "convolve2d": callable(scipy.signal.convolve2d),
     "default_settings": suite2p.default_settings is suite2p_module("suite2p.parameters").default_settings,
     "get_pc_metrics": suite2p.registration.get_pc_metrics is suite2p_module("suite2p.registration.metrics").get_pc_metrics,
     "builtin_classfile": suite2p.classification.builtin_classfile == det.s2p_classify.builtin_classfile,
@@ -102,6 +105,21 @@ print(json.dumps({"before": before, "same": same, "settings": suite2p.default_se
     # and the settings equal those of a plain full import in a fresh process
     plain = _run("import json, suite2p\nprint(json.dumps(suite2p.default_settings()['registration'], default=str))")
     assert out["settings"] == plain
+
+
+def test_a_moved_package_name_falls_back_to_the_real_init():
+    """Should a scipy release move ``medfilt`` out of the module PACKAGE_NAMES names, the
+    bare scipy.signal runs its real ``__init__`` for it: slower, the same function."""
+    out = _run("""
+import json
+import planeflow._s2p_import as m
+m.PACKAGE_NAMES["scipy.signal"] = {"medfilt": "scipy.signal._arraytools"}  # holds no medfilt
+reg = m.suite2p_module("suite2p.registration.register")
+import scipy.signal
+print(json.dumps([reg.medfilt is scipy.signal.medfilt, m.is_imported("scipy.stats"),
+                  m.is_bare(scipy.signal)]))
+""")
+    assert out == [True, True, False]
 
 
 def _installed(package: str) -> Path:

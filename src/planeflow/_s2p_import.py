@@ -39,6 +39,13 @@ How (no suite2p code is copied or changed; everything runs from the installed fi
     - the ``__init__`` of suite2p, suite2p.io (the file readers), suite2p.registration
       (metrics: scikit-learn; imported by the registration step only when it computes
       them), suite2p.detection, suite2p.extraction, suite2p.classification.
+    - ``scipy.signal``'s ``__init__`` (0.7-1 s: it imports every signal submodule, and
+      through them scipy.stats, scipy.interpolate and scipy.optimize):
+      ``suite2p.registration.register`` takes only ``medfilt`` from it, which comes from
+      ``scipy.signal._signaltools``, the module ``__init__`` takes it from (the same
+      function object). Registration metrics (``convolve2d``) or any other name run the
+      real ``__init__``. Should a scipy release move ``medfilt``, the name is taken from
+      the real ``__init__`` instead (slower, never wrong).
 
 Checked against the installed suite2p by ``tests/test_job_imports.py`` (the same
 function objects as a full ``import suite2p``; which packages each step's job imports).
@@ -55,12 +62,14 @@ from types import ModuleType
 #: packages whose ``__init__.py`` runs only when a name it binds is asked for
 BARE_PACKAGES = ("suite2p", "suite2p.io", "suite2p.registration", "suite2p.detection",
                  "suite2p.extraction", "suite2p.classification",
-                 "torchvision", "torchvision.transforms")
+                 "torchvision", "torchvision.transforms", "scipy.signal")
 #: names suite2p's submodules import from a bare package -> module its __init__ takes them from
-PACKAGE_NAMES = {"suite2p": {"default_settings": "suite2p.parameters"}}
+PACKAGE_NAMES = {"suite2p": {"default_settings": "suite2p.parameters"},
+                 "scipy.signal": {"medfilt": "scipy.signal._signaltools"}}
 #: modules whose file runs only when one of their attributes is first used
 LAZY_MODULES = ("torchvision.transforms.functional", "torchvision.transforms._functional_tensor",
                 "suite2p.detection.anatomical")
+_MISSING = object()
 
 
 def suite2p_module(name: str) -> ModuleType:
@@ -82,16 +91,20 @@ def cellpose_module(name: str) -> ModuleType:
 
 
 def _prepare() -> None:
-    """Bare packages and lazy modules, for those not imported in this process yet."""
-    for top in dict.fromkeys(name.split(".")[0] for name in BARE_PACKAGES):
-        if top in sys.modules or importlib.util.find_spec(top) is None:
-            continue  # already imported (whole, or bare by an earlier call), or absent
-        for name in BARE_PACKAGES:
-            if name.split(".")[0] == top:
-                _bare_package(name)
-        for name in LAZY_MODULES:
-            if name.split(".")[0] == top:
-                _lazy_module(name)
+    """Bare packages and lazy modules, for those not imported in this process yet (a
+    package in sys.modules, imported whole or bare by an earlier call, is left as it is;
+    a whole package has imported its subpackages already). A parent that is not bare
+    itself (scipy for scipy.signal) is imported as usual."""
+    for name in BARE_PACKAGES:
+        if name in sys.modules or importlib.util.find_spec(name.split(".")[0]) is None:
+            continue
+        parent = name.rpartition(".")[0]
+        if parent and parent not in BARE_PACKAGES:
+            importlib.import_module(parent)
+        _bare_package(name)
+        for lazy in LAZY_MODULES:
+            if lazy.rpartition(".")[0] == name:
+                _lazy_module(lazy)
 
 
 def is_bare(module: ModuleType) -> bool:
@@ -143,9 +156,13 @@ def _deferred(spec, runs_on, from_modules: dict) -> ModuleType:
 
     def __getattr__(attr: str):
         if attr in from_modules:
-            value = getattr(importlib.import_module(from_modules[attr]), attr)
-            setattr(module, attr, value)
-            return value
+            try:
+                value = getattr(importlib.import_module(from_modules[attr]), attr, _MISSING)
+            except ImportError:
+                value = _MISSING
+            if value is not _MISSING:  # else (a release that moved it) the real __init__ below
+                setattr(module, attr, value)
+                return value
         if runs_on(module, attr):
             del module.__dict__["__getattr__"]
             spec.loader.exec_module(module)
