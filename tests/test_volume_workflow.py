@@ -137,3 +137,23 @@ def test_qc_volume_measures_against_planted_truth(vrun):
     assert 0.05 <= sum(planes[p]["duplicate_fraction"] for p in planes) / len(planes) <= 0.4
     tsv = (vrun["res"] / "qc" / "qc.tsv").read_text().splitlines()
     assert {"duplicate_fraction", "ghost_fraction", "crosstalk_in"} <= set(tsv[0].split("\t"))
+
+
+def test_longest_steps_start_first(vrun):
+    """Job order on a machine with fewer cores than ready jobs (plan.resources.PRIORITY):
+    every plane's binary_write, then every registration, before any detection starts
+    (a detection that took a core while a registration waited made the last registration,
+    and so the whole session, finish later)."""
+    import datetime as dt
+
+    def starts(step):
+        out = []
+        for log in sorted((vrun["res"] / "logs" / step).glob("*.log")):
+            first = log.read_text().splitlines()[0]
+            out.append(dt.datetime.strptime(first[:23], "%Y-%m-%d %H:%M:%S,%f"))
+        assert len(out) == 4, step
+        return out
+
+    bw, reg, det = starts("binary_write"), starts("registration"), starts("detection")
+    assert max(bw) <= min(reg), (bw, reg)
+    assert max(reg) <= min(det), (reg, det)

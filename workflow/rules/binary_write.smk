@@ -9,6 +9,7 @@ rule binary_write:
     benchmark:
         bench_path("binary_write")
     threads: 1
+    priority: pfres.PRIORITY["binary_write"]
     group:
         group_for("binary_write")
     conda:

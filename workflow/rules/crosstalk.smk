@@ -39,6 +39,7 @@ rule crosstalk_subtract:
     benchmark:
         bench_path("crosstalk_subtract")
     threads: 1
+    priority: pfres.PRIORITY["crosstalk_subtract"]
     conda:
         "../../envs/planeflow.yaml"
     resources:

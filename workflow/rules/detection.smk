@@ -11,6 +11,7 @@ rule detection:
     benchmark:
         bench_path("detection")
     threads: 1
+    priority: pfres.PRIORITY["detection"]
     group:
         group_for("detection")
     conda:

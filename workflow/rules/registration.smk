@@ -11,6 +11,7 @@ rule registration:
     benchmark:
         bench_path("registration")
     threads: 1
+    priority: pfres.PRIORITY["registration"]
     group:
         group_for("registration")
     conda:

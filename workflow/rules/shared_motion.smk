@@ -17,6 +17,7 @@ rule rigid_shifts:
     benchmark:
         bench_path("rigid_shifts")
     threads: 1
+    priority: pfres.PRIORITY["rigid_shifts"]
     group:
         group_for("rigid_shifts")
     conda:

@@ -16,6 +16,16 @@ BASE_MINUTES = {
 }
 
 
+#: scheduling priority of a step's jobs (Snakemake ``priority:``; steps not named here: 0).
+#: When more jobs are ready than cores, Snakemake starts those of the higher priority
+#: first: every plane's binary_write, then every plane's registration (the longest job),
+#: then detection, so that no plane's registration waits behind another plane's detection
+#: and the last registration does not start late (longest jobs first). On a cluster it
+#: orders the submissions the same way.
+PRIORITY = {"binary_write": 3, "rigid_shifts": 2, "registration": 2, "crosstalk_subtract": 1,
+            "detection": 1}
+
+
 #: MB of the Snakemake process that runs a job on its node (``snakemake --mode remote``, about
 #: 130 MB after parsing the workflow, more after a few jobs of a group). SLURM counts it with
 #: the job's own process: a registration job sized to the script alone was killed at 1.31 GB
