@@ -158,7 +158,8 @@ def main() -> int:
                       "target": target, "met": met}
     print("fixed s: spawn to first line of work (wall clock; the targets apply to it); cpu s: CPU "
           "time the process used by then (less sensitive to a busy machine); peak MB: VmHWM then (anon MB: private part, "
-          "the rest is shared library pages); +later: imports the step's default work adds on "
+          "the rest is shared library pages, more of them right after the environment was installed, "
+          "while the page cache still holds the files as written: see docs/performance-jobs.md); +later: imports the step's default work adds on "
           "first use (see DEFERRED), with the peak after them.")
     print(f"all fixed-cost targets met: {'yes' if ok else 'NO'}")
     if a.json:
