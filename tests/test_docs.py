@@ -151,3 +151,60 @@ def test_readme_is_short():
 def test_readme_keeps_the_setup_commands():
     text = (REPO / "README.md").read_text()
     assert "make demo" in text and "make test" in text
+
+
+#: repository folders whose paths the docs name; `plan/x.py`-style paths are inside src/planeflow
+_REPO_DIRS = ("src", "workflow", "scripts", "tests", "benchmarks", "profiles", "config", "docs", "envs", ".ci")
+_PKG_DIRS = ("plan", "steps", "core", "io", "cli", "synth")
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``planeflow.a.b`` names a module, or an attribute of one, that exists."""
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def test_every_name_and_path_the_docs_give_exists():
+    """Each ``planeflow.*`` name and repository path written in README, config/README.md and
+    docs/ exists (names may end with ``()``; paths with <placeholders> or wildcards are skipped)."""
+    bad = []
+    for md in MARKDOWN:
+        text = md.read_text()
+        for name in sorted(set(re.findall(r"`(planeflow(?:\.\w+)+)(?:\(\))?`", text))):
+            if not _resolves(name):
+                bad.append(f"{md.relative_to(REPO)}: {name}")
+        for span in sorted(set(re.findall(r"`([^`\s]+)`", text))):
+            path = span.rstrip("/").split(":")[0]
+            if any(c in path for c in "<>{}*$") or "/" not in path:
+                continue
+            top = path.split("/")[0]
+            if top in _REPO_DIRS:
+                ok = (REPO / path).exists()
+            elif top in _PKG_DIRS and path.endswith(".py"):
+                ok = (REPO / "src" / "planeflow" / path).exists()
+            else:
+                continue
+            if not ok:
+                bad.append(f"{md.relative_to(REPO)}: {path}")
+    assert not bad, "the docs name what does not exist:\n" + "\n".join(bad)
+
+
+def test_command_line_help_is_plain_text(capsys):
+    from planeflow.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "snakemake" in text and "status" in text

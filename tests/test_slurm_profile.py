@@ -59,10 +59,8 @@ def test_template_is_valid_and_complete():
     assert "slurm-qos" not in cfg
     # per-rule settings belong to the workflow profile, which would replace them whole
     assert "set-resources" not in cfg and "set-threads" not in cfg
-    default = yaml.safe_load((PROFILE_SRC.parent / "default" / "config.yaml").read_text())
     rules = workflow_rules()
     jobs = {r for r in rules if r not in ("all", "cellpose_import_all")}  # the rest are targets
-    assert set(default["set-threads"]) == jobs
     # runtime and memory come from the rules and grow with each retry
     for f in (REPO / "workflow" / "rules").glob("*.smk"):
         for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", f.read_text(), re.M | re.S):

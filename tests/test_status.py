@@ -179,9 +179,10 @@ def test_log_error(text, expected):
     assert log_error(text) == expected
 
 
-def test_cli_json_and_exit_status(tmp_path, capsys):
+def test_cli_json_and_exit_status(tmp_path, capsys, monkeypatch):
     from planeflow.cli import main
 
+    monkeypatch.chdir(tmp_path)  # no config/config.yaml here: optional steps shown once they ran
     lay = build_tree(tmp_path / "results", 1, 2)
     assert main(["status", str(tmp_path / "results"), "-d", str(tmp_path)]) == 0
     os.unlink(lay.volume_file("summary", "s00"))

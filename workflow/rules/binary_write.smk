@@ -8,8 +8,8 @@ rule binary_write:
         log_path("binary_write"),
     benchmark:
         bench_path("binary_write")
-    threads: 1
-    priority: pfres.PRIORITY["binary_write"]
+    threads: STEP["binary_write"].threads
+    priority: STEP["binary_write"].priority
     group:
         group_for("binary_write")
     conda:

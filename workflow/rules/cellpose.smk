@@ -16,7 +16,7 @@ rule cellpose_export:
         LAYOUT.log("cellpose_export", S, P),
     benchmark:
         LAYOUT.benchmark("cellpose_export", S, P)
-    threads: 1
+    threads: STEP["cellpose_export"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:
@@ -42,7 +42,7 @@ rule cellpose_import:
         LAYOUT.log("cellpose_import", S, P),
     benchmark:
         LAYOUT.benchmark("cellpose_import", S, P)
-    threads: 1
+    threads: STEP["cellpose_import"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

@@ -11,7 +11,7 @@ from planeflow import PlaneflowError
 from planeflow.plan import config as pfconfig
 from planeflow.plan import nwb_meta as pfnwb
 from planeflow.plan import layout as pflayout
-from planeflow.plan import resources as pfres
+from planeflow.plan import registry as pfreg
 from planeflow.plan.layout import STEP_SCOPE, Layout
 from planeflow.plan.session import session_fields, session_metadata
 
@@ -47,7 +47,9 @@ try:
             for sid, row in SESSION_ROWS.items()}
     VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m, SESSION_ROWS[sid]) for sid, m in META.items()}
     #: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
-    CROSSTALK_SUBTRACT = {sid: pfconfig.crosstalk_subtract_enabled(m, config) for sid, m in META.items()}
+    CROSSTALK_SUBTRACT = {sid: pfreg.enabled("crosstalk_subtract", m, config) for sid, m in META.items()}
+    #: sessions registered with shared motion (config registration.shared_motion)
+    SHARED_MOTION = {sid: pfreg.enabled("shared_motion", m, config) for sid, m in META.items()}
 except PlaneflowError as e:
     _fail(e)
 
@@ -102,49 +104,38 @@ def suite2p_params(step):
     return lambda wc: pfconfig.step_overrides(session_overrides(wc.session), step)
 
 
-#: steps that run on torch and so may use GPUs
-TORCH_STEPS = ("registration", "detection", "cellpose_import", "rigid_shifts")
+#: every step's record (planeflow.plan.registry): rules read their threads and priority here
+STEP = pfreg.STEPS
 
 
 def step_resources(step):
-    """A rule's resources: memory and wall time from planeflow.plan.resources (both grow
-    with each attempt), and the GPUs of the torch steps when GPUs are on (a resource is
-    evaluated for every job, so an unused one is not declared at all)."""
-    per_part = STEP_SCOPE[step] == "part"
+    """A rule's resources: memory and wall time from the step's record (both grow with each
+    attempt), and the GPUs of the torch steps when GPUs are on (a resource is evaluated for
+    every job, so an unused one is not declared at all)."""
+    rec = STEP[step]
+    per_part = rec.scope == "part"
 
     def mem_mb(wc, attempt):
-        return pfres.estimate(step, META[wc.session], config, attempt, wc.part if per_part else None)["mem_mb"]
+        return rec.estimate(META[wc.session], config, attempt, wc.part if per_part else None)["mem_mb"]
 
     def runtime(wc, attempt):
-        return pfres.estimate(step, META[wc.session], config, attempt)["runtime"]
+        return rec.estimate(META[wc.session], config, attempt)["runtime"]
 
     res = {"mem_mb": mem_mb, "runtime": runtime}
-    if step in TORCH_STEPS and config["gpu"]["enabled"]:
+    if rec.torch and config["gpu"]["enabled"]:
         res["gpu"] = config["gpu"]["count"]
     return res
 
 
-#: config group_jobs -> which per-plane steps share one cluster job per plane
-GROUPS = {
-    "none": (),
-    "short": ("postprocess", "merge"),
-    "plane": ("binary_write", "registration", "detection", "postprocess", "merge"),
-}
-#: sessions registered with shared motion (config registration.shared_motion)
-SHARED_MOTION = {sid: pfconfig.shared_motion_enabled(META[sid], config) for sid in META}
-if any(SHARED_MOTION.values()):
-    # registration then waits for every plane's binary (through shared_motion): a group
-    # holding a plane's binary_write and its registration would wait on the other groups
-    GROUPS["plane"] = tuple(s for s in GROUPS["plane"] if s != "binary_write")
-if any(CROSSTALK_SUBTRACT.values()):
-    # detection then waits for every plane's registration (through crosstalk)
-    GROUPS["plane"] = tuple(s for s in GROUPS["plane"] if s != "registration")
+#: the steps that share one cluster job per plane (config group_jobs; planeflow.plan.registry)
+GROUPED = pfreg.grouped_steps(config["group_jobs"], any(SHARED_MOTION.values()),
+                              any(CROSSTALK_SUBTRACT.values()))
 
 
 def group_for(step):
     """Snakemake group of a step (None = its own job). Grouped jobs of one plane are
     connected, so Snakemake submits one job per plane and group."""
-    return "plane_steps" if step in GROUPS[config["group_jobs"]] else None
+    return "plane_steps" if step in GROUPED else None
 
 
 def registration_inputs(wc):
@@ -290,7 +281,7 @@ def qc_session(wc):
     m = META[wc.session]
     return {"session_id": wc.session, "stack_type": m.get("stack_type"), "planes": m["planes"],
             "nparts": len(m["parts"]), "simultaneous": pfconfig.planes_simultaneous(m),
-            "shared_motion": pfconfig.shared_motion_enabled(m, config)}
+            "shared_motion": SHARED_MOTION[wc.session]}
 
 
 def all_outputs():

@@ -17,7 +17,7 @@ rule crosstalk:
         LAYOUT.log("crosstalk", S),
     benchmark:
         LAYOUT.benchmark("crosstalk", S)
-    threads: 1
+    threads: STEP["crosstalk"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:
@@ -38,8 +38,8 @@ rule crosstalk_subtract:
         log_path("crosstalk_subtract"),
     benchmark:
         bench_path("crosstalk_subtract")
-    threads: 1
-    priority: pfres.PRIORITY["crosstalk_subtract"]
+    threads: STEP["crosstalk_subtract"].threads
+    priority: STEP["crosstalk_subtract"].priority
     conda:
         "../../envs/planeflow.yaml"
     resources:

@@ -10,8 +10,8 @@ rule detection:
         log_path("detection"),
     benchmark:
         bench_path("detection")
-    threads: 1
-    priority: pfres.PRIORITY["detection"]
+    threads: STEP["detection"].threads
+    priority: STEP["detection"].priority
     group:
         group_for("detection")
     conda:

@@ -13,7 +13,7 @@ rule merge:
         LAYOUT.log("merge", S, P),
     benchmark:
         LAYOUT.benchmark("merge", S, P)
-    threads: 1
+    threads: STEP["merge"].threads
     group:
         group_for("merge")
     conda:

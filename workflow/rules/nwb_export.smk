@@ -17,7 +17,7 @@ rule nwb_export:
         LAYOUT.log("nwb_export", S),
     benchmark:
         LAYOUT.benchmark("nwb_export", S)
-    threads: 1
+    threads: STEP["nwb_export"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

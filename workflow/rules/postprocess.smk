@@ -11,7 +11,7 @@ rule postprocess:
         log_path("postprocess"),
     benchmark:
         bench_path("postprocess")
-    threads: 1
+    threads: STEP["postprocess"].threads
     group:
         group_for("postprocess")
     conda:

@@ -19,7 +19,7 @@ rule qc:
         LAYOUT.log("qc", S),
     benchmark:
         LAYOUT.benchmark("qc", S)
-    threads: 1
+    threads: STEP["qc"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

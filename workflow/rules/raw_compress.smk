@@ -11,7 +11,7 @@ rule raw_compress:
         LAYOUT.log("raw_compress", S),
     benchmark:
         LAYOUT.benchmark("raw_compress", S)
-    threads: 1
+    threads: STEP["raw_compress"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

@@ -10,8 +10,8 @@ rule registration:
         log_path("registration"),
     benchmark:
         bench_path("registration")
-    threads: 1
-    priority: pfres.PRIORITY["registration"]
+    threads: STEP["registration"].threads
+    priority: STEP["registration"].priority
     group:
         group_for("registration")
     conda:

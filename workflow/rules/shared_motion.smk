@@ -16,8 +16,8 @@ rule rigid_shifts:
         log_path("rigid_shifts"),
     benchmark:
         bench_path("rigid_shifts")
-    threads: 1
-    priority: pfres.PRIORITY["rigid_shifts"]
+    threads: STEP["rigid_shifts"].threads
+    priority: STEP["rigid_shifts"].priority
     group:
         group_for("rigid_shifts")
     conda:
@@ -40,7 +40,7 @@ rule shared_motion:
         LAYOUT.log("shared_motion", S),
     benchmark:
         LAYOUT.benchmark("shared_motion", S)
-    threads: 1
+    threads: STEP["shared_motion"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

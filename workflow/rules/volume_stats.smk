@@ -24,7 +24,7 @@ rule volume_stats:
         LAYOUT.log("volume_stats", S),
     benchmark:
         LAYOUT.benchmark("volume_stats", S)
-    threads: 1
+    threads: STEP["volume_stats"].threads
     conda:
         "../../envs/planeflow.yaml"
     resources:

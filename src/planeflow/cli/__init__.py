@@ -1,4 +1,4 @@
-"""``planeflow`` command line: synthetic sessions and maintenance helpers."""
+"""The ``planeflow`` command line: the commands around the Snakemake workflow."""
 from __future__ import annotations
 
 import argparse
@@ -108,7 +108,14 @@ def _config_reference(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="planeflow", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="planeflow",
+        description=("planeflow: volumetric two-photon recordings to suite2p results, one Snakemake "
+                     "job per plane and step. These commands sit around the workflow: find your "
+                     "sessions (init, inspect), follow a run (status), set up a cluster "
+                     "(slurm-profile), make synthetic data (simulate) and regenerate reference "
+                     "files (suite2p-schema, config-reference). The workflow itself runs with "
+                     "snakemake (snakemake -n for a dry run)."))
     p.add_argument("--version", action="version", version=f"planeflow {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 

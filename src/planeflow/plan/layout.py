@@ -17,24 +17,13 @@ from __future__ import annotations
 
 import os
 
-from planeflow.plan.config import crosstalk_subtract_enabled, shared_motion_enabled
+from planeflow.plan import registry
 
-#: per-part steps (one job per plane and part), in workflow order
-PART_STEPS = ("binary_write", "registration", "detection", "postprocess")
+#: per-part steps that run for every session (one job per plane and part), in workflow order
+PART_STEPS = tuple(n for n in registry.of_scope("part") if registry.STEPS[n].when == "always")
 
-#: the files each per-part step writes: output name -> file name in its part folder
-PART_FILES = {
-    "binary_write": {"bin": "data_raw.bin", "ops": "ops.npy"},
-    "registration": {"bin": "data.bin", "ops": "ops.npy"},
-    "detection": {"stat": "stat.npy", "iscell": "iscell.npy", "F": "F.npy", "Fneu": "Fneu.npy",
-                  "spks": "spks.npy", "ops": "ops.npy"},
-    "postprocess": {"ops": "ops.npy", "stat": "stat.npy", "iscell": "iscell.npy", "dff": "dff.npy",
-                    "roi_stats": "roi_stats.tsv"},
-    # shared motion only: the cheap rigid pass of one plane (part) for the consensus
-    "rigid_shifts": {"shifts": "shifts.npz"},
-    # volume.crosstalk: subtract only: the registered binary with crosstalk taken out
-    "crosstalk_subtract": {"bin": "data.bin", "ops": "ops.npy"},
-}
+#: the files each per-part step writes: output name -> file name in its part folder (registry)
+PART_FILES = {n: registry.STEPS[n].files for n in registry.of_scope("part")}
 
 #: postprocess figures: output name -> (file stem under the part's figures/, report label)
 FIGURES = {
@@ -75,12 +64,8 @@ CELLPOSE_IMPORT_FILES = {k: f"{k}.npy" for k in ("ops", "stat", "iscell", "F", "
 METADATA = "metadata.json"
 MANIFEST = "manifest.json"
 
-#: how often each step runs: "part" (plane x part), "plane", or "session"
-STEP_SCOPE = {**{s: "part" for s in PART_STEPS}, "merge": "plane", "cellpose_export": "plane",
-              "cellpose_import": "plane", "volume_stats": "session",
-              "nwb_export": "session", "raw_compress": "session", "rigid_shifts": "part",
-              "shared_motion": "session", "qc": "session",
-              "crosstalk": "session", "crosstalk_subtract": "part"}
+#: how often each step runs: "part" (plane x part), "plane", or "session" (registry)
+STEP_SCOPE = {n: st.scope for n, st in registry.STEPS.items()}
 
 
 class Layout:
@@ -167,68 +152,62 @@ class Layout:
     def benchmark(self, step: str, session, plane=None, part=None) -> str:
         return f"{self.root}/{session}/benchmarks/{step}/{self._job_name(step, plane, part)}.tsv"
 
+    # ---- jobs ------------------------------------------------------------------------
+    def job_outputs(self, job: registry.Job, session, config: dict) -> list[str]:
+        """Every output a job (planeflow.plan.registry.Job) declares: files, and folders for
+        merge's plane folder and volume_stats' zarr volume."""
+        step, p, q = job
+        scope = STEP_SCOPE[step]
+        if scope == "part":
+            out = list(self.part_files(step, session, p, q).values())
+            return out + [self.figure(k, session, p, q) for k in FIGURES] if step == "postprocess" else out
+        if step == "merge":
+            return [self.plane_dir(session, p)]
+        if step == "cellpose_export":
+            return [self.cellpose_export(k, session, p) for k in CELLPOSE_EXPORT_FILES]
+        if step == "cellpose_import":
+            return [self.cellpose_import(k, session, p) for k in CELLPOSE_IMPORT_FILES]
+        if step == "volume_stats":
+            return [self.volume_file(k, session) for k in VOLUME_FILES]
+        if step == "qc":
+            return [self.qc_file(k, session) for k in QC_FILES]
+        if step == "shared_motion":
+            return [self.shared_motion(session)]
+        if step == "crosstalk":
+            return [self.crosstalk(session)]
+        if step == "nwb_export":
+            return [self.nwb(session)]
+        if step == "raw_compress":
+            return [self.archive(session, config["raw_compress"]["format"]), self.manifest(session)]
+        raise KeyError(f"planeflow.plan.layout has no outputs for step '{step}'")
+
     # ---- a whole session ---------------------------------------------------------------
     def session_outputs(self, meta: dict, config: dict, optional: bool = False) -> list[str]:
         """Every file and folder a finished run of ``config`` leaves for the session of
         ``meta`` (cached metadata): outputs, logs and benchmarks, one path each (final
-        plane folders and the zarr volume as folders). ``optional``: also every output
-        the optional steps could add (all exports on, cellpose_import of every plane)."""
+        plane folders and the zarr volume as folders), for the jobs of
+        :func:`planeflow.plan.registry.session_jobs`. ``optional``: also every output the
+        optional steps could add (all exports on, cellpose_import of every plane)."""
         if optional:
             config = {**config, "cellpose": {**config["cellpose"], "export": True},
                       "nwb_export": {**config["nwb_export"], "enabled": True},
                       "raw_compress": {**config["raw_compress"], "enabled": True}}
         sid = meta["session_id"]
-        planes = meta["planes"]
-        parts = range(len(meta["parts"]))
         out = [self.metadata(sid)]
-        shared = shared_motion_enabled(meta, config)
-        subtract = crosstalk_subtract_enabled(meta, config)
-        steps = PART_STEPS + (("rigid_shifts",) if shared else ()) + (("crosstalk_subtract",) if subtract else ())
-        for p in planes:
-            for q in parts:
-                for step in steps:
-                    out += self.part_files(step, sid, p, q).values()
-                    out += [self.log(step, sid, p, q), self.benchmark(step, sid, p, q)]
-                out += [self.figure(k, sid, p, q) for k in FIGURES]
-            out += [self.plane_dir(sid, p), self.log("merge", sid, p), self.benchmark("merge", sid, p)]
-            if config["cellpose"]["export"]:
-                out += [self.cellpose_export(k, sid, p) for k in CELLPOSE_EXPORT_FILES]
-                out += [self.log("cellpose_export", sid, p), self.benchmark("cellpose_export", sid, p)]
-            if optional:
-                out += [self.cellpose_import(k, sid, p) for k in CELLPOSE_IMPORT_FILES]
-                out += [self.log("cellpose_import", sid, p), self.benchmark("cellpose_import", sid, p)]
-        session_steps = ["volume_stats", "qc"] + (["shared_motion"] if shared else [])
-        out += [self.volume_file(k, sid) for k in VOLUME_FILES]
-        out += [self.qc_file(k, sid) for k in QC_FILES]
-        if shared:
-            out.append(self.shared_motion(sid))
-        if subtract:
-            out.append(self.crosstalk(sid))
-            session_steps.append("crosstalk")
-        if config["nwb_export"]["enabled"]:
-            out.append(self.nwb(sid))
-            session_steps.append("nwb_export")
-        if config["raw_compress"]["enabled"]:
-            out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
-            session_steps.append("raw_compress")
-        for step in session_steps:
-            out += [self.log(step, sid), self.benchmark(step, sid)]
+        for job in registry.session_jobs(meta, config, on_request=optional):
+            out += self.job_outputs(job, sid, config)
+            out += [self.log(job.step, sid, job.plane, job.part), self.benchmark(job.step, sid, job.plane, job.part)]
         return out
 
     def session_targets(self, meta: dict, config: dict) -> list[str]:
-        """What the default target asks for: the per-session outputs (they need every
-        plane's final folder, so listing the folders too would only cost DAG time) and the
-        optional per-plane exports."""
+        """What the default target asks for: the files of the session's jobs that are not per
+        part, from :func:`planeflow.plan.registry.session_jobs` (they need every plane's final
+        folder, so listing the folders too would only cost DAG time)."""
         sid = meta["session_id"]
-        out = [self.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"]
-        out += [self.qc_file(k, sid) for k in QC_FILES]
-        if config["raw_compress"]["enabled"]:
-            out += [self.archive(sid, config["raw_compress"]["format"]), self.manifest(sid)]
-        if config["nwb_export"]["enabled"]:
-            out.append(self.nwb(sid))
-        if config["cellpose"]["export"]:
-            out += [self.cellpose_export(k, sid, p) for p in meta["planes"] for k in CELLPOSE_EXPORT_FILES]
-        return out
+        folders = {self.volume_file("zarr", sid)}
+        return [f for job in registry.session_jobs(meta, config)
+                if STEP_SCOPE[job.step] != "part" and job.step != "merge"
+                for f in self.job_outputs(job, sid, config) if f not in folders]
 
 
 def plane_folder_files(folder: str) -> dict:

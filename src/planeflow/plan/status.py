@@ -20,6 +20,11 @@ A job (session, plane, part, step) is
   memory or time);
 - ``pending``: none of these (not started yet).
 
+Which jobs a session has comes from :func:`planeflow.plan.registry.session_jobs` with the
+config the workflow runs with (``config``), so the list is the one ``snakemake -n`` plans.
+Without a config, the steps that run only with a setting are shown once their folder or
+their log folder exists.
+
 Outputs that are present but out of date (a changed setting) count as ``done``: only a
 Snakemake dry run (``snakemake -n``) knows about those. No Snakemake import.
 """
@@ -31,16 +36,12 @@ import os
 import re
 import time
 
-from planeflow.plan.layout import (CELLPOSE_EXPORT_FILES, METADATA, PART_STEPS, QC_FILES, VOLUME_FILES,
-                                   Layout, plane_folder_files)
+from planeflow.plan import registry
+from planeflow.plan.layout import METADATA, STEP_SCOPE, Layout, plane_folder_files
 
 STATES = ("done", "failed", "running", "incomplete", "pending")
 #: the order in which a plane's state is summarised from its steps' (worst first)
 _WORST = ("failed", "incomplete", "running", "pending", "done")
-PLANE_STEPS = (*PART_STEPS, "merge")
-#: per-part steps that run only with a setting (shared motion, volume.crosstalk: subtract):
-#: shown once their folder exists
-OPTIONAL_PART_STEPS = ("rigid_shifts", "crosstalk_subtract")
 #: the cluster profile's name as users install it (planeflow slurm-profile)
 SLURM_PROFILE = "slurm"
 
@@ -186,11 +187,35 @@ def rerun_commands(target: str) -> dict:
     return {"local": f"snakemake {target}", "slurm": f"snakemake --profile {SLURM_PROFILE} {target}"}
 
 
-def collect(results: str, sessions: list[str] | None = None, workdir: str | None = None) -> dict:
+def _jobs(lay: Layout, sid: str, meta: dict, config: dict | None) -> list[registry.Job]:
+    """The session's jobs: the registry's plan under ``config``; without one, the steps that
+    always run and the others once they have a folder or a log folder."""
+    if config is not None:
+        return registry.session_jobs(meta, config)
+    present = [n for n, st in registry.STEPS.items() if st.when == "always"
+               or os.path.isdir(lay.step_dir(n, sid)) or os.path.isdir(os.path.dirname(lay.log(n, sid)))]
+    return registry.session_jobs(meta, None, steps=present)
+
+
+def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None) -> list[str]:
+    """The files whose presence makes a job done (a folder output by the files in it)."""
+    if job.step == "merge":
+        return list(plane_folder_files(lay.plane_dir(sid, job.plane)).values())
+    if job.step == "volume_stats":
+        zarr = lay.volume_file("zarr", sid)
+        return [f for f in lay.job_outputs(job, sid, config or {}) if f != zarr]
+    if job.step == "raw_compress" and config is None:  # the archive's format is a setting
+        return [lay.manifest(sid)]
+    return lay.job_outputs(job, sid, config or {})
+
+
+def collect(results: str, sessions: list[str] | None = None, workdir: str | None = None,
+            config: dict | None = None) -> dict:
     """Status of ``results`` (a results folder), as plain data (see the module docstring).
 
     ``sessions``: only these (default: every session folder with a metadata.json);
-    ``workdir``: the folder Snakemake runs in (holds ``.snakemake``; found if not given).
+    ``workdir``: the folder Snakemake runs in (holds ``.snakemake``; found if not given);
+    ``config``: the workflow's config with its defaults (which optional steps run).
     """
     from planeflow import PlaneflowError
 
@@ -215,11 +240,6 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
     out = {"results": results, "workdir": workdir, "locks": locks, "sessions": [], "problems": []}
     counts = dict.fromkeys(STATES, 0)
 
-    def note(state, **job):
-        counts[state] += 1
-        if state in ("failed", "incomplete", "running"):
-            out["problems"].append({"state": state, **job})
-
     for sid in known:
         try:
             with open(lay.metadata(sid)) as fh:
@@ -229,65 +249,35 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
             counts["pending"] += 1
             continue
         nparts = len(meta.get("parts") or [None])
-        planes = {}
-        for p in meta.get("planes", []):
-            target = lay.plane_dir(sid, p)
-            row = {}
-            for step in PART_STEPS + OPTIONAL_PART_STEPS:
-                if step in OPTIONAL_PART_STEPS and not os.path.isdir(lay.step_dir(step, sid)):
-                    continue  # switched off for this session (the config is not read)
-                per_part = []
-                for q in range(nparts):
-                    log = lay.log(step, sid, p, q)
-                    st = _job_state(list(lay.part_files(step, sid, p, q).values()), log,
-                                    markers, locked, listing)
-                    per_part.append(st["state"])
-                    note(st["state"], session=sid, plane=p, part=q, step=step, log=log,
-                         **{k: v for k, v in st.items() if k != "state"},
-                         rerun=rerun_commands(target))
-                row[step] = _worst(per_part)
-            log = lay.log("merge", sid, p)
-            st = _job_state(list(plane_folder_files(target).values()), log, markers, locked, listing)
-            row["merge"] = st["state"]
-            note(st["state"], session=sid, plane=p, part=None, step="merge", log=log,
-                 **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(target))
-            planes[p] = row
+        planes: dict = {p: {} for p in meta.get("planes", [])}
+        per_part: dict = {}
         session_steps = {}
-        for step, outputs, always in _session_steps(lay, sid, meta):
-            log = lay.log(step, sid)
-            present = always or os.path.exists(log) or any(map(listing, outputs)) or any(
-                os.path.abspath(o) in markers for o in outputs)
-            if not present:
-                continue
+        jobs = []
+        for job in _jobs(lay, sid, meta, config):
+            outputs = _done_outputs(lay, job, sid, config)
+            log = lay.log(job.step, sid, job.plane, job.part)
             st = _job_state(outputs, log, markers, locked, listing)
-            session_steps[step] = st["state"]
-            note(st["state"], session=sid, plane=None, part=None, step=step, log=log,
-                 **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(outputs[0]))
-        for p in meta.get("planes", []):  # optional per-plane exports, shown once started
-            outputs = [lay.cellpose_export(k, sid, p) for k in CELLPOSE_EXPORT_FILES]
-            log = lay.log("cellpose_export", sid, p)
-            if os.path.exists(log) or any(map(listing, outputs)):
-                st = _job_state(outputs, log, markers, locked, listing)
-                planes[p]["cellpose_export"] = st["state"]
-                note(st["state"], session=sid, plane=p, part=None, step="cellpose_export", log=log,
-                     **{k: v for k, v in st.items() if k != "state"}, rerun=rerun_commands(outputs[0]))
+            jobs.append({"step": job.step, "plane": job.plane, "part": job.part, "state": st["state"]})
+            counts[st["state"]] += 1
+            if st["state"] in ("failed", "incomplete", "running"):
+                per_plane = STEP_SCOPE[job.step] == "part" or job.step == "merge"
+                target = lay.plane_dir(sid, job.plane) if per_plane else outputs[0]
+                out["problems"].append({"state": st["state"], "session": sid, "plane": job.plane,
+                                        "part": job.part, "step": job.step, "log": log,
+                                        **{k: v for k, v in st.items() if k != "state"},
+                                        "rerun": rerun_commands(target)})
+            if job.plane is None:
+                session_steps[job.step] = st["state"]
+            else:
+                per_part.setdefault((job.plane, job.step), []).append(st["state"])
+        for (p, step), states in per_part.items():
+            planes[p][step] = _worst(states)
         states = [s for row in planes.values() for s in row.values()] + list(session_steps.values())
-        out["sessions"].append({"session": sid, "nparts": nparts, "planes": planes,
+        out["sessions"].append({"session": sid, "nparts": nparts, "planes": planes, "jobs": jobs,
                                 "session_steps": session_steps, "state": _worst(states or ["pending"])})
     out["counts"] = counts
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
-
-
-def _session_steps(lay: Layout, sid: str, meta: dict):
-    """(step, outputs, always shown) of the per-session steps; the optional ones are shown
-    once they have a log or an output (the config, which switches them on, is not read)."""
-    yield "shared_motion", [lay.shared_motion(sid)], False
-    yield "crosstalk", [lay.crosstalk(sid)], False
-    yield "volume_stats", [lay.volume_file(k, sid) for k in VOLUME_FILES if k != "zarr"], True
-    yield "qc", [lay.qc_file(k, sid) for k in QC_FILES], True
-    yield "nwb_export", [lay.nwb(sid)], False
-    yield "raw_compress", [lay.manifest(sid)], False
 
 
 # ---- text ----------------------------------------------------------------------------
@@ -309,9 +299,8 @@ def _ranges(planes: list[int]) -> str:
 def format_table(status: dict) -> str:
     """The status as text: one row per session and run of planes in the same state, then
     every failed, running or incomplete job with its log, error and rerun commands."""
-    steps = list(PLANE_STEPS)
-    if any("cellpose_export" in row for s in status["sessions"] for row in s.get("planes", {}).values()):
-        steps.append("cellpose_export")
+    shown = {step for s in status["sessions"] for row in s.get("planes", {}).values() for step in row}
+    steps = [n for n, st in registry.STEPS.items() if st.scope != "session" and n in shown]
     header = ["session", "planes", *steps, "session steps"]
     rows = []
     for s in status["sessions"]:

@@ -21,13 +21,14 @@ import time
 import traceback
 
 from planeflow import PlaneflowError
+from planeflow.plan import registry
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 #: ``extra`` of the job wrapper's start/done lines, the INFO records shown on the console
 _ON_CONSOLE = {"console": True}
 _FILE_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 #: large packages a job should import only when it uses them (named in the job's log)
-HEAVY_PACKAGES = ("suite2p", "torch", "torchvision", "cellpose", "cellpose.models", "sklearn", "pynwb")
+HEAVY_PACKAGES = registry.HEAVY_PACKAGES
 
 _started: dict = {}
 

@@ -33,6 +33,25 @@ def get_device(settings: dict, threads: int | None = None):
     return torch.device("cpu")
 
 
+#: RuntimeErrors that torch raises inside suite2p because of the plane's data (frames too
+#: small for suite2p's blocks), not because of the machine
+DATA_RUNTIME_ERRORS = ("Input and output sizes should be greater than 0",)
+
+
+def is_plane_failure(e: BaseException) -> bool:
+    """Whether an error raised by suite2p on a plane is one planeflow recognises as the plane's
+    own (the plane is then marked failed and the session goes on): the value, index and
+    division errors of degenerate data, torch's linear-algebra failures, and the RuntimeErrors
+    of :data:`DATA_RUNTIME_ERRORS`. Anything else, out-of-memory and device (CUDA) errors
+    above all, fails the job, so that Snakemake retries it with more memory
+    (planeflow.plan.resources grows with the attempt)."""
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
+        return False
+    if isinstance(e, (ValueError, IndexError, ZeroDivisionError, torch.linalg.LinAlgError)):
+        return True
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in DATA_RUNTIME_ERRORS)
+
+
 def select_classifier(settings: dict):
     """The classifier file suite2p's own pipeline would use, with the same precedence."""
     classification = suite2p_module("suite2p.classification.classify")

@@ -17,7 +17,7 @@ from planeflow._s2p_import import suite2p_module
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import save_plane_outputs
 from planeflow.plan.layout import PART_FILES
-from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
+from planeflow.steps._suite2p import is_plane_failure, prepare_suite2p_step, select_classifier
 
 s2p_detect = suite2p_module("suite2p.detection.detect")
 s2p_stats = suite2p_module("suite2p.detection.stats")
@@ -55,7 +55,9 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
                 tau=settings["tau"], fs=settings["fs"], diameter=diameter,
                 settings=settings["detection"], classifier_path=classfile, badframes=badframes,
                 preclassify=settings["classification"]["preclassify"], device=device)
-        except (PlaneUnusable, ValueError, IndexError, ZeroDivisionError) as e:
+        except Exception as e:
+            if not (isinstance(e, PlaneUnusable) or is_plane_failure(e)):
+                raise  # out of memory, the device: the job fails and is retried
             if isinstance(e, PlaneUnusable):
                 pass
             elif "no ROIs were found" in str(e):

@@ -23,7 +23,7 @@ import numpy as np
 from planeflow._s2p_import import suite2p_module
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.io.history import append_history
-from planeflow.steps._suite2p import prepare_suite2p_step
+from planeflow.steps._suite2p import is_plane_failure, prepare_suite2p_step
 
 s2p_register = suite2p_module("suite2p.registration.register")
 BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
@@ -99,7 +99,9 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
                         reg = s2p_register.registration_wrapper(
                             f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
                             badframes=None, settings=rs, device=device)
-                except (ValueError, IndexError, ZeroDivisionError, RuntimeError) as e:
+                except Exception as e:
+                    if not is_plane_failure(e):
+                        raise  # out of memory, the device: the job fails and is retried
                     failure = f"suite2p registration failed on this plane: {type(e).__name__}: {e}"
                     log.warning("registration: %s; keeping the movie unregistered and marking "
                                 "the plane as failed (detection will leave it empty)", failure)

@@ -1,0 +1,117 @@
+"""planeflow.plan.registry is the one home of a step (issue 20, item 1): the rules, the layout,
+the resources, the job runner and ``planeflow status`` derive from it, and ``planeflow status``
+lists exactly the jobs ``snakemake -n`` plans, with and without the optional steps."""
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO, coded_frames, dry_run_jobs, write_tiff
+from planeflow.plan import registry
+from planeflow.plan.config import deep_merge, load_schema, schema_defaults
+
+NWB = {"session_start_time": "2024-03-05T09:15:00+01:00", "subject_id": "m042", "species": "Mus musculus",
+       "sex": "F", "age": "P84D", "indicator": "GCaMP6s", "location": "VISp"}
+TARGETS = {"all", "cellpose_import_all"}  # rules that are targets, not steps
+
+
+def test_every_rule_is_a_step_and_every_step_a_rule(tmp_path):
+    """Snakemake's own list of the workflow's rules (not a parse of the .smk files)."""
+    cfg_path, _ = _session(tmp_path, False)
+    out = subprocess.run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                          f"--configfile={cfg_path}", "--list-rules"], capture_output=True, text=True)
+    rules = {m.group(1) for ln in out.stdout.splitlines() if (m := re.match(r"^(\w+)(?: \(|$)", ln))}
+    assert rules, out.stdout + out.stderr
+    assert rules - TARGETS == set(registry.STEPS), out.stdout
+
+
+def test_records_are_complete_and_consistent():
+    props = load_schema("config.schema.yaml")["properties"]
+    for name, s in registry.STEPS.items():
+        assert s.scope in registry.SCOPES and s.when in registry.CONDITIONS, name
+        assert (s.scope == "part") == bool(s.files), name  # a per-part step names its files here
+        assert s.threads >= 1 and s.minutes > 0, name
+        assert all(sec in props for sec in s.settings), (name, s.settings)
+        assert (REPO / "scripts" / f"{name}.py").is_file(), name
+    # the job runner names the registry's heavy packages
+    from planeflow.steps import _job
+
+    assert _job.HEAVY_PACKAGES == registry.HEAVY_PACKAGES
+    assert {"suite2p", "torch", "pynwb"} <= set(registry.HEAVY_PACKAGES)
+    # the default profile no longer repeats each rule's threads
+    profile = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
+    assert "set-threads" not in profile
+
+
+def test_grouped_steps_follow_the_dependencies():
+    assert registry.grouped_steps("none", False, False) == ()
+    assert registry.grouped_steps("short", False, False) == ("postprocess", "merge")
+    assert registry.grouped_steps("plane", False, False) == (
+        "binary_write", "registration", "detection", "postprocess", "merge")
+    # shared motion: registration waits for every plane's binary; subtraction: detection for every registration
+    assert "binary_write" not in registry.grouped_steps("plane", True, False)
+    assert "registration" not in registry.grouped_steps("plane", False, True)
+
+
+def test_estimates_grow_with_the_attempt():
+    meta = {"session_id": "s", "planes": [0, 1], "nframes": 1000, "plane_shape": [256, 256],
+            "parts": [{"part": 0, "shape": [256, 256], "offset": [0, 0]}]}
+    cfg = {"binary_write": {"chunk_frames": 500, "chunk_mb": 32},
+           "nwb_export": {"include_movie": True, "chunk_frames": 500}}
+    for name, s in registry.STEPS.items():
+        one, two = (s.estimate(meta, cfg, a, part=0) for a in (1, 2))
+        assert two["mem_mb"] > one["mem_mb"] > 0 and two["runtime"] > one["runtime"] > 0, name
+
+
+def _session(tmp, optional: bool):
+    """A 3-plane TIFF session and a config with every optional step off or on."""
+    nplanes, nframes = 3, 60
+    write_tiff(tmp / "raw" / "s1.tif", coded_frames(nplanes * nframes, 32, 32))
+    row = {"session_id": "s1", "data_path": str(tmp / "raw"), "nplanes": nplanes, "fs": 10.0,
+           "dx": 1.0, "dy": 1.0, "dz": 10.0, **(NWB if optional else {})}
+    (tmp / "sessions.tsv").write_text("\t".join(row) + "\n" + "\t".join(map(str, row.values())) + "\n")
+    cfg = {"sessions": str(tmp / "sessions.tsv"), "results_dir": str(tmp / "results"),
+           "cellpose": {"export": optional}, "nwb_export": {"enabled": optional},
+           "raw_compress": {"enabled": optional},
+           "registration": {"shared_motion": "on" if optional else "off"},
+           "volume": {"crosstalk": "subtract" if optional else "estimate"}}
+    (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp / "config.yaml", cfg
+
+
+@pytest.mark.parametrize("optional", [False, True], ids=["plain", "every-optional-step"])
+def test_status_lists_the_jobs_the_dry_run_plans(tmp_path, optional):
+    from planeflow.plan.status import collect
+
+    cfg_path, cfg = _session(tmp_path, optional)
+    planned = {(rule, int(wc["plane"]) if "plane" in wc else None, int(wc["part"]) if "part" in wc else None)
+               for rule, wc in dry_run_jobs(cfg_path) if rule not in TARGETS}
+    config = deep_merge(schema_defaults(load_schema("config.schema.yaml")), cfg)
+    st = collect(cfg["results_dir"], workdir=str(tmp_path), config=config)
+    (sess,) = st["sessions"]
+    listed = {(j["step"], j["plane"], j["part"]) for j in sess["jobs"]}
+    assert listed == planned
+    assert st["counts"]["pending"] == len(planned)
+    steps = {j[0] for j in planned}
+    optional_steps = {"rigid_shifts", "shared_motion", "crosstalk", "crosstalk_subtract", "cellpose_export",
+                      "nwb_export", "raw_compress"}
+    assert (optional_steps <= steps) if optional else not (optional_steps & steps)
+
+
+def test_status_cli_reads_the_config_in_the_current_folder(tmp_path, monkeypatch, capsys):
+    """``planeflow status`` in the folder Snakemake runs in: the config there says which
+    optional steps run and where the results are."""
+    from planeflow.cli import main
+
+    cfg_path, cfg = _session(tmp_path, True)
+    dry_run_jobs(cfg_path)  # writes the session's metadata.json
+    (tmp_path / "config").mkdir()
+    cfg_path.rename(tmp_path / "config" / "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["status"]) == 2
+    text = capsys.readouterr().out
+    assert "cellpose_export" in text and "nwb_export: pending" in text and "crosstalk_subtract" in text
