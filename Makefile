@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO_RAW = resources/demo/raw
 
-.PHONY: env demo demo-data test test-fast dag clean-demo
+.PHONY: env demo demo-data test test-fast lint dag clean-demo
 
 env: $(BIN)/.planeflow-installed
 
@@ -39,6 +39,12 @@ test: env
 
 test-fast: env
 	$(BIN)/python -m pytest -ra -m "not workflow" tests
+
+# ruff (rule set in pyproject.toml), snakefmt, and Snakemake's own linter (on the demo session)
+lint: demo-data
+	$(BIN)/ruff check src scripts tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint
 
 dag: env
 	$(BIN)/snakemake --rulegraph | dot -Tsvg > rulegraph.svg

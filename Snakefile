@@ -1,6 +1,7 @@
 # planeflow: volumetric two-photon recordings -> suite2p results, one job per plane and step.
 # This file only includes the rules; see workflow/rules/common.smk for config loading.
 
+
 configfile: "config/config.yaml"
 
 
@@ -23,6 +24,6 @@ include: "workflow/rules/nwb_export.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

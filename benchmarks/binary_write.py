@@ -155,7 +155,8 @@ def main() -> int:
           f"including Snakemake's start-up: {ratio_wall:.2f}")
     print(f"peak RSS of one binary_write job: {rss_long:.0f} MB ({a.frames} frames), "
           f"{rss_short:.0f} MB ({a.frames // 2} frames); growth x{rss_long / rss_short:.2f}   "
-          f"target < {TARGET_RSS_MB} MB and flat ({'meets' if rss_long < TARGET_RSS_MB and rss_long < 1.2 * rss_short else 'misses'} target)")
+          f"target < {TARGET_RSS_MB} MB and flat "
+          f"({'meets' if rss_long < TARGET_RSS_MB and rss_long < 1.2 * rss_short else 'misses'} target)")
     return 0
 
 

@@ -221,7 +221,8 @@ def main() -> int:
     print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
           f"{len(cores)} cores, load average {' / '.join(f'{v:.1f}' for v in loads)}")
     print(f"suite2p.run_s2p:            {m_s2p:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_s2p)})")
-    print(f"planeflow (local profile):  {m_pf:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_pf)}; shared motion {a.shared_motion})")
+    print(f"planeflow (local profile):  {m_pf:7.1f} s   "
+          f"(runs: {', '.join(f'{t:.1f}' for t in t_pf)}; shared motion {a.shared_motion})")
     print("planeflow job time per step (s, summed over planes): "
           + ", ".join(f"{k} {v:.1f}" for k, v in steps.items() if v))
     if a.shared_motion == "on":

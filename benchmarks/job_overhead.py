@@ -64,8 +64,8 @@ def status(key):
         for line in fh:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
-out = dict(fixed_s=T_READY - T_SPAWN, cpu_s=_ru.ru_utime + _ru.ru_stime, peak_mb=status("VmHWM"), anon_mb=status("RssAnon"),
-           modules=[m for m in {heavy!r} if is_imported(m)])
+out = dict(fixed_s=T_READY - T_SPAWN, cpu_s=_ru.ru_utime + _ru.ru_stime, peak_mb=status("VmHWM"),
+           anon_mb=status("RssAnon"), modules=[m for m in {heavy!r} if is_imported(m)])
 {deferred}
 print("RESULT " + json.dumps(out))
 """
@@ -153,13 +153,15 @@ def main() -> int:
         print(f"{n:18s} {fixed:8.2f} {fixed / base:8.1f} {cpu:6.2f} {peak:8.0f} {anon:8.0f}  {target:14s} {met:4s} "
               + (f"{later:8.2f} {later_mb:8.0f}" if later is not None else f"{'':8s} {'':8s}")
               + f"  {', '.join(mods) or '-'}")
-        summary[n] = {"fixed_s": fixed, "ratio_to_python": fixed / base, "cpu_s": cpu, "peak_mb": peak, "anon_mb": anon,
-                      "later_s": later, "later_peak_mb": later_mb, "modules": mods,
+        summary[n] = {"fixed_s": fixed, "ratio_to_python": fixed / base, "cpu_s": cpu, "peak_mb": peak,
+                      "anon_mb": anon, "later_s": later, "later_peak_mb": later_mb, "modules": mods,
                       "target": target, "met": met}
     print("fixed s: spawn to first line of work (wall clock; the targets apply to it); cpu s: CPU "
-          "time the process used by then (less sensitive to a busy machine); peak MB: VmHWM then (anon MB: private part, "
+          "time the process used by then (less sensitive to a busy machine); "
+          "peak MB: VmHWM then (anon MB: private part, "
           "the rest is shared library pages, more of them right after the environment was installed, "
-          "while the page cache still holds the files as written: see docs/performance-jobs.md); +later: imports the step's default work adds on "
+          "while the page cache still holds the files as written: see docs/performance-jobs.md); "
+          "+later: imports the step's default work adds on "
           "first use (see DEFERRED), with the peak after them.")
     print(f"all fixed-cost targets met: {'yes' if ok else 'NO'}")
     if a.json:

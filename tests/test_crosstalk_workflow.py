@@ -82,8 +82,9 @@ def xrun(tmp_path_factory):
     lay = out["subtract"]["lay"]
     parts = [{"plane_index": p, "part": 0, "ops": lay.part_file("crosstalk_subtract", "ops", SID, p, 0),
               "bin": lay.part_file("crosstalk_subtract", "bin", SID, p, 0)} for p in range(NPLANES)]
-    rows = crosstalk(parts, str(tmp / "residual.tsv"), {"crosstalk_max_separation": 2, "crosstalk_frames": 1000,
-                                                         "crosstalk_min": 0.03, "diameter": SMALL_S2P["diameter"]})["rows"]
+    rows = crosstalk(parts, str(tmp / "residual.tsv"),
+                     {"crosstalk_max_separation": 2, "crosstalk_frames": 1000,
+                      "crosstalk_min": 0.03, "diameter": SMALL_S2P["diameter"]})["rows"]
     out["residual"] = {r["separation"]: r for r in rows}
     return out
 

@@ -89,7 +89,8 @@ same = {
     "medfilt": scipy.signal.medfilt is reg.s2p_register.medfilt,
     "convolve2d": callable(scipy.signal.convolve2d),
     "default_settings": suite2p.default_settings is suite2p_module("suite2p.parameters").default_settings,
-    "get_pc_metrics": suite2p.registration.get_pc_metrics is suite2p_module("suite2p.registration.metrics").get_pc_metrics,
+    "get_pc_metrics": (suite2p.registration.get_pc_metrics
+                       is suite2p_module("suite2p.registration.metrics").get_pc_metrics),
     "builtin_classfile": suite2p.classification.builtin_classfile == det.s2p_classify.builtin_classfile,
     "run_s2p": callable(suite2p.run_s2p),
     "torchvision_version": isinstance(torchvision.__version__, str),

@@ -7,7 +7,7 @@ def fake_part(d, n_rois, Ly, Lx, T, seed, yrange=None, xrange=None):
     rng = np.random.default_rng(seed)
     d.mkdir(parents=True)
     stat = []
-    for k in range(n_rois):
+    for _k in range(n_rois):
         y = rng.integers(0, Ly, 5)
         x = rng.integers(0, Lx, 5)
         stat.append({"ypix": y, "xpix": x, "med": [float(np.median(y)), float(np.median(x))],

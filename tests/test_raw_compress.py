@@ -91,7 +91,8 @@ def test_verify_binary_refuses_damaged_or_unverifiable_binaries(tiff_session):
         rc.verify_binary(b, o, nframes=61)
     with open(b, "ab") as fh:
         fh.write(b"\0\0")
-    with pytest.raises(PlaneflowError, match=r"has 5762 bytes but its ops promise 60 frames of 8x6 int16 \(5760 bytes\)"):
+    with pytest.raises(PlaneflowError,
+                       match=r"has 5762 bytes but its ops promise 60 frames of 8x6 int16 \(5760 bytes\)"):
         rc.verify_binary(b, o)
     b0, o0 = tiff_session["bins"][0]
     ops = np.load(o0, allow_pickle=True).item()

@@ -119,7 +119,8 @@ def lab(cluster, tmp_path_factory):  # noqa: F811
         if CAPACITY_JSON:
             Path(CAPACITY_JSON).with_suffix(f".{mode}.log").write_text(out[mode]["out"][-20000:])
     if CAPACITY_JSON:
-        table = {m: {"ok": out[m]["proc"].returncode == 0, **{k: out[m][k] for k in ("sbatch_calls", "array_calls", "jobs", "wall_s", "snakemake_cpu_s")}}
+        keys = ("sbatch_calls", "array_calls", "jobs", "wall_s", "snakemake_cpu_s")
+        table = {m: {"ok": out[m]["proc"].returncode == 0, **{k: out[m][k] for k in keys}}
                  for m in ("jobs", "arrays", "group_plane")}
         Path(CAPACITY_JSON).write_text(json.dumps({"nplanes": NPLANES, "nframes": NFRAMES, "size": SIZE,
                                                    "modes": table}, indent=1))
@@ -138,7 +139,8 @@ def test_arrays_submit_fewer_sbatch_calls_with_identical_results(lab):
     assert jobs["sbatch_calls"] == jobs["jobs"] == len(PLANE_STEPS) * NPLANES + SESSION_JOBS
     # (the jobs inside arrays are not counted from Snakemake's output: it reports array
     # elements in more than one line; every plane's results below are the check instead)
-    assert arrays["array_calls"] >= 1 and f"--array=1-{NPLANES}" in (lab["tmp"] / "arrays" / "bin" / "sbatch_calls.log").read_text()
+    assert arrays["array_calls"] >= 1
+    assert f"--array=1-{NPLANES}" in (lab["tmp"] / "arrays" / "bin" / "sbatch_calls.log").read_text()
     assert arrays["sbatch_calls"] < jobs["sbatch_calls"], (arrays["sbatch_calls"], arrays["out"][-3000:])
     same_results(jobs["res"], arrays["res"], range(NPLANES))
 

@@ -1,5 +1,5 @@
-"""The volume half of rule volume_stats (steps._volume) on constructed inputs: offsets, grouping without chaining, edge cases, and a
-bad offset override caught at parse time."""
+"""The volume half of rule volume_stats (steps._volume) on constructed inputs: offsets,
+grouping without chaining, edge cases, and a bad offset override caught at parse time."""
 from __future__ import annotations
 
 import csv

@@ -8,12 +8,12 @@ rule binary_write:
         log_path("binary_write"),
     benchmark:
         bench_path("binary_write")
-    threads: STEP["binary_write"].threads
     priority: STEP["binary_write"].priority
     group:
         group_for("binary_write")
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["binary_write"].threads
     resources:
         **step_resources("binary_write"),
     script:

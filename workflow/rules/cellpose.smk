@@ -9,18 +9,18 @@ rule cellpose_export:
         plane=LAYOUT.plane_dir(S, P),
     output:
         **{k: LAYOUT.cellpose_export(k, S, P) for k in pflayout.CELLPOSE_EXPORT_FILES},
-    params:
-        img_key=config["cellpose"]["img_key"],
-        rois=config["cellpose"]["rois"],
     log:
         LAYOUT.log("cellpose_export", S, P),
     benchmark:
         LAYOUT.benchmark("cellpose_export", S, P)
-    threads: STEP["cellpose_export"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["cellpose_export"].threads
     resources:
         **step_resources("cellpose_export"),
+    params:
+        img_key=config["cellpose"]["img_key"],
+        rois=config["cellpose"]["rois"],
     script:
         "../../scripts/cellpose_export.py"
 
@@ -35,18 +35,18 @@ rule cellpose_import:
         bin=cellpose_import_binary,
     output:
         **{k: LAYOUT.cellpose_import(k, S, P) for k in pflayout.CELLPOSE_IMPORT_FILES},
-    params:
-        suite2p=suite2p_params("detection"),
-        iscell=config["cellpose"]["import_iscell"],
     log:
         LAYOUT.log("cellpose_import", S, P),
     benchmark:
         LAYOUT.benchmark("cellpose_import", S, P)
-    threads: STEP["cellpose_import"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["cellpose_import"].threads
     resources:
         **step_resources("cellpose_import"),
+    params:
+        suite2p=suite2p_params("detection"),
+        iscell=config["cellpose"]["import_iscell"],
     script:
         "../../scripts/cellpose_import.py"
 

@@ -18,7 +18,6 @@ from planeflow.plan.session import session_fields, session_metadata
 min_version("9.0")
 
 
-
 def _fail(err):
     sys.stderr.write(f"planeflow: error: {err}\n")
     raise SystemExit(1)
@@ -35,16 +34,21 @@ try:
     sm_validate(config, str(pfconfig.SCHEMA_DIR / "config.schema.yaml"))  # fills in defaults
     LAYOUT = Layout(config["results_dir"])
     SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
-    pfconfig.validate_sessions(list(SESSION_ROWS.values()), config["sessions"],
-                               pfconfig.load_schema("sessions.schema.yaml"))
+    pfconfig.validate_sessions(
+        list(SESSION_ROWS.values()), config["sessions"], pfconfig.load_schema("sessions.schema.yaml")
+    )
     # NWB subject/session metadata: checked before anything is read or written
-    NWB_META = (pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
-                if config["nwb_export"]["enabled"] else {})
+    NWB_META = (
+        pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
+        if config["nwb_export"]["enabled"]
+        else {}
+    )
     # the NWB columns and those passed to steps as parameters (tau, diameter, offsets) are left
     # out: editing them keeps the cached metadata valid and reruns only the steps that use them
-    META = {sid: session_metadata(pfconfig.metadata_row(row), LAYOUT.root,
-                                  config["acquisition"])
-            for sid, row in SESSION_ROWS.items()}
+    META = {
+        sid: session_metadata(pfconfig.metadata_row(row), LAYOUT.root, config["acquisition"])
+        for sid, row in SESSION_ROWS.items()
+    }
     VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m, SESSION_ROWS[sid]) for sid, m in META.items()}
     #: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
     CROSSTALK_SUBTRACT = {sid: pfreg.enabled("crosstalk_subtract", m, config) for sid, m in META.items()}
@@ -78,8 +82,13 @@ def plane_figure(key):
     """A postprocess figure, shown in `snakemake --report` under its session and plane with
     the caption workflow/report/<name>.rst."""
     name, label = pflayout.FIGURES[key]
-    return report(LAYOUT.figure(key, S, P, Q), caption=f"../report/{name}.rst", category=S,
-                  subcategory="plane {plane}", labels={"figure": label, "part": Q})
+    return report(
+        LAYOUT.figure(key, S, P, Q),
+        caption=f"../report/{name}.rst",
+        category=S,
+        subcategory="plane {plane}",
+        labels={"figure": label, "part": Q},
+    )
 
 
 def log_path(step):
@@ -128,8 +137,7 @@ def step_resources(step):
 
 
 #: the steps that share one cluster job per plane (config group_jobs; planeflow.plan.registry)
-GROUPED = pfreg.grouped_steps(config["group_jobs"], any(SHARED_MOTION.values()),
-                              any(CROSSTALK_SUBTRACT.values()))
+GROUPED = pfreg.grouped_steps(config["group_jobs"], any(SHARED_MOTION.values()), any(CROSSTALK_SUBTRACT.values()))
 
 
 def group_for(step):
@@ -141,8 +149,10 @@ def group_for(step):
 def registration_inputs(wc):
     """The plane's binary and its ops; with shared motion also the session's consensus and
     the plane's own rigid pass (its reference image)."""
-    files = {"ops": LAYOUT.part_file("binary_write", "ops", wc.session, wc.plane, wc.part),
-             "bin": LAYOUT.part_file("binary_write", "bin", wc.session, wc.plane, wc.part)}
+    files = {
+        "ops": LAYOUT.part_file("binary_write", "ops", wc.session, wc.plane, wc.part),
+        "bin": LAYOUT.part_file("binary_write", "bin", wc.session, wc.plane, wc.part),
+    }
     if SHARED_MOTION[wc.session]:
         files["shared"] = LAYOUT.shared_motion(wc.session)
         files["rigid"] = LAYOUT.part_file("rigid_shifts", "shifts", wc.session, wc.plane, wc.part)
@@ -171,8 +181,10 @@ def cellpose_import_binary(wc):
 def crosstalk_inputs(wc):
     """Every plane's and part's registration outputs (session order)."""
     pp = session_planes_parts(wc.session)
-    return {"ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in pp],
-            "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in pp]}
+    return {
+        "ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in pp],
+        "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in pp],
+    }
 
 
 def crosstalk_options(session):
@@ -180,8 +192,12 @@ def crosstalk_options(session):
     (its suite2p setting from the config and the sessions sheet; None = suite2p's default).
     Only these, so that changing another volume setting does not rerun it."""
     v = config["volume"]
-    return {"crosstalk_max_separation": v["crosstalk_max_separation"], "crosstalk_frames": v["crosstalk_frames"],
-            "crosstalk_min": v["crosstalk_min"], "diameter": session_overrides(session).get("diameter")}
+    return {
+        "crosstalk_max_separation": v["crosstalk_max_separation"],
+        "crosstalk_frames": v["crosstalk_frames"],
+        "crosstalk_min": v["crosstalk_min"],
+        "diameter": session_overrides(session).get("diameter"),
+    }
 
 
 def crosstalk_index_parts(session):
@@ -196,17 +212,20 @@ def crosstalk_sources(wc):
     planes = [int(p) for p in META[wc.session]["planes"]]
     i = planes.index(int(wc.plane))
     D = int(config["volume"]["crosstalk_max_separation"])
-    return [{"plane": planes[j], "separation": i - j}
-            for j in range(max(0, i - D), min(len(planes), i + D + 1)) if j != i]
+    return [
+        {"plane": planes[j], "separation": i - j} for j in range(max(0, i - D), min(len(planes), i + D + 1)) if j != i
+    ]
 
 
 def crosstalk_subtract_inputs(wc):
     src = crosstalk_sources(wc)
-    return {"ops": LAYOUT.part_file("registration", "ops", wc.session, wc.plane, wc.part),
-            "bin": LAYOUT.part_file("registration", "bin", wc.session, wc.plane, wc.part),
-            "table": LAYOUT.crosstalk(wc.session),
-            "src_ops": [LAYOUT.part_file("registration", "ops", wc.session, s["plane"], wc.part) for s in src],
-            "src_bins": [LAYOUT.part_file("registration", "bin", wc.session, s["plane"], wc.part) for s in src]}
+    return {
+        "ops": LAYOUT.part_file("registration", "ops", wc.session, wc.plane, wc.part),
+        "bin": LAYOUT.part_file("registration", "bin", wc.session, wc.plane, wc.part),
+        "table": LAYOUT.crosstalk(wc.session),
+        "src_ops": [LAYOUT.part_file("registration", "ops", wc.session, s["plane"], wc.part) for s in src],
+        "src_bins": [LAYOUT.part_file("registration", "bin", wc.session, s["plane"], wc.part) for s in src],
+    }
 
 
 def session_planes_parts(session):
@@ -216,14 +235,16 @@ def session_planes_parts(session):
 
 
 def shared_motion_inputs(wc):
-    return [LAYOUT.part_file("rigid_shifts", "shifts", wc.session, p, q)
-            for p, q in session_planes_parts(wc.session)]
+    return [LAYOUT.part_file("rigid_shifts", "shifts", wc.session, p, q) for p, q in session_planes_parts(wc.session)]
 
 
 def merge_inputs(wc):
     """Each part's arrays of the final folder, named <array>_<part>."""
-    return {f"{name}_{q}": LAYOUT.part_file(step, name, wc.session, wc.plane, q)
-            for q in range(n_parts(wc.session)) for name, step in pflayout.PLANE_ARRAYS.items()}
+    return {
+        f"{name}_{q}": LAYOUT.part_file(step, name, wc.session, wc.plane, q)
+        for q in range(n_parts(wc.session))
+        for name, step in pflayout.PLANE_ARRAYS.items()
+    }
 
 
 def final_plane_dirs(wc):
@@ -235,9 +256,11 @@ def raw_compress_inputs(wc):
     """metadata.json (lists the raw files) and every binary_write output of the session."""
     m = META[wc.session]
     parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
-    return {"metadata": LAYOUT.metadata(wc.session),
-            "bins": [LAYOUT.part_file("binary_write", "bin", wc.session, p, q) for p, q in parts],
-            "ops": [LAYOUT.part_file("binary_write", "ops", wc.session, p, q) for p, q in parts]}
+    return {
+        "metadata": LAYOUT.metadata(wc.session),
+        "bins": [LAYOUT.part_file("binary_write", "bin", wc.session, p, q) for p, q in parts],
+        "ops": [LAYOUT.part_file("binary_write", "ops", wc.session, p, q) for p, q in parts],
+    }
 
 
 def nwb_inputs(wc):
@@ -246,16 +269,22 @@ def nwb_inputs(wc):
     m = META[wc.session]
     files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_file("rois", wc.session)}
     if config["nwb_export"]["include_movie"]:
-        files["movie"] = [LAYOUT.part_file("registration", "bin", wc.session, p, q)
-                          for p in m["planes"] for q in range(len(m["parts"]))]
+        files["movie"] = [
+            LAYOUT.part_file("registration", "bin", wc.session, p, q)
+            for p in m["planes"]
+            for q in range(len(m["parts"]))
+        ]
     return files
 
 
 def volume_session(session):
     """What volume_stats needs of a session's metadata (for multi-ROI sessions also their scan fields)."""
     m = META[session]
-    return {**{k: m[k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
-            "nrois": m.get("nrois", 1), "fields": session_fields(m)}
+    return {
+        **{k: m[k] for k in ("session_id", "planes", "fs", "dx", "dy", "dz")},
+        "nrois": m.get("nrois", 1),
+        "fields": session_fields(m),
+    }
 
 
 def volume_options(session):
@@ -270,18 +299,25 @@ def qc_inputs(wc):
     duplicates and ghosts, crosstalk)."""
     m = META[wc.session]
     parts = [(p, q) for p in m["planes"] for q in range(len(m["parts"]))]
-    return {"planes": final_plane_dirs(wc),
-            "rois": LAYOUT.volume_file("rois", wc.session),
-            "crosstalk": LAYOUT.volume_file("crosstalk", wc.session),
-            "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in parts],
-            "parts_ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in parts]}
+    return {
+        "planes": final_plane_dirs(wc),
+        "rois": LAYOUT.volume_file("rois", wc.session),
+        "crosstalk": LAYOUT.volume_file("crosstalk", wc.session),
+        "bins": [LAYOUT.part_file("registration", "bin", wc.session, p, q) for p, q in parts],
+        "parts_ops": [LAYOUT.part_file("registration", "ops", wc.session, p, q) for p, q in parts],
+    }
 
 
 def qc_session(wc):
     m = META[wc.session]
-    return {"session_id": wc.session, "stack_type": m.get("stack_type"), "planes": m["planes"],
-            "nparts": len(m["parts"]), "simultaneous": pfconfig.planes_simultaneous(m),
-            "shared_motion": SHARED_MOTION[wc.session]}
+    return {
+        "session_id": wc.session,
+        "stack_type": m.get("stack_type"),
+        "planes": m["planes"],
+        "nparts": len(m["parts"]),
+        "simultaneous": pfconfig.planes_simultaneous(m),
+        "shared_motion": SHARED_MOTION[wc.session],
+    }
 
 
 def all_outputs():
@@ -301,6 +337,9 @@ def cellpose_import_seg(wc):
 def cellpose_import_targets():
     """Outputs of rule cellpose_import for every plane whose edited _seg.npy exists
     (one stat() per plane, only when the cellpose_import_all target is asked for)."""
-    return [LAYOUT.cellpose_import("ops", sid, p)
-            for sid in META for p in META[sid]["planes"]
-            if os.path.isfile(cellpose_seg_path(sid, p))]
+    return [
+        LAYOUT.cellpose_import("ops", sid, p)
+        for sid in META
+        for p in META[sid]["planes"]
+        if os.path.isfile(cellpose_seg_path(sid, p))
+    ]

@@ -10,18 +10,18 @@ rule crosstalk:
         unpack(crosstalk_inputs),
     output:
         table=LAYOUT.crosstalk(S),
-    params:
-        index_parts=lambda wc: crosstalk_index_parts(wc.session),
-        options=lambda wc: crosstalk_options(wc.session),
     log:
         LAYOUT.log("crosstalk", S),
     benchmark:
         LAYOUT.benchmark("crosstalk", S)
-    threads: STEP["crosstalk"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["crosstalk"].threads
     resources:
         **step_resources("crosstalk"),
+    params:
+        index_parts=lambda wc: crosstalk_index_parts(wc.session),
+        options=lambda wc: crosstalk_options(wc.session),
     script:
         "../../scripts/crosstalk.py"
 
@@ -32,17 +32,17 @@ rule crosstalk_subtract:
         unpack(crosstalk_subtract_inputs),
     output:
         **part_outputs("crosstalk_subtract"),
-    params:
-        sources=crosstalk_sources,
     log:
         log_path("crosstalk_subtract"),
     benchmark:
         bench_path("crosstalk_subtract")
-    threads: STEP["crosstalk_subtract"].threads
     priority: STEP["crosstalk_subtract"].priority
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["crosstalk_subtract"].threads
     resources:
         **step_resources("crosstalk_subtract"),
+    params:
+        sources=crosstalk_sources,
     script:
         "../../scripts/crosstalk_subtract.py"

@@ -4,19 +4,19 @@ rule detection:
         unpack(detection_inputs),
     output:
         **part_outputs("detection"),
-    params:
-        suite2p=suite2p_params("detection"),
     log:
         log_path("detection"),
     benchmark:
         bench_path("detection")
-    threads: STEP["detection"].threads
     priority: STEP["detection"].priority
     group:
         group_for("detection")
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["detection"].threads
     resources:
         **step_resources("detection"),
+    params:
+        suite2p=suite2p_params("detection"),
     script:
         "../../scripts/detection.py"

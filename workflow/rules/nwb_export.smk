@@ -9,18 +9,18 @@ rule nwb_export:
         unpack(nwb_inputs),
     output:
         nwb=LAYOUT.nwb(S),
-    params:
-        metadata=lambda wc: NWB_META[wc.session],
-        session=lambda wc: pfnwb.job_session(META[wc.session]),
-        options=lambda wc: {k: config["nwb_export"][k] for k in ("include_movie", "chunk_frames", "compression")},
     log:
         LAYOUT.log("nwb_export", S),
     benchmark:
         LAYOUT.benchmark("nwb_export", S)
-    threads: STEP["nwb_export"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["nwb_export"].threads
     resources:
         **step_resources("nwb_export"),
+    params:
+        metadata=lambda wc: NWB_META[wc.session],
+        session=lambda wc: pfnwb.job_session(META[wc.session]),
+        options=lambda wc: {k: config["nwb_export"][k] for k in ("include_movie", "chunk_frames", "compression")},
     script:
         "../../scripts/nwb_export.py"

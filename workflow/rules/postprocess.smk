@@ -5,18 +5,18 @@ rule postprocess:
     output:
         **part_outputs("postprocess"),
         **{key: plane_figure(key) for key in pflayout.FIGURES},
-    params:
-        options=config["postprocess"],
     log:
         log_path("postprocess"),
     benchmark:
         bench_path("postprocess")
-    threads: STEP["postprocess"].threads
     group:
         group_for("postprocess")
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["postprocess"].threads
     resources:
         **step_resources("postprocess"),
+    params:
+        options=config["postprocess"],
     script:
         "../../scripts/postprocess.py"

@@ -11,9 +11,9 @@ rule raw_compress:
         LAYOUT.log("raw_compress", S),
     benchmark:
         LAYOUT.benchmark("raw_compress", S)
-    threads: STEP["raw_compress"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["raw_compress"].threads
     resources:
         **step_resources("raw_compress"),
     script:

@@ -4,19 +4,19 @@ rule registration:
         unpack(registration_inputs),
     output:
         **part_outputs("registration"),
-    params:
-        suite2p=suite2p_params("registration"),
     log:
         log_path("registration"),
     benchmark:
         bench_path("registration")
-    threads: STEP["registration"].threads
     priority: STEP["registration"].priority
     group:
         group_for("registration")
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["registration"].threads
     resources:
         **step_resources("registration"),
+    params:
+        suite2p=suite2p_params("registration"),
     script:
         "../../scripts/registration.py"

@@ -10,20 +10,20 @@ rule rigid_shifts:
         bin=part_file("binary_write", "bin"),
     output:
         **part_outputs("rigid_shifts"),
-    params:
-        suite2p=suite2p_params("registration"),
     log:
         log_path("rigid_shifts"),
     benchmark:
         bench_path("rigid_shifts")
-    threads: STEP["rigid_shifts"].threads
     priority: STEP["rigid_shifts"].priority
     group:
         group_for("rigid_shifts")
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["rigid_shifts"].threads
     resources:
         **step_resources("rigid_shifts"),
+    params:
+        suite2p=suite2p_params("registration"),
     script:
         "../../scripts/rigid_shifts.py"
 
@@ -34,16 +34,16 @@ rule shared_motion:
         shifts=shared_motion_inputs,
     output:
         shifts=LAYOUT.shared_motion(S),
-    params:
-        planes_parts=lambda wc: session_planes_parts(wc.session),
     log:
         LAYOUT.log("shared_motion", S),
     benchmark:
         LAYOUT.benchmark("shared_motion", S)
-    threads: STEP["shared_motion"].threads
     conda:
         "../../envs/planeflow.yaml"
+    threads: STEP["shared_motion"].threads
     resources:
         **step_resources("shared_motion"),
+    params:
+        planes_parts=lambda wc: session_planes_parts(wc.session),
     script:
         "../../scripts/shared_motion.py"

@@ -46,7 +46,7 @@ def _cli(args) -> int:
     problems = {sid: rep["problems"] for sid, rep in draft["reports"].items() if rep.get("problems")}
     if problems:
         print("a run would stop on these (see `planeflow inspect DATA_PATH`):")
-        for sid, msgs in problems.items():
+        for _sid, msgs in problems.items():
             for m in msgs:
                 print(f"  - {m}")
     if draft["to_fill"]:

@@ -604,8 +604,8 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float) -> dict:
     the median of :func:`crosstalk_ratios` over the source's most active pixels, weighted by
     their denominators (robust to a minority of pixels that share tissue, a cell seen in both
     planes, and to weak pixels), leaving out those where the target is itself at least
-    MAX_COEFFICIENT as active (its own cell, or tissue both planes see), and a null: the same with the target read 1.5 diameters away
-    in 8 directions (mean and std of those medians)."""
+    MAX_COEFFICIENT as active (its own cell, or tissue both planes see), and a null: the same
+    with the target read 1.5 diameters away in 8 directions (mean and std of those medians)."""
     d = max(6, int(round(1.5 * diameter)))
     mask = active_mask(src, d + 1)
     mask &= (tgt[1:] * tgt[:-1]).mean(0) < MAX_COEFFICIENT ** 2 * (src[1:] * src[:-1]).mean(0)
@@ -729,8 +729,9 @@ def roi_fields(rois: Rois, rects: list) -> list:
 def move_part_rois(rois: Rois, parts: list, shifts: np.ndarray) -> Rois:
     """``rois`` of one plane with each ROI (in part ``parts[i]``) moved by minus its part's
     ``shifts[k]`` (:func:`part_reference_shifts`) into part 0's registered frame, as
-    :func:`realign_parts` moves the images (ROI pixels by whole pixels, centres exactly). Brightness (contrast) stays as measured where the ROI was recorded. Returns a
-    moved copy; ``rois`` itself (recorded positions, for crosstalk) is left as it is."""
+    :func:`realign_parts` moves the images (ROI pixels by whole pixels, centres exactly).
+    Brightness (contrast) stays as measured where the ROI was recorded. Returns a moved copy;
+    ``rois`` itself (recorded positions, for crosstalk) is left as it is."""
     import copy
 
     rois = copy.copy(rois)

@@ -72,7 +72,7 @@ def resolve_metadata(session_id: str, row: dict, defaults: dict | None = None,
     now = now or _dt.datetime.now(_dt.timezone.utc)
     meta = {}
     columns = sheet_columns(nwb=True)
-    for key, typ in columns.items():
+    for key, _typ in columns.items():
         v = row.get(key)
         if v is None or (isinstance(v, str) and not v.strip()):
             v = defaults.get(key)

@@ -105,7 +105,7 @@ def inspect_tiffs(files: list[str]) -> dict:
 
     pages_per_file = []
     shape = dtype = None
-    for i, f in enumerate(files):
+    for _i, f in enumerate(files):
         try:
             with _TiffWarnings() as warned, tifffile.TiffFile(f) as tif:
                 n = len(tif.pages)

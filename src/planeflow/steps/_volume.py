@@ -169,7 +169,7 @@ def cells_across_planes(planes: list[dict], out: dict, session: dict, options: d
             aq = vol.activity(Fq, Nq, _neucoeff(ops[q]), fs, tau)
             ix = {r: k for k, r in enumerate(ri)}
             jx = {r: k for k, r in enumerate(rj)}
-            for kind, i, j, o in cands:
+            for kind, i, j, _o in cands:
                 c = vol.correlation(ap[ix[i]], aq[jx[j]])
                 if c < min_corr:
                     continue

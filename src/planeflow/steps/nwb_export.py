@@ -341,7 +341,8 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
 
             def movie_done(t0, t1, nbytes, _p=p, _c=counter, _nt=nframes):
                 _c["i"] += 1
-                progress.add(nbytes, part=f"plane {_p}", note=f"plane {_p} movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
+                progress.add(nbytes, part=f"plane {_p}",
+                             note=f"plane {_p} movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
 
             it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=chunk_frames,
                                    frames_per_chunk=frames_per_chunk(frame_bytes, nframes),

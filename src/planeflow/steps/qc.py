@@ -282,7 +282,8 @@ def qc(planes: list[dict], out: dict, session: dict, options: dict, volume: dict
     figures.qc_table(out["table_figure"], rows, title=f"{session['session_id']}: QC per plane")
     save_json(out["json"], summary)
     for r in rows:
-        log.info("qc plane %d: %s%s", r["plane"], r["verdict"], (" - " + "; ".join(r["reasons"])) if r["reasons"] else "")
+        log.info("qc plane %d: %s%s", r["plane"], r["verdict"],
+                 (" - " + "; ".join(r["reasons"])) if r["reasons"] else "")
     if failed and options["fail_on"] == "fail":
         detail = "; ".join(f"plane {r['plane']}: " + ", ".join(r["reasons"]) for r in rows if r["verdict"] == "fail")
         raise PlaneflowError(

@@ -3,8 +3,9 @@
 First the plane offsets, the crosstalk between planes and one ID per cell across planes
 (:mod:`planeflow.steps._volume`: ``plane_offsets.tsv``, ``crosstalk.tsv``, ``rois.tsv``,
 ``cells.tsv``, ``volume_view.png``), then the per-plane table, voxel size, the aligned
-volume and a summary figure. The volume (``volume.zarr``, OME-Zarr 0.5 on zarr v3, :mod:`planeflow.io.omezarr`) holds the
-planes' mean images aligned to plane 0 by the plane offsets, and a labels image
+volume and a summary figure. The volume (``volume.zarr``, OME-Zarr 0.5 on zarr v3,
+:mod:`planeflow.io.omezarr`) holds the planes' mean images aligned to plane 0 by the plane
+offsets, and a labels image
 ``labels/cells`` in which every ROI carries its cell_id (one value per cell in every plane it
 spans; crosstalk ghosts are not drawn)."""
 from __future__ import annotations

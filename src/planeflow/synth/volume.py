@@ -13,7 +13,8 @@ planes image **one** population of neurons spread in depth:
   brightness and activity (same footprint shape, same calcium trace). It is *visible* in
   plane ``p`` when ``w >= visible_weight``; with the defaults (dz 15 µm, sigma 7 µm,
   0.35) about 15 % of the per-plane cell views are a second view of a cell visible in the
-  neighbouring plane, i.e. a per-plane analysis counts those cells twice. Cells are drawn (dimmer) wherever ``w >= 0.05``;
+  neighbouring plane, i.e. a per-plane analysis counts those cells twice. Cells are drawn
+  (dimmer) wherever ``w >= 0.05``;
 * **per-plane lateral offsets** ``offsets[p] = (dy, dx)`` (pixels, integer or subpixel,
   ``offsets[0] = (0, 0)``): a feature at plane-0 pixel ``(y, x)`` lies at
   ``(y + dy, x + dx)`` in plane ``p``. The static tissue background is half shared by
