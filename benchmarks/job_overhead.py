@@ -88,6 +88,14 @@ def script_imports(script: Path) -> str:
     lines = [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
     lines += ["from planeflow.steps._job import limit_threads", "limit_threads(1)",
               f"import planeflow.steps.{script.stem}"]
+    try:  # the suite2p names the step calls (its registry record), looked up on first use
+        from planeflow.plan.registry import STEPS
+
+        first = [n for n in STEPS[script.stem].suite2p if n not in ("get_pc_metrics", "masks_to_stats")]
+    except (ImportError, AttributeError):  # a planeflow from before the registry
+        first = []
+    if first:
+        lines += ["from planeflow import suite2p_api", *(f"suite2p_api.{n}" for n in first)]
     return "\n".join(lines)
 
 

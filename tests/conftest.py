@@ -116,6 +116,30 @@ def finished_session(tmp_path_factory):
             "console": proc.stdout + proc.stderr}
 
 
+PLANE_LY = PLANE_LX = 128
+NFRAMES_RAW = 120
+
+
+@pytest.fixture(scope="session")
+def raw_plane(tmp_path_factory):
+    """One plane's binary_write outputs (noise frames with a bright square that moves)."""
+    from planeflow.plan import session as ps
+    from planeflow.steps.binary_write import binary_write
+
+    tmp = tmp_path_factory.mktemp("raw_plane")
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(20, (NFRAMES_RAW, PLANE_LY, PLANE_LX)).astype(np.int16)
+    for t in range(NFRAMES_RAW):
+        y = 40 + t % 3
+        frames[t, y:y + 20, 50:70] += 200
+    write_tiff(tmp / "raw" / "a.tif", frames)
+    ps.session_metadata({"session_id": "s", "data_path": str(tmp / "raw"), "nplanes": 1, "fs": 10.0},
+                        str(tmp / "res"))
+    d = tmp / "bw"
+    binary_write(str(tmp / "res" / "s" / "metadata.json"), 0, 0, str(d / "data_raw.bin"), str(d / "ops.npy"))
+    return d
+
+
 def run_s2p_direct(data_path, nplanes: int, overrides: dict, save_path, **db_extra) -> Path:
     """suite2p.run_s2p on ``data_path`` with suite2p's defaults plus ``overrides`` (merged by
     planeflow's own suite2p_settings, as planeflow's jobs do); returns its suite2p folder."""

@@ -34,6 +34,15 @@ def _script_imports(step: str) -> str:
     return mod.script_imports(REPO / "scripts" / f"{step}.py")
 
 
+def _first_use(step: str) -> str:
+    """Code that looks up the suite2p names a step calls (its registry record), as its work
+    does first; registration's metrics (scikit-learn, >= 1500 frames) are left to later."""
+    from planeflow.plan.registry import STEPS
+
+    names = [n for n in STEPS[step].suite2p if n != "get_pc_metrics"]
+    return f"\nfrom planeflow import suite2p_api as s2p\nfor n in {names!r}:\n    getattr(s2p, n)\n"
+
+
 def _run(code: str) -> dict:
     """Run ``code`` in a fresh interpreter; it prints one JSON line last."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -58,8 +67,9 @@ def test_suite2p_steps_import_only_the_parts_they_use():
              "suite2p.registration.zalign", "pynwb", "matplotlib", "scipy.stats")
     report = "\nimport json\nfrom planeflow._s2p_import import is_imported\n" \
              f"print(json.dumps({{m: is_imported(m) for m in {heavy!r}}}))"
-    reg = _run(_script_imports("registration") + report)
-    det = _run(_script_imports("detection") + report)
+    # the suite2p names each step calls (planeflow.suite2p_api imports them on first use)
+    reg = _run(_script_imports("registration") + _first_use("registration") + report)
+    det = _run(_script_imports("detection") + _first_use("detection") + report)
     assert reg["torch"] and det["torch"]  # suite2p 1.x registers and extracts on torch
     # scipy.stats would mean scipy.signal's whole __init__ ran (registration takes medfilt only)
     assert not any(v for k, v in reg.items() if k != "torch"), reg
@@ -72,26 +82,29 @@ def test_deferred_parts_are_the_objects_of_a_full_import():
     same process give the whole packages, with the very objects the steps call."""
     code = """
 import json
-import planeflow.steps.registration as reg, planeflow.steps.detection as det
+import planeflow.steps.registration, planeflow.steps.detection
+from planeflow import suite2p_api as s2p
 from planeflow._s2p_import import is_imported, suite2p_module
+# what registration and detection call (masks_to_stats: cellpose_import; metrics: scikit-learn)
+ours = {n: getattr(s2p, n) for n in (*s2p.PUBLIC, *s2p.PRIVATE) if n not in ("masks_to_stats", "get_pc_metrics")}
 before = {m: is_imported(m) for m in ("torchvision", "cellpose.models")}
 import suite2p, torch, torchvision, cellpose.transforms, scipy.signal
 import torchvision.transforms.functional as TF
 same = {
-    "registration_wrapper": suite2p.registration_wrapper is reg.s2p_register.registration_wrapper,
-    "detection_wrapper": suite2p.detection_wrapper is det.s2p_detect.detection_wrapper,
-    "extraction_wrapper": suite2p.extraction_wrapper is det.s2p_extract.extraction_wrapper,
-    "classify": suite2p.classify is det.s2p_classify.classify,
-    "BinaryFile": suite2p.io.BinaryFile is det.BinaryFile is reg.BinaryFile,
-    "assign_overlaps": suite2p.detection.assign_overlaps is det.s2p_stats.assign_overlaps,
-    "oasis": suite2p.extraction.oasis is det.s2p_dcnv.oasis,
-    "preprocess": suite2p.extraction.preprocess is det.s2p_dcnv.preprocess,
-    "medfilt": scipy.signal.medfilt is reg.s2p_register.medfilt,
+    "registration_wrapper": suite2p.registration_wrapper is ours["registration_wrapper"],
+    "detection_wrapper": suite2p.detection_wrapper is ours["detection_wrapper"],
+    "extraction_wrapper": suite2p.extraction_wrapper is ours["extraction_wrapper"],
+    "classify": suite2p.classify is ours["classify"],
+    "BinaryFile": suite2p.io.BinaryFile is ours["BinaryFile"],
+    "assign_overlaps": suite2p.detection.assign_overlaps is ours["assign_overlaps"],
+    "oasis": suite2p.extraction.oasis is ours["oasis"],
+    "preprocess": suite2p.extraction.preprocess is ours["preprocess"],
+    "medfilt": scipy.signal.medfilt is suite2p_module("suite2p.registration.register").medfilt,
     "convolve2d": callable(scipy.signal.convolve2d),
-    "default_settings": suite2p.default_settings is suite2p_module("suite2p.parameters").default_settings,
+    "default_settings": suite2p.default_settings is ours["default_settings"],
     "get_pc_metrics": (suite2p.registration.get_pc_metrics
                        is suite2p_module("suite2p.registration.metrics").get_pc_metrics),
-    "builtin_classfile": suite2p.classification.builtin_classfile == det.s2p_classify.builtin_classfile,
+    "builtin_classfile": suite2p.classification.builtin_classfile == ours["builtin_classfile"],
     "run_s2p": callable(suite2p.run_s2p),
     "torchvision_version": isinstance(torchvision.__version__, str),
     "torchvision_ops": callable(torchvision.ops.nms),

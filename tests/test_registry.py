@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, coded_frames, dry_run_jobs, write_tiff
+from planeflow import suite2p_api as s2p
 from planeflow.plan import registry
 from planeflow.plan.config import deep_merge, load_schema, schema_defaults
 
@@ -36,6 +37,8 @@ def test_records_are_complete_and_consistent():
         assert s.threads >= 1 and s.minutes > 0, name
         assert all(sec in props for sec in s.settings), (name, s.settings)
         assert (REPO / "scripts" / f"{name}.py").is_file(), name
+        assert all(n in s2p.PUBLIC or n in s2p.PRIVATE for n in s.suite2p), name
+        assert not s.suite2p or "suite2p" in s.imports, name
     # the job runner names the registry's heavy packages
     from planeflow.steps import _job
 

@@ -6,34 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from conftest import write_tiff
+from conftest import NFRAMES_RAW as NFRAMES
+from conftest import PLANE_LX as LX
+from conftest import PLANE_LY as LY
 
-LY = LX = 128
-NFRAMES = 120
 S2P = {"torch_device": "cpu", "registration": {"block_size": [64, 64]}}
-
-
-@pytest.fixture(scope="module")
-def raw_plane(tmp_path_factory):
-    """One plane's binary_write outputs (noise frames with a bright square that moves)."""
-    from planeflow.plan import session as ps
-    from planeflow.steps.binary_write import binary_write
-
-    tmp = tmp_path_factory.mktemp("retry")
-    rng = np.random.default_rng(0)
-    frames = rng.poisson(20, (NFRAMES, LY, LX)).astype(np.int16)
-    for t in range(NFRAMES):
-        y = 40 + t % 3
-        frames[t, y:y + 20, 50:70] += 200
-    write_tiff(tmp / "raw" / "a.tif", frames)
-    ps.session_metadata({"session_id": "s", "data_path": str(tmp / "raw"), "nplanes": 1, "fs": 10.0},
-                        str(tmp / "res"))
-    d = tmp / "bw"
-    binary_write(str(tmp / "res" / "s" / "metadata.json"), 0, 0, str(d / "data_raw.bin"), str(d / "ops.npy"))
-    return d
 
 
 def _run(raw_plane, out):
@@ -47,7 +26,7 @@ def _run(raw_plane, out):
 def test_machine_errors_fail_the_job_and_leave_nothing(raw_plane, tmp_path, monkeypatch, error):
     import torch
 
-    from planeflow.steps import registration as reg
+    from planeflow import suite2p_api as s2p
 
     exc = {"oom": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
            "cuda": RuntimeError("CUDA error: an illegal memory access was encountered"),
@@ -57,7 +36,7 @@ def test_machine_errors_fail_the_job_and_leave_nothing(raw_plane, tmp_path, monk
     def fails(*a, **k):
         raise exc
 
-    monkeypatch.setattr(reg.s2p_register, "registration_wrapper", fails)
+    monkeypatch.setattr(s2p, "registration_wrapper", fails)
     with pytest.raises(type(exc)):
         _run(raw_plane, tmp_path)
     assert not (tmp_path / "data.bin").exists() and not (tmp_path / "ops.npy").exists()
@@ -65,12 +44,12 @@ def test_machine_errors_fail_the_job_and_leave_nothing(raw_plane, tmp_path, monk
 
 
 def test_a_recognised_suite2p_failure_marks_the_plane(raw_plane, tmp_path, monkeypatch):
-    from planeflow.steps import registration as reg
+    from planeflow import suite2p_api as s2p
 
     def fails(*a, **k):
         raise ValueError("zero-size array to reduction operation maximum which has no identity")
 
-    monkeypatch.setattr(reg.s2p_register, "registration_wrapper", fails)
+    monkeypatch.setattr(s2p, "registration_wrapper", fails)
     out = _run(raw_plane, tmp_path)
     assert out["plane_failure"]["step"] == "registration"
     assert "ValueError" in out["plane_failure"]["reason"]
@@ -97,7 +76,10 @@ def test_a_real_memory_cap_fails_the_job(raw_plane, tmp_path):
     code = f"""
 import resource, sys
 from planeflow.steps.registration import registration
-import torch, numpy
+from planeflow import suite2p_api as s2p
+import torch, numpy, scipy.signal, scipy.linalg, scipy.ndimage
+for name in (*s2p.PUBLIC, *s2p.PRIVATE):  # every module a job may import, before the cap
+    getattr(s2p, name)
 with open('/proc/self/status') as fh:
     vm = next(int(l.split()[1]) for l in fh if l.startswith('VmSize:')) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + 40 * 2**20, resource.RLIM_INFINITY))

@@ -165,7 +165,13 @@ def _deferred(spec, runs_on, from_modules: dict) -> ModuleType:
                 return value
         if runs_on(module, attr):
             del module.__dict__["__getattr__"]
-            spec.loader.exec_module(module)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                # a failing __init__ leaves no half-run module behind: the next import of the
+                # name runs the package afresh and raises the same error
+                _forget(spec.name)
+                raise
             return getattr(module, attr)
         raise AttributeError(f"module '{module.__name__}' has no attribute '{attr}'")
 
@@ -176,6 +182,18 @@ def _deferred(spec, runs_on, from_modules: dict) -> ModuleType:
     if parent:
         setattr(sys.modules[parent], child, module)
     return module
+
+
+def _forget(name: str) -> None:
+    """Remove module ``name`` and its submodules from sys.modules and from its parent."""
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+    parent, _, child = name.rpartition(".")
+    if parent in sys.modules and getattr(sys.modules[parent], child, None) is not None:
+        try:
+            delattr(sys.modules[parent], child)
+        except AttributeError:
+            pass
 
 
 def _package_trigger(init_names: set[str]):

@@ -15,7 +15,12 @@ from planeflow.plan import registry as pfreg
 from planeflow.plan.layout import STEP_SCOPE, Layout
 from planeflow.plan.session import session_fields, session_metadata
 
+from planeflow import suite2p_api
+
 min_version("9.0")
+
+if _s2p_warning := suite2p_api.version_warning():  # another suite2p than the tested one
+    sys.stderr.write(f"planeflow: warning: {_s2p_warning}\n")
 
 
 def _fail(err):

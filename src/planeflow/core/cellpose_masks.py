@@ -267,11 +267,9 @@ def labels_to_stat(labels: np.ndarray, weights: np.ndarray, diameter, soma_crop:
     limits: the user drew them); ``assign_overlaps`` sets ``overlap`` (all False,
     labels do not overlap).
     """
-    from planeflow._s2p_import import suite2p_module
+    from planeflow import suite2p_api as s2p
 
-    stats = suite2p_module("suite2p.detection.stats")
-    assign_overlaps, roi_stats = stats.assign_overlaps, stats.roi_stats
-    masks_to_stats = suite2p_module("suite2p.detection.anatomical").masks_to_stats
+    assign_overlaps, roi_stats, masks_to_stats = s2p.assign_overlaps, s2p.roi_stats, s2p.masks_to_stats
 
     Ly, Lx = labels.shape
     if labels.max() == 0:

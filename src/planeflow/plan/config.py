@@ -345,9 +345,9 @@ def suite2p_settings(overrides: dict, base: dict | None = None, torch_device: st
     """
     import numpy as np
 
-    from planeflow._s2p_import import suite2p_module
+    from planeflow import suite2p_api
 
-    defaults = suite2p_module("suite2p.parameters").default_settings()
+    defaults = suite2p_api.default_settings()
     _check_keys(overrides, defaults, "suite2p")
     if base is not None:
         base = {k: base[k] for k in defaults if k in base}

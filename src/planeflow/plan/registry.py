@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
+from planeflow import suite2p_api
 from planeflow.plan import resources as res
 from planeflow.plan.config import crosstalk_subtract_enabled, shared_motion_enabled
 
@@ -34,7 +35,8 @@ class Step:
     job's own process; ``minutes``: wall time of one attempt, plus ``extra_minutes(meta, config)``
     for steps whose time grows with the data. ``priority``: Snakemake's ``priority:`` (higher
     starts first when jobs wait for cores). ``torch``: runs suite2p/cellpose on torch (gets GPUs
-    when ``gpu.enabled``). ``imports``: the large packages its job may import. ``settings``: the
+    when ``gpu.enabled``). ``imports``: the large packages its job may import. ``suite2p``: the
+    names of :mod:`planeflow.suite2p_api` it calls. ``settings``: the
     config sections it reads. ``when``: the condition (:data:`CONDITIONS`) under which it runs
     for a session. ``groups``: the ``group_jobs`` values that put it in the per-plane group job.
     """
@@ -50,6 +52,7 @@ class Step:
     threads: int = 1
     torch: bool = False
     imports: tuple = ()
+    suite2p: tuple = ()
     settings: tuple = ()
     when: str = "always"
     groups: tuple = ()
@@ -63,6 +66,12 @@ class Step:
 
 
 _S2P = ("suite2p", "torch")
+#: the suite2p names (planeflow.suite2p_api) of a registration and of an extraction
+_REGISTER = ("BinaryFile", "registration_wrapper", "get_pc_metrics", "highpass_mean_image", "compute_filters_and_norm",
+             "shift_frames", "compute_crop", "registration_outputs_to_dict", "rigid_phasecorr", "nonrigid_phasecorr",
+             "bidiphase_shift")
+_EXTRACT = ("BinaryFile", "extraction_wrapper", "assign_overlaps", "preprocess", "oasis", "classify",
+            "builtin_classfile", "user_classfile")
 #: every step, in workflow order
 STEPS: dict[str, Step] = {s.name: s for s in (
     Step("binary_write", "part", "stream one plane (part) of the raw recording into suite2p's int16 binary",
@@ -70,12 +79,15 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          settings=("binary_write", "acquisition"), groups=("plane",)),
     Step("rigid_shifts", "part", "suite2p's rigid pass of one plane (part), shifts only (shared motion)",
          res.mem_rigid_shifts, 60, files={"shifts": "shifts.npz"}, priority=2, torch=True,
-         imports=_S2P, settings=("suite2p", "registration"), when="shared_motion"),
+         imports=_S2P, suite2p=("BinaryFile", "compute_reference", "compute_filters_and_norm", "rigid_phasecorr",
+                                "bidiphase_compute", "bidiphase_shift"),
+         settings=("suite2p", "registration"), when="shared_motion"),
     Step("shared_motion", "session", "the consensus rigid motion of a session's planes",
          res.mem_shared_motion, 15, settings=("registration",), when="shared_motion"),
     Step("registration", "part", "suite2p registration of one plane (part)",
          res.mem_registration, 120, files={"bin": "data.bin", "ops": "ops.npy"}, priority=2, torch=True,
-         imports=(*_S2P, "torchvision"), settings=("suite2p", "registration"), groups=("plane",)),
+         imports=(*_S2P, "torchvision"), suite2p=_REGISTER, settings=("suite2p", "registration"),
+         groups=("plane",)),
     Step("crosstalk", "session", "crosstalk coefficient per plane separation (volume.crosstalk: subtract)",
          res.mem_crosstalk, 10, extra_minutes=res.minutes_crosstalk, settings=("volume", "suite2p"),
          when="crosstalk_subtract"),
@@ -86,7 +98,8 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("detection", "part", "suite2p detection, extraction, deconvolution and classification",
          res.mem_detection, 180, files={"stat": "stat.npy", "iscell": "iscell.npy", "F": "F.npy",
                                         "Fneu": "Fneu.npy", "spks": "spks.npy", "ops": "ops.npy"},
-         priority=1, torch=True, imports=(*_S2P, "sklearn"), settings=("suite2p",), groups=("plane",)),
+         priority=1, torch=True, imports=(*_S2P, "sklearn"), suite2p=("detection_wrapper", *_EXTRACT),
+         settings=("suite2p",), groups=("plane",)),
     Step("postprocess", "part", "dF/F, cell filters, per-ROI statistics and figures",
          res.mem_postprocess, 30, files={"ops": "ops.npy", "stat": "stat.npy", "iscell": "iscell.npy",
                                          "dff": "dff.npy", "roi_stats": "roi_stats.tsv"},
@@ -100,6 +113,7 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          settings=("cellpose",), when="cellpose_export"),
     Step("cellpose_import", "plane", "an edited cellpose _seg.npy back to suite2p",
          res.mem_cellpose_import, 60, torch=True, imports=(*_S2P, "cellpose", "cellpose.models", "sklearn"),
+         suite2p=(*_EXTRACT, "roi_stats", "masks_to_stats"),
          settings=("cellpose", "suite2p"), when="on_request"),
     Step("nwb_export", "session", "a session's results as one NWB file", res.mem_nwb_export, 30,
          extra_minutes=res.minutes_nwb_export, imports=("pynwb",), settings=("nwb_export",),
@@ -113,7 +127,8 @@ STEPS: dict[str, Step] = {s.name: s for s in (
 #: are never in the default target (``snakemake cellpose_import_all`` asks for them).
 CONDITIONS: dict[str, Callable[[dict, dict], bool]] = {
     "always": lambda meta, config: True,
-    "shared_motion": shared_motion_enabled,
+    # uses suite2p's registration internals: only with the tested suite2p (planeflow.suite2p_api)
+    "shared_motion": lambda meta, config: shared_motion_enabled(meta, config) and suite2p_api.private_ok(),
     "crosstalk_subtract": crosstalk_subtract_enabled,
     "cellpose_export": lambda meta, config: bool(config["cellpose"]["export"]),
     "nwb_export": lambda meta, config: bool(config["nwb_export"]["enabled"]),

@@ -2,7 +2,7 @@
 
 Importing this module imports torch: a job script imports it after
 :func:`planeflow.steps._job.limit_threads`. suite2p modules come from
-:func:`planeflow._s2p_import.suite2p_module` (only the parts a step uses).
+:mod:`planeflow.suite2p_api` (suite2p's names, each imported on first use).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from planeflow._s2p_import import suite2p_module
+from planeflow import suite2p_api as s2p
 from planeflow.io.planefiles import check_binary, load_ops
 from planeflow.plan.config import suite2p_settings
 
@@ -54,13 +54,12 @@ def is_plane_failure(e: BaseException) -> bool:
 
 def select_classifier(settings: dict):
     """The classifier file suite2p's own pipeline would use, with the same precedence."""
-    classification = suite2p_module("suite2p.classification.classify")
     path = settings["classification"].get("classifier_path")
     if path and os.path.exists(path):
         return path
-    if settings["classification"]["use_builtin_classifier"] or not classification.user_classfile.is_file():
-        return classification.builtin_classfile
-    return classification.user_classfile
+    if settings["classification"]["use_builtin_classifier"] or not s2p.user_classfile.is_file():
+        return s2p.builtin_classfile
+    return s2p.user_classfile
 
 
 def prepare_suite2p_step(in_ops, in_bin, overrides: dict, torch_device: str, threads: int):

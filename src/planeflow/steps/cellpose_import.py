@@ -20,7 +20,8 @@ from planeflow.io.history import append_history
 from planeflow.io.planefiles import load_ops, save_plane_outputs
 from planeflow.steps._suite2p import prepare_suite2p_step, select_classifier
 from planeflow.plan.layout import CELLPOSE_IMPORT_FILES
-from planeflow.steps.detection import BinaryFile, extract_deconvolve_classify
+from planeflow import suite2p_api as s2p
+from planeflow.steps.detection import extract_deconvolve_classify
 
 log = logging.getLogger("planeflow")
 
@@ -59,7 +60,7 @@ def cellpose_import(in_seg: str, in_ops: str, in_bin: str, out: dict, overrides:
                              soma_crop=settings["detection"].get("soma_crop", True))
     log.info("cellpose_import: %d ROIs from '%s'%s", len(stat), in_seg,
              " (labels renumbered 1..n)" if renumbered else "")
-    with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=int(ops["nframes"])) as f_reg:
+    with s2p.BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=int(ops["nframes"])) as f_reg:
         # every drawn ROI is kept: no snr filter
         stat, F, Fneu, spks, iscell, times = extract_deconvolve_classify(
             stat, f_reg, settings, classfile, device, snr_filter=False)

@@ -13,18 +13,12 @@ import time
 import numpy as np
 from scipy.stats import skew
 
-from planeflow._s2p_import import suite2p_module
+from planeflow import suite2p_api as s2p
 from planeflow.io.history import append_history
 from planeflow.io.planefiles import save_plane_outputs
 from planeflow.plan.layout import PART_FILES
 from planeflow.steps._suite2p import is_plane_failure, prepare_suite2p_step, select_classifier
 
-s2p_detect = suite2p_module("suite2p.detection.detect")
-s2p_stats = suite2p_module("suite2p.detection.stats")
-s2p_extract = suite2p_module("suite2p.extraction.extract")
-s2p_dcnv = suite2p_module("suite2p.extraction.dcnv")
-s2p_classify = suite2p_module("suite2p.classification.classify")
-BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
 
 log = logging.getLogger("planeflow")
 
@@ -44,13 +38,13 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
         diameter = np.array([diameter[0], diameter[0]])
 
     failure = None
-    with BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
+    with s2p.BinaryFile(Ly=Ly, Lx=Lx, filename=str(in_bin), n_frames=n) as f_reg:
         badframes = np.asarray(ops.get("badframes", np.zeros(n, bool))).copy()
         failure = unusable_plane(ops, badframes)
         try:
             if failure:
                 raise PlaneUnusable(failure)
-            detect_outputs, stat, redcell = s2p_detect.detection_wrapper(
+            detect_outputs, stat, redcell = s2p.detection_wrapper(
                 f_reg, meanImg_chan2=None, yrange=ops["yrange"], xrange=ops["xrange"],
                 tau=settings["tau"], fs=settings["fs"], diameter=diameter,
                 settings=settings["detection"], classifier_path=classfile, badframes=badframes,
@@ -154,14 +148,14 @@ def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
     t1 = time.time()
     snr_threshold = ex["snr_threshold"] if snr_filter else 0
     for step in range(1 + (snr_threshold > 0)):
-        F, Fneu, _, _ = s2p_extract.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
+        F, Fneu, _, _ = s2p.extraction_wrapper(stat, f_reg, f_reg_chan2=None,
                                                       settings=ex, device=device)
         dF = F.copy() - ex["neuropil_coefficient"] * Fneu
         snr = 1 - 0.5 * np.diff(dF, axis=1).var(axis=1) / dF.var(axis=1)
         keep = snr > snr_threshold
         if step == 0 and snr_threshold > 0 and (~keep).sum() > 0:
             log.info("extraction: removing %d ROIs with snr < %s", (~keep).sum(), snr_threshold)
-            stat = s2p_stats.assign_overlaps(stat[keep], Ly, Lx)
+            stat = s2p.assign_overlaps(stat[keep], Ly, Lx)
         else:
             break
     sk, sd = skew(dF, axis=1), np.std(dF, axis=1)
@@ -172,14 +166,14 @@ def extract_deconvolve_classify(stat, f_reg, settings: dict, classfile, device,
     t1 = time.time()
     if settings["run"]["do_deconvolution"]:
         dF = F.copy() - ex["neuropil_coefficient"] * Fneu
-        dF = s2p_dcnv.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
+        dF = s2p.preprocess(F=dF, fs=settings["fs"], batch_size=ex["batch_size"],
                                    device=device, **settings["dcnv_preprocess"])
-        spks = s2p_dcnv.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
+        spks = s2p.oasis(F=dF, batch_size=ex["batch_size"], tau=settings["tau"],
                                 fs=settings["fs"])
     else:
         spks = np.zeros_like(F)
     times["deconvolution"] = time.time() - t1
     t1 = time.time()
-    iscell = s2p_classify.classify(stat=stat, classfile=classfile)
+    iscell = s2p.classify(stat=stat, classfile=classfile)
     times["classification"] = time.time() - t1
     return stat, F, Fneu, spks, iscell, times

@@ -20,13 +20,11 @@ import time
 
 import numpy as np
 
-from planeflow._s2p_import import suite2p_module
+from planeflow import suite2p_api as s2p
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.io.history import append_history
 from planeflow.steps._suite2p import is_plane_failure, prepare_suite2p_step
 
-s2p_register = suite2p_module("suite2p.registration.register")
-BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
 
 log = logging.getLogger("planeflow")
 
@@ -89,14 +87,18 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
     with atomic_path(out_bin) as tmp:
         if settings["run"]["do_registration"] > 0:
             os.unlink(tmp)  # BinaryFile creates it with the right size
-            with BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(in_bin), n_frames=n) as f_raw, \
-                 BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(tmp), n_frames=n, write=True) as f_reg:
-                given = shared_shifts(shared, rigid, plane, part) if shared else None
+            with s2p.BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(in_bin), n_frames=n) as f_raw, \
+                 s2p.BinaryFile(Ly=Ly, Lx=Lx, filename=os.fspath(tmp), n_frames=n, write=True) as f_reg:
+                given = None
+                if shared and not s2p.private_ok():  # the public path: the plane's own motion
+                    log.warning("registration: %s", s2p.version_warning())
+                elif shared:
+                    given = shared_shifts(shared, rigid, plane, part)
                 try:
                     if given is not None:
                         reg = register_with_shifts(f_raw, f_reg, given, rs, device)
                     else:
-                        reg = s2p_register.registration_wrapper(
+                        reg = s2p.registration_wrapper(
                             f_reg, f_raw=f_raw, align_by_chan2=rs["align_by_chan2"], save_path=None,
                             badframes=None, settings=rs, device=device)
                 except Exception as e:
@@ -109,8 +111,7 @@ def registration(in_ops: str, in_bin: str, out_bin: str, out_ops: str, overrides
                 times["registration"] = time.time() - t0
                 if settings["run"]["do_regmetrics"] and n >= 1500:
                     t1 = time.time()
-                    get_pc_metrics = suite2p_module("suite2p.registration.metrics").get_pc_metrics
-                    reg["tPC"], reg["regPC"], reg["regDX"] = get_pc_metrics(
+                    reg["tPC"], reg["regPC"], reg["regDX"] = s2p.get_pc_metrics(
                         f_reg, yrange=reg["yrange"], xrange=reg["xrange"], settings=rs)
                     times["registration_metrics"] = time.time() - t1
             log.info("registration: %d frames, rigid shift y %.2f..%.2f, x %.2f..%.2f px",
@@ -183,9 +184,6 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
     given shift. suite2p's two_step_registration is not used (the rigid shifts are fixed).
     """
     import torch
-    bidi, nonrigid, rigid, utils = (suite2p_module(f"suite2p.registration.{m}")
-                                    for m in ("bidiphase", "nonrigid", "rigid", "utils"))
-    register = s2p_register
 
     n, Ly, Lx = f_raw.shape
     yoff = np.asarray(given["yoff"], np.int64)
@@ -197,11 +195,11 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
         ix = np.linspace(0, n, 1 + min(rs["nimg_init"], n), dtype=int)[:-1]
         sample = np.asarray(f_raw[ix]).astype(np.float32)
         if bidiphase != 0:
-            sample = bidi.shift(sample, bidiphase)
+            sample = s2p.bidiphase_shift(sample, bidiphase)
         refImg = np.mean([np.roll(f, (-int(y), -int(x)), axis=(0, 1))
                           for f, y, x in zip(sample, yoff[ix], xoff[ix])], axis=0).astype("int16")
     (maskMul, maskOffset, cfRefImg, maskMulNR, maskOffsetNR, cfRefImgNR, blocks, rmin, rmax) = \
-        register.compute_filters_and_norm(refImg, norm_frames=rs["norm_frames"], spatial_smooth=rs["smooth_sigma"],
+        s2p.compute_filters_and_norm(refImg, norm_frames=rs["norm_frames"], spatial_smooth=rs["smooth_sigma"],
                                           spatial_taper=rs["spatial_taper"],
                                           block_size=rs["block_size"] if rs["nonrigid"] else None,
                                           subpixel=rs["subpixel"], device=device)
@@ -212,10 +210,10 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
         t1 = min(t0 + rs["batch_size"], n)
         fr = torch.from_numpy(np.asarray(f_raw[t0:t1])).to(device)
         if bidiphase != 0:
-            fr = bidi.shift(fr, bidiphase)
+            fr = s2p.bidiphase_shift(fr, bidiphase)
         fr_c = torch.clip(fr, rmin, rmax) if rmin > -np.inf else fr
         yk, xk = yoff[t0:t1], xoff[t0:t1]
-        cc = rigid.phasecorr(fr_c, cfRefImg, maskMul, maskOffset, rs["maxregshift"], rs["smooth_sigma_time"],
+        cc = s2p.rigid_phasecorr(fr_c, cfRefImg, maskMul, maskOffset, rs["maxregshift"], rs["smooth_sigma_time"],
                              return_cc=True)[3]
         iy, ix_ = np.clip(yk + lcorr, 0, 2 * lcorr), np.clip(xk + lcorr, 0, 2 * lcorr)
         corr.append(cc[np.arange(len(cc)), iy, ix_])
@@ -223,22 +221,22 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
         if maskMulNR is not None and rs["maxregshiftNR"] > 0:
             rolled = torch.stack([torch.roll(f, shifts=(-int(y), -int(x)), dims=(0, 1))
                                   for f, y, x in zip(fr_c, yk, xk)], axis=0)
-            ymax1, xmax1, cmax1 = nonrigid.phasecorr(rolled, blocks, maskMulNR, maskOffsetNR, cfRefImgNR,
+            ymax1, xmax1, cmax1 = s2p.nonrigid_phasecorr(rolled, blocks, maskMulNR, maskOffsetNR, cfRefImgNR,
                                                      rs["snr_thresh"], rs["maxregshiftNR"])[:3]
             nr.append((ymax1.cpu().numpy(), xmax1.cpu().numpy(), cmax1.cpu().numpy()))
-        frames = register.shift_frames(fr, yk, xk, ymax1, xmax1, blocks, device=device)
+        frames = s2p.shift_frames(fr, yk, xk, ymax1, xmax1, blocks, device=device)
         mean_img += frames.sum(axis=0) / n
         f_reg[t0:t1] = frames
     corrXY = np.concatenate(corr)
     nonrigid_offsets = tuple(np.concatenate([b[i] for b in nr]) for i in range(3)) if nr else (None, None, None)
     badframes0 = np.zeros(n, bool)
-    badframes, yrange, xrange = register.compute_crop(
+    badframes, yrange, xrange = s2p.compute_crop(
         xoff=xoff, yoff=yoff, corrXY=corrXY, th_badframes=rs["th_badframes"], badframes=badframes0.copy(),
         maxregshift=rs["maxregshift"], Ly=Ly, Lx=Lx)
-    reg = register.registration_outputs_to_dict(refImg, rmin, rmax, mean_img, (yoff, xoff, corrXY),
+    reg = s2p.registration_outputs_to_dict(refImg, rmin, rmax, mean_img, (yoff, xoff, corrXY),
                                                 nonrigid_offsets, (None, None), None, badframes, badframes0,
                                                 yrange, xrange, bidiphase)
-    reg["meanImgE"] = utils.highpass_mean_image(mean_img.astype("float32"), aspect=1.0)
+    reg["meanImgE"] = s2p.highpass_mean_image(mean_img.astype("float32"), aspect=1.0)
     reg["yoff_own"], reg["xoff_own"] = np.asarray(given["own_yoff"]), np.asarray(given["own_xoff"])
     reg["shared_motion"] = {k: given[k] for k in ("weight", "agreement", "agrees", "offset")}
     log.info("registration: rigid shifts from the session's consensus (weight %.1f, agreement %.0f%%%s)",

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from planeflow._s2p_import import suite2p_module
+from planeflow import suite2p_api as s2p
 from planeflow.io.atomic import atomic_path
 from planeflow.steps._suite2p import prepare_suite2p_step
 
@@ -27,15 +27,13 @@ log = logging.getLogger("planeflow")
 def reference_and_bidiphase(f_raw, rs: dict, device):
     """suite2p's reference image and bidirectional phase offset of a movie, computed as
     ``registration_wrapper`` does when it is given no reference."""
-    bidi, register = (suite2p_module(f"suite2p.registration.{m}") for m in ("bidiphase", "register"))
-
     n = f_raw.shape[0]
     ix = np.linspace(0, n, 1 + min(rs["nimg_init"], n), dtype=int)[:-1]
     frames = f_raw[ix].copy()
-    bidiphase = bidi.compute(frames) if rs["do_bidiphase"] and rs["bidiphase"] == 0 else rs["bidiphase"]
+    bidiphase = s2p.bidiphase_compute(frames) if rs["do_bidiphase"] and rs["bidiphase"] == 0 else rs["bidiphase"]
     if bidiphase != 0:
-        frames = bidi.shift(frames, bidiphase)
-    return register.compute_reference(frames, settings=rs, device=device), int(bidiphase)
+        frames = s2p.bidiphase_shift(frames, bidiphase)
+    return s2p.compute_reference(frames, settings=rs, device=device), int(bidiphase)
 
 
 def rigid_pass(f_raw, refImg, bidiphase: int, rs: dict, device) -> dict:
@@ -43,9 +41,8 @@ def rigid_pass(f_raw, refImg, bidiphase: int, rs: dict, device) -> dict:
     (frames clipped to the reference's range as in ``compute_shifts``); per frame yoff, xoff,
     corrXY and the correlation map's peak SNR."""
     import torch
-    bidi, register, rigid = (suite2p_module(f"suite2p.registration.{m}") for m in ("bidiphase", "register", "rigid"))
 
-    maskMul, maskOffset, cfRefImg, *_, rmin, rmax = register.compute_filters_and_norm(
+    maskMul, maskOffset, cfRefImg, *_, rmin, rmax = s2p.compute_filters_and_norm(
         refImg, norm_frames=rs["norm_frames"], spatial_smooth=rs["smooth_sigma"],
         spatial_taper=rs["spatial_taper"], block_size=None, device=device)
     n = f_raw.shape[0]
@@ -53,10 +50,10 @@ def rigid_pass(f_raw, refImg, bidiphase: int, rs: dict, device) -> dict:
     for t0 in range(0, n, rs["batch_size"]):
         fr = torch.from_numpy(np.asarray(f_raw[t0:min(t0 + rs["batch_size"], n)])).to(device)
         if bidiphase != 0:
-            fr = bidi.shift(fr, bidiphase)
+            fr = s2p.bidiphase_shift(fr, bidiphase)
         if rmin > -np.inf:
             fr = torch.clip(fr, rmin, rmax)
-        ymax, xmax, cmax, cc = rigid.phasecorr(fr, cfRefImg, maskMul, maskOffset, rs["maxregshift"],
+        ymax, xmax, cmax, cc = s2p.rigid_phasecorr(fr, cfRefImg, maskMul, maskOffset, rs["maxregshift"],
                                                rs["smooth_sigma_time"], return_cc=True)
         cc = cc.reshape(len(cc), -1)
         out["yoff"].append(ymax.cpu().numpy())
@@ -68,12 +65,11 @@ def rigid_pass(f_raw, refImg, bidiphase: int, rs: dict, device) -> dict:
 
 def rigid_shifts(in_ops: str, in_bin: str, out_shifts: str, overrides: dict, torch_device: str = "cpu",
                  threads: int = 1) -> dict:
-    BinaryFile = suite2p_module("suite2p.io.binary").BinaryFile
 
     t0 = time.time()
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
     rs = settings["registration"]
-    with BinaryFile(Ly=ops["Ly"], Lx=ops["Lx"], filename=os.fspath(in_bin), n_frames=ops["nframes"]) as f_raw:
+    with s2p.BinaryFile(Ly=ops["Ly"], Lx=ops["Lx"], filename=os.fspath(in_bin), n_frames=ops["nframes"]) as f_raw:
         refImg, bidiphase = reference_and_bidiphase(f_raw, rs, device)
         res = rigid_pass(f_raw, refImg, bidiphase, rs, device)
     quality = float(np.median(res["peak_snr"]))
