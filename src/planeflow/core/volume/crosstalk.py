@@ -1,0 +1,298 @@
+"""Crosstalk between planes: plane ``p + k`` receives ``c`` times plane ``p``'s light at the same
+recorded pixel (``k``, the separation, may be negative). Measured on mean images and ROIs
+(:func:`estimate_crosstalk`, rule volume_stats) or on frames (:func:`crosstalk_pair`,
+:func:`crosstalk_table`, rule crosstalk), and taken out of frames (:func:`subtract_crosstalk`)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from planeflow.core.volume.rois import Rois, candidate_pairs
+from planeflow.core.volume.offsets import shift_image
+
+#: a crosstalk ghost is at most this bright (mean-image contrast) relative to its source
+GHOST_MAX_RATIO = 0.5
+
+
+# ----------------------------------------------------------------------------- crosstalk
+def _highpass(img: np.ndarray, sigma: float) -> np.ndarray:
+    img = np.asarray(img, np.float64)
+    return img - gaussian_filter(img, sigma)
+
+
+def source_mask(src: Rois, shape) -> np.ndarray:
+    """Pixels of the plane's accepted ROIs, grown by 1 px, on a frame of ``shape``."""
+    from scipy.ndimage import binary_dilation
+
+    mask = np.zeros(shape, bool)
+    for i in np.flatnonzero(src.accepted):
+        ok = (src.ypix[i] < shape[0]) & (src.xpix[i] < shape[1])
+        mask[src.ypix[i][ok], src.xpix[i][ok]] = True
+    return binary_dilation(mask, iterations=1) if mask.any() else mask
+
+
+def ghost_votes(lo: Rois, hi: Rois, shift, shape, min_overlap: float) -> tuple[int, int]:
+    """Pairs of accepted ROIs of a lower and a higher plane on the same recorded pixels
+    (``shift`` = position in ``hi`` minus position in ``lo``) where one is at most
+    GHOST_MAX_RATIO as bright as the other: (pairs with the brighter in ``lo``, in ``hi``).
+    A crosstalk ghost is the dimmer copy, so these votes tell the direction of the leak."""
+    up = down = 0
+    for i, j, _ in candidate_pairs(lo, hi, shift, shape, min_overlap, radius=10.0):
+        if not (lo.accepted[i] and hi.accepted[j]):
+            continue
+        a, b = lo.contrast[i], hi.contrast[j]
+        if not (np.isfinite(a) and np.isfinite(b)):
+            continue
+        if a > 0 and b <= GHOST_MAX_RATIO * a:
+            up += 1
+        elif b > 0 and a <= GHOST_MAX_RATIO * b:
+            down += 1
+    return up, down
+
+
+def crosstalk_slope(src_mean: np.ndarray, tgt_mean: np.ndarray, mask: np.ndarray, shift,
+                    sigma: float, tissue=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Normal equations of the regression of the target plane's high-passed mean image on
+    the source plane's, over ``mask`` (source pixels), the target read at the same recorded
+    pixels (``shift`` = position in the target minus position in the source). With
+    ``tissue`` (where the same tissue point lies in the target minus where the source's
+    recorded pixel lies, px) a second regressor, the source moved by that displacement,
+    takes up what the planes share as tissue (a cell seen in both, vessels). Returns
+    (X'X, X'y, pixels) so that plane pairs can be pooled; one regressor: 1x1."""
+    S = _highpass(src_mean, sigma)
+    T = shift_image(_highpass(tgt_mean, sigma), -shift[0], -shift[1])
+    cols = [S] if tissue is None else [S, shift_image(S, tissue[0], tissue[1])]
+    reach = np.abs(shift).max() + (0 if tissue is None else np.abs(tissue).max())
+    edge = int(np.ceil(reach + 2 * sigma))
+    m = mask.copy()
+    if edge > 0:
+        m[:edge], m[-edge:], m[:, :edge], m[:, -edge:] = False, False, False, False
+    k = len(cols)
+    if m.sum() < 10:
+        return np.zeros((k, k)), np.zeros(k), 0
+    X = np.stack([c[m] - c[m].mean() for c in cols], axis=1)
+    y = T[m] - T[m].mean()
+    return X.T @ X, X.T @ y, int(m.sum())
+
+
+#: above this correlation between the recorded-pixel and the tissue regressors the two
+#: cannot be told apart; the coefficient is then the recorded-pixel regression alone
+MAX_COLLINEARITY = 0.3
+
+
+def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarray,
+                       max_separation: int, min_coefficient: float, diameter: float,
+                       offsets: np.ndarray | None = None) -> list[dict]:
+    """Crosstalk coefficient per signed plane separation ``k`` (1..max_separation and its
+    negatives): plane ``p + k``'s mean image regressed on plane ``p``'s at the recorded
+    pixels of ``p``'s accepted ROIs (:func:`source_mask`), both high-passed (Gaussian sigma
+    diameter / 3, so that slow background does not count), pooled over every plane pair at
+    that separation.
+
+    Planes also share tissue (a cell between them, vessels) at the plane *offsets*; with
+    ``offsets`` (a first estimate) that is a second regressor (``axial``), so that shared
+    tissue is not counted as crosstalk. Where the two displacements nearly coincide
+    (``collinearity`` > MAX_COLLINEARITY) they cannot be separated: ``method`` is then
+    ``recorded`` and the coefficient an upper bound, otherwise ``joint``. ``null`` is the
+    recorded-pixel regression with the target read 1.5 diameters away (8 directions; mean
+    and std), i.e. what unrelated pixels give.
+
+    The regression alone cannot tell plane ``p`` leaking into ``p + k`` from the reverse, so
+    ``votes`` counts ROI pairs on the same recorded pixels whose dimmer member is in the
+    target (:func:`ghost_votes`; ``votes_against`` the reverse). ``significant`` when the
+    coefficient reaches ``min_coefficient``, exceeds the null's mean by three of its standard
+    deviations, and at least 3 votes and a third of the pairs point this way."""
+    n = len(means)
+    sigma = max(1.0, diameter / 3)
+    d = max(6, int(round(1.5 * diameter)))
+    probes = [(a * d, b * d) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
+    rows = []
+    for ks in range(1, min(max_separation, n - 1) + 1):
+        for k in (ks, -ks):
+            xx1 = xy1 = 0.0
+            XX, Xy = np.zeros((2, 2)), np.zeros(2)
+            npx, pairs, per, votes, against = 0, 0, [], 0, 0
+            null_xy, null_xx = np.zeros(len(probes)), np.zeros(len(probes))
+            for p in range(n):
+                q = p + k
+                if not 0 <= q < n or rois[p].n == 0:
+                    continue
+                shift = raw[p] - raw[q]
+                lo, hi = (p, q) if p < q else (q, p)
+                up, down = ghost_votes(rois[lo], rois[hi], raw[lo] - raw[hi], means[p].shape, 0.3)
+                votes, against = (votes + up, against + down) if k > 0 else (votes + down, against + up)
+                mask = source_mask(rois[p], means[p].shape)
+                A, b, m = crosstalk_slope(means[p], means[q], mask, shift, sigma)
+                if m == 0 or A[0, 0] <= 0:
+                    continue
+                xx1, xy1, npx, pairs = xx1 + A[0, 0], xy1 + b[0], npx + m, pairs + 1
+                per.append(b[0] / A[0, 0])
+                if offsets is not None:
+                    tissue = (offsets[q] - offsets[p]) - shift
+                    A2, b2, m2 = crosstalk_slope(means[p], means[q], mask, shift, sigma, tissue)
+                    if m2:
+                        XX, Xy = XX + A2, Xy + b2
+                for j, (a, bb) in enumerate(probes):
+                    A3, b3, _ = crosstalk_slope(means[p], means[q], mask, shift + np.array([a, bb]), sigma)
+                    null_xy[j] += b3[0] if len(b3) else 0.0
+                    null_xx[j] += A3[0, 0] if len(b3) else 0.0
+            c = xy1 / xx1 if xx1 > 0 else float("nan")
+            collinear, axial, method = float("nan"), float("nan"), "recorded"
+            if offsets is not None and XX[0, 0] > 0 and XX[1, 1] > 0:
+                collinear = float(XX[0, 1] / np.sqrt(XX[0, 0] * XX[1, 1]))
+                if abs(collinear) <= MAX_COLLINEARITY:
+                    c, axial = (float(v) for v in np.linalg.solve(XX, Xy))
+                    method = "joint"
+            null = null_xy / np.where(null_xx > 0, null_xx, np.nan)
+            nm, ns = (float(np.nanmean(null)), float(np.nanstd(null))) if pairs else (np.nan, np.nan)
+            rows.append(dict(separation=k, coefficient=c, method=method, collinearity=collinear,
+                             axial=axial, pair_min=min(per) if per else np.nan,
+                             pair_max=max(per) if per else np.nan, null_mean=nm, null_std=ns,
+                             n_pixels=npx, n_plane_pairs=pairs, votes=votes, votes_against=against,
+                             significant=bool(pairs and c >= min_coefficient and c > nm + 3 * ns
+                                              and votes >= 3 and 3 * votes >= votes + against)))
+    return rows
+
+
+# ----------------------------------------------------------------------------- crosstalk in binaries
+#: share of a source plane's pixels (the most active) whose activity is followed into the
+#: target plane when the coefficient is measured from the binaries (before detection)
+ACTIVE_FRACTION = 0.05
+#: largest crosstalk coefficient measured from the binaries: a source pixel where the target is
+#: at least this active (relative amplitude) holds the target's own cell or tissue seen in
+#: both planes, not crosstalk, and is left out
+MAX_COEFFICIENT = 0.5
+
+
+def move_frames(frames: np.ndarray, dy, dx) -> np.ndarray:
+    """Frames moved by whole pixels, one displacement per frame: ``out[t, y + dy[t], x + dx[t]]
+    = frames[t, y, x]``; uncovered pixels are 0 (float32)."""
+    frames = np.asarray(frames, np.float32)
+    out = np.zeros(frames.shape, np.float32)
+    T, Ly, Lx = frames.shape
+    dy = np.broadcast_to(np.rint(np.asarray(dy, float)).astype(int), (T,))
+    dx = np.broadcast_to(np.rint(np.asarray(dx, float)).astype(int), (T,))
+    for t in range(T):
+        a, b = int(dy[t]), int(dx[t])
+        if abs(a) >= Ly or abs(b) >= Lx:
+            continue
+        ys, yd = (slice(0, Ly - a), slice(a, Ly)) if a >= 0 else (slice(-a, Ly), slice(0, Ly + a))
+        xs, xd = (slice(0, Lx - b), slice(b, Lx)) if b >= 0 else (slice(-b, Lx), slice(0, Lx + b))
+        out[t, yd, xd] = frames[t, ys, xs]
+    return out
+
+
+def source_in_target(frames: np.ndarray, yoff_src, xoff_src, yoff_tgt, xoff_tgt) -> np.ndarray:
+    """A source plane's registered frames moved onto a target plane's registered frames at
+    the same *recorded* pixels, frame by frame from the two planes' rigid registration
+    offsets: a recorded pixel at ``x`` of the source's registered frame ``t`` is at
+    ``x + off_src[t] - off_tgt[t]`` in the target's (non-rigid offsets are not followed)."""
+    return move_frames(frames, np.asarray(yoff_src, float) - np.asarray(yoff_tgt, float),
+                       np.asarray(xoff_src, float) - np.asarray(xoff_tgt, float))
+
+
+def activity_frames(frames: np.ndarray, sigma: float) -> np.ndarray:
+    """Frames minus their per-pixel mean, spatially high-passed (Gaussian ``sigma`` px), so
+    that what stays is the fast, local activity of cells, not static structure."""
+    x = np.asarray(frames, np.float32)
+    x = x - x.mean(axis=0, keepdims=True)
+    return x - gaussian_filter(x, (0, sigma, sigma))
+
+
+def crosstalk_ratios(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray, shift=(0, 0)) -> np.ndarray:
+    """Per source pixel of ``mask``: the slope of the target's activity on the source's at the
+    same pixel (``shift``: target read that far away, for the null), by lag-1 instrumental
+    variables: ``sum(T[t] S[t-1] + T[t-1] S[t]) / sum(2 S[t] S[t-1])``, and the denominator
+    (the pixel's weight; 0 where it is not positive). Shot noise is independent from frame to
+    frame and between planes, so it biases neither sum (an ordinary regression would be
+    pulled towards 0 by the source's noise)."""
+    T = tgt
+    if shift[0] or shift[1]:
+        T = np.roll(tgt, (-int(shift[0]), -int(shift[1])), axis=(1, 2))
+    s, t = src[:, mask], T[:, mask]
+    num = (t[1:] * s[:-1]).sum(0) + (t[:-1] * s[1:]).sum(0)
+    den = 2 * (s[1:] * s[:-1]).sum(0)
+    return num / np.where(den > 0, den, np.nan), np.maximum(den, 0)
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """Median of ``values`` with ``weights`` (nan values and zero weights left out)."""
+    ok = np.isfinite(values) & (weights > 0)
+    if not ok.any():
+        return float("nan")
+    v, w = values[ok], weights[ok]
+    order = np.argsort(v)
+    cw = np.cumsum(w[order])
+    return float(v[order][np.searchsorted(cw, 0.5 * cw[-1])])
+
+
+def active_mask(src: np.ndarray, edge: int, fraction: float = ACTIVE_FRACTION) -> np.ndarray:
+    """The ``fraction`` of pixels with the largest lag-1 autocovariance of activity (cells
+    that fire; noise has none), away from the frame's edge."""
+    ac = (src[1:] * src[:-1]).mean(0)
+    inner = np.zeros(ac.shape, bool)
+    inner[edge:ac.shape[0] - edge, edge:ac.shape[1] - edge] = True
+    if not inner.any():
+        return inner
+    return inner & (ac >= np.quantile(ac[inner], 1.0 - fraction)) & (ac > 0)
+
+
+def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float) -> dict:
+    """Coefficient of crosstalk from a source into a target plane from their activity
+    (:func:`activity_frames`, the source already moved onto the target's recorded pixels):
+    the median of :func:`crosstalk_ratios` over the source's most active pixels, weighted by
+    their denominators (robust to a minority of pixels that share tissue, a cell seen in both
+    planes, and to weak pixels), leaving out those where the target is itself at least
+    MAX_COEFFICIENT as active (its own cell, or tissue both planes see), and a null: the same
+    with the target read 1.5 diameters away in 8 directions (mean and std of those medians)."""
+    d = max(6, int(round(1.5 * diameter)))
+    mask = active_mask(src, d + 1)
+    mask &= (tgt[1:] * tgt[:-1]).mean(0) < MAX_COEFFICIENT ** 2 * (src[1:] * src[:-1]).mean(0)
+    if mask.sum() < 10:
+        return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0)
+    c = weighted_median(*crosstalk_ratios(src, tgt, mask))
+    null = [weighted_median(*crosstalk_ratios(src, tgt, mask, (a * d, b * d)))
+            for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
+    return dict(coefficient=c, null_mean=float(np.mean(null)), null_std=float(np.std(null)),
+                n_pixels=int(mask.sum()))
+
+
+def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coefficient: float) -> list[dict]:
+    """One row per signed separation ``k`` from :func:`crosstalk_pair` results
+    ``pairs[(p, q)]`` (lists, one per part): coefficient and null pooled by pixel-weighted
+    mean. The regression cannot fully tell ``p -> p + k`` from the reverse (tissue shared by
+    both planes reads both ways), so ``k`` is ``significant`` only when its coefficient reaches
+    ``min_coefficient``, stands 3 null standard deviations above the null mean and exceeds
+    the reverse direction's (``-k``) by ``min_coefficient``."""
+    rows = {}
+    for ks in range(1, min(max_separation, nplanes - 1) + 1):
+        for k in (ks, -ks):
+            res = [r for p in range(nplanes) if 0 <= p + k < nplanes
+                   for r in pairs.get((p, p + k), []) if r["n_pixels"] and np.isfinite(r["coefficient"])]
+            w = np.array([r["n_pixels"] for r in res], float)
+            if not len(res):
+                rows[k] = dict(separation=k, coefficient=np.nan, null_mean=np.nan, null_std=np.nan,
+                               pair_min=np.nan, pair_max=np.nan, n_pixels=0, n_plane_pairs=0)
+                continue
+            c = [r["coefficient"] for r in res]
+            rows[k] = dict(separation=k, coefficient=float(np.dot(w, c) / w.sum()),
+                           null_mean=float(np.dot(w, [r["null_mean"] for r in res]) / w.sum()),
+                           null_std=float(np.dot(w, [r["null_std"] for r in res]) / w.sum()),
+                           pair_min=min(c), pair_max=max(c), n_pixels=int(w.sum()), n_plane_pairs=len(res))
+    for k, r in rows.items():
+        c, back = r["coefficient"], rows.get(-k, {}).get("coefficient", np.nan)
+        r["significant"] = bool(r["n_plane_pairs"] and c >= min_coefficient
+                                and c > r["null_mean"] + 3 * r["null_std"]
+                                and not (np.isfinite(back) and back > c - min_coefficient))
+    return list(rows.values())
+
+
+def subtract_crosstalk(target: np.ndarray, sources: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """Frames of a target plane with crosstalk taken out at the same recorded pixels:
+    ``target - sum(c * source)`` over ``sources`` (``(c, frames)``, each already moved onto
+    the target's recorded pixels, :func:`source_in_target`), rounded and clipped to int16.
+    First order: a source's own received crosstalk goes out with it (an error of ``c**2``)."""
+    out = np.asarray(target, np.float32).copy()
+    for c, src in sources:
+        out -= np.float32(c) * np.asarray(src, np.float32)
+    return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
