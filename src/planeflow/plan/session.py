@@ -25,8 +25,9 @@ from planeflow.plan.layout import Layout
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 ARRAY_SUFFIXES = (".zarr", ".h5", ".hdf5", ".hdf")
-#: bump when the metadata layout changes, so old caches are rebuilt
-CACHE_FORMAT = 3
+#: bump when the metadata layout changes (schemas/metadata.schema.yaml), so old caches are rebuilt
+CACHE_FORMAT = 4
+METADATA_SCHEMA = "metadata.schema.yaml"
 
 
 def natural_key(path: str):
@@ -336,6 +337,7 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None,
         "files": files,
         "format": info["format"],
         "pages_per_file": info["pages_per_file"],
+        "dataset": None,
         "dtype": info["dtype"],
         "stack_type": stack,
         "nplanes": nplanes if given_planes else None,
@@ -379,7 +381,8 @@ def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = Non
     bidi["enabled"] = bidi["enabled"] is True
     return {
         "cache_format": CACHE_FORMAT, "session_id": sid, "data_path": row["data_path"],
-        "files": [path], "format": info["format"], "dataset": info.get("key"),
+        "files": [path], "format": info["format"], "pages_per_file": None, "layout": None,
+        "dataset": info.get("key"),
         "dtype": info["dtype"], "stack_type": "array", "nplanes": nplanes,
         "planes": _kept_planes(acq, nplanes, sid, problems), "nframes": nframes,
         "Ly": Ly, "Lx": Lx, "fs": float(fs) if fs is not None else None,
@@ -406,15 +409,20 @@ def session_metadata(row: dict, results_dir: str, acquisition: dict | None = Non
     if cache.is_file():
         try:
             meta = json.loads(cache.read_text())
-            if meta.get("fingerprint") == key:
+            if meta.get("fingerprint") == key and metadata_problems(meta) is None:
                 return meta
         except (OSError, ValueError):
-            pass  # unreadable cache: rebuild it
+            pass  # unreadable or outdated cache: rebuild it
     meta = _archived_metadata(row, results_dir, acquisition)  # some raw files deleted
     if meta is not None:
         return meta
     meta = build_metadata(row, files, acquisition)
     meta["fingerprint"] = key
+    problems = metadata_problems(meta)
+    if problems:  # a planeflow bug, not the user's: say so before anything depends on it
+        raise PlaneflowError(f"session '{row['session_id']}': the metadata read from its raw files does "
+                             f"not match {METADATA_SCHEMA}: {problems}. Please report this with the "
+                             "output of `planeflow inspect` for the session.")
     save_json(cache, meta)
     return meta
 
@@ -459,6 +467,31 @@ def _archived_metadata(row: dict, results_dir: str, acquisition: dict | None) ->
     return meta
 
 
+def metadata_problems(meta: dict) -> str | None:
+    """Why ``meta`` does not match the metadata schema (the first few errors), or None."""
+    import jsonschema
+
+    from planeflow.plan.config import load_schema
+
+    schema = load_schema(METADATA_SCHEMA)
+    errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(meta),
+                    key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    return "; ".join(f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors[:3])
+
+
 def load_metadata(path: str) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
+    """A session's metadata.json, checked against the schema (the contract every job reads)."""
+    try:
+        with open(path) as fh:
+            meta = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise PlaneflowError(f"cannot read the session metadata '{path}' ({e}). Delete it and run "
+                             "snakemake again: it is rebuilt from the raw files.") from e
+    problems = metadata_problems(meta)
+    if problems:
+        raise PlaneflowError(f"the session metadata '{path}' does not match {METADATA_SCHEMA} (written by "
+                             f"another planeflow version?): {problems}. Delete it and run snakemake again: it "
+                             "is rebuilt from the raw files.")
+    return meta
