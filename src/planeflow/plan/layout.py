@@ -40,29 +40,13 @@ SUITE2P_SPLIT = ("db", "settings", "reg_outputs", "detect_outputs")
 #: every file of a final ``suite2p/plane<i>/`` folder, by name (file = name + ".npy")
 PLANE_FILES = (*PLANE_ARRAYS, *SUITE2P_SPLIT)
 
-#: per-session outputs of volume_stats (the session's volume_stats/ folder): output name -> file name.
-#: Plane offsets, crosstalk, one ID per cell (rois, cells) and their figure (view); then the
-#: planes table, the summary, the aligned OME-Zarr volume and the summary figure.
-VOLUME_FILES = {"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
-                "cells": "cells.tsv", "view": "volume_view.png", "table": "planes.tsv",
-                "summary": "volume.json", "zarr": "volume.zarr", "figure": "summary.png"}
-#: per-session outputs of qc: output name -> file name
-QC_FILES = {"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}
-#: per-session output of shared_motion (the consensus rigid shifts of every plane and part)
-SHARED_MOTION_FILE = "shifts.npz"
-#: per-session output of crosstalk (volume.crosstalk: subtract): the coefficient per plane
-#: separation, measured on the registered binaries (not volume_stats' crosstalk.tsv)
-CROSSTALK_FILE = "coefficients.tsv"
-
-#: per-plane outputs of cellpose_export (``{plane}`` is the plane number)
-CELLPOSE_EXPORT_FILES = {"masks": "masks.npy", "image": "plane{plane}.tif",
-                         "seg": "plane{plane}_seg.npy", "conversion_meta": "conversion_meta.npy"}
-#: per-plane outputs of cellpose_import
-CELLPOSE_IMPORT_FILES = {k: f"{k}.npy" for k in ("ops", "stat", "iscell", "F", "Fneu", "spks",
-                                                  "conversion_meta")}
+#: the outputs of the per-plane and per-session steps: output name -> file name (the registry's)
+VOLUME_FILES = registry.STEPS["volume_stats"].files
+QC_FILES = registry.STEPS["qc"].files
+CELLPOSE_EXPORT_FILES = registry.STEPS["cellpose_export"].files
+CELLPOSE_IMPORT_FILES = registry.STEPS["cellpose_import"].files
 
 METADATA = "metadata.json"
-MANIFEST = "manifest.json"
 
 #: how often each step runs: "part" (plane x part), "plane", or "session" (registry)
 STEP_SCOPE = {n: st.scope for n, st in registry.STEPS.items()}
@@ -86,40 +70,51 @@ class Layout:
         """The session's cached metadata (facts read from the raw files' headers)."""
         return f"{self.root}/{session}/{METADATA}"
 
+    def step_file(self, step: str, key: str, session, plane=None, part=None, fmt: str | None = None) -> str:
+        """Output ``key`` of ``step`` (its record's ``files``): in the part's folder, the
+        step's ``plane<p>/`` folder, or the step's folder, by the step's scope."""
+        name = registry.STEPS[step].files[key].replace("{session}", str(session))
+        name = name.replace("{plane}", str(plane)).replace("{format}", str(fmt))
+        scope = STEP_SCOPE[step]
+        if scope == "part":
+            return f"{self.part_dir(step, session, plane, part)}/{name}"
+        if scope == "plane":
+            return f"{self.step_dir(step, session)}/plane{plane}/{name}"
+        return f"{self.step_dir(step, session)}/{name}"
+
     def volume_file(self, key: str, session) -> str:
-        return f"{self.step_dir('volume_stats', session)}/{VOLUME_FILES[key]}"
+        return self.step_file("volume_stats", key, session)
 
     def qc_file(self, key: str, session) -> str:
-        return f"{self.step_dir('qc', session)}/{QC_FILES[key]}"
+        return self.step_file("qc", key, session)
 
     def shared_motion(self, session) -> str:
         """The consensus rigid shifts of a session (shared motion on)."""
-        return f"{self.step_dir('shared_motion', session)}/{SHARED_MOTION_FILE}"
+        return self.step_file("shared_motion", "shifts", session)
 
     def crosstalk(self, session) -> str:
         """The crosstalk coefficients subtracted from a session's binaries (volume.crosstalk: subtract)."""
-        return f"{self.step_dir('crosstalk', session)}/{CROSSTALK_FILE}"
+        return self.step_file("crosstalk", "table", session)
 
     def nwb(self, session) -> str:
-        return f"{self.step_dir('nwb_export', session)}/{session}.nwb"
+        return self.step_file("nwb_export", "nwb", session)
 
     def archive(self, session, fmt: str) -> str:
-        return f"{self.step_dir('raw_compress', session)}/{archive_name(session, fmt)}"
+        return self.step_file("raw_compress", "archive", session, fmt=fmt)
 
     def manifest(self, session) -> str:
-        return f"{self.step_dir('raw_compress', session)}/{MANIFEST}"
+        return self.step_file("raw_compress", "manifest", session)
 
     # ---- per plane and part ------------------------------------------------------------
     def part_dir(self, step: str, session, plane, part) -> str:
         return f"{self.root}/{session}/{step}/plane{plane}/part{part}"
 
     def part_file(self, step: str, key: str, session, plane, part) -> str:
-        return f"{self.part_dir(step, session, plane, part)}/{PART_FILES[step][key]}"
+        return self.step_file(step, key, session, plane, part)
 
     def part_files(self, step: str, session, plane, part) -> dict:
         """Every output of a per-part step: output name -> path."""
-        d = self.part_dir(step, session, plane, part)
-        return {k: f"{d}/{name}" for k, name in PART_FILES[step].items()}
+        return {k: self.step_file(step, k, session, plane, part) for k in PART_FILES[step]}
 
     def figure(self, key: str, session, plane, part) -> str:
         return f"{self.part_dir('postprocess', session, plane, part)}/figures/{FIGURES[key][0]}.png"
@@ -132,11 +127,10 @@ class Layout:
         return f"{self.plane_dir(session, plane)}/{name}.npy"
 
     def cellpose_export(self, key: str, session, plane) -> str:
-        name = CELLPOSE_EXPORT_FILES[key].replace("{plane}", str(plane))
-        return f"{self.step_dir('cellpose_export', session)}/plane{plane}/{name}"
+        return self.step_file("cellpose_export", key, session, plane)
 
     def cellpose_import(self, key: str, session, plane) -> str:
-        return f"{self.step_dir('cellpose_import', session)}/plane{plane}/{CELLPOSE_IMPORT_FILES[key]}"
+        return self.step_file("cellpose_import", key, session, plane)
 
     # ---- logs and benchmarks -----------------------------------------------------------
     def _job_name(self, step: str, plane, part) -> str:
@@ -154,32 +148,14 @@ class Layout:
 
     # ---- jobs ------------------------------------------------------------------------
     def job_outputs(self, job: registry.Job, session, config: dict) -> list[str]:
-        """Every output a job (planeflow.plan.registry.Job) declares: files, and folders for
-        merge's plane folder and volume_stats' zarr volume."""
+        """Every output a job (planeflow.plan.registry.Job) declares: its step's files (and
+        postprocess' figures), merge's final plane folder; folders for merge and the zarr volume."""
         step, p, q = job
-        scope = STEP_SCOPE[step]
-        if scope == "part":
-            out = list(self.part_files(step, session, p, q).values())
-            return out + [self.figure(k, session, p, q) for k in FIGURES] if step == "postprocess" else out
         if step == "merge":
             return [self.plane_dir(session, p)]
-        if step == "cellpose_export":
-            return [self.cellpose_export(k, session, p) for k in CELLPOSE_EXPORT_FILES]
-        if step == "cellpose_import":
-            return [self.cellpose_import(k, session, p) for k in CELLPOSE_IMPORT_FILES]
-        if step == "volume_stats":
-            return [self.volume_file(k, session) for k in VOLUME_FILES]
-        if step == "qc":
-            return [self.qc_file(k, session) for k in QC_FILES]
-        if step == "shared_motion":
-            return [self.shared_motion(session)]
-        if step == "crosstalk":
-            return [self.crosstalk(session)]
-        if step == "nwb_export":
-            return [self.nwb(session)]
-        if step == "raw_compress":
-            return [self.archive(session, config["raw_compress"]["format"]), self.manifest(session)]
-        raise KeyError(f"planeflow.plan.layout has no outputs for step '{step}'")
+        fmt = (config.get("raw_compress") or {}).get("format") if step == "raw_compress" else None
+        out = [self.step_file(step, k, session, p, q, fmt) for k in registry.STEPS[step].files]
+        return out + [self.figure(k, session, p, q) for k in FIGURES] if step == "postprocess" else out
 
     # ---- a whole session ---------------------------------------------------------------
     def session_outputs(self, meta: dict, config: dict, optional: bool = False) -> list[str]:
@@ -217,4 +193,5 @@ def plane_folder_files(folder: str) -> dict:
 
 def archive_name(session, fmt: str) -> str:
     """File name of a session's raw archive (``<session>_raw.<fmt>``)."""
-    return f"{session}_raw.{fmt}"
+    return registry.STEPS["raw_compress"].files["archive"].replace("{session}", str(session)).replace(
+        "{format}", str(fmt))

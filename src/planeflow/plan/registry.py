@@ -30,8 +30,10 @@ SCOPES = ("part", "plane", "session")
 class Step:
     """What the workflow knows of one step.
 
-    ``files``: a per-part step's outputs (output name -> file name in its part folder; the other
-    scopes name theirs in :mod:`planeflow.plan.layout`). ``memory(meta, config, part)``: MB of the
+    ``files``: its outputs, output name -> file name in its folder (a part's, ``<step>/plane<p>/``
+    for a per-plane step, ``<step>/`` for a per-session one; ``{session}``, ``{plane}`` and
+    ``{format}`` are filled in; :mod:`planeflow.plan.layout` makes the paths). merge has none:
+    it writes the final ``suite2p/plane<p>/`` folder. ``memory(meta, config, part)``: MB of the
     job's own process; ``minutes``: wall time of one attempt, plus ``extra_minutes(meta, config)``
     for steps whose time grows with the data. ``priority``: Snakemake's ``priority:`` (higher
     starts first when jobs wait for cores). ``torch``: runs suite2p/cellpose on torch (gets GPUs
@@ -83,14 +85,15 @@ STEPS: dict[str, Step] = {s.name: s for s in (
                                 "bidiphase_compute", "bidiphase_shift"),
          settings=("suite2p", "registration"), when="shared_motion"),
     Step("shared_motion", "session", "the consensus rigid motion of a session's planes",
-         res.mem_shared_motion, 15, settings=("registration",), when="shared_motion"),
+         res.mem_shared_motion, 15, files={"shifts": "shifts.npz"}, settings=("registration",),
+         when="shared_motion"),
     Step("registration", "part", "suite2p registration of one plane (part)",
          res.mem_registration, 120, files={"bin": "data.bin", "ops": "ops.npy"}, priority=2, torch=True,
          imports=(*_S2P, "torchvision"), suite2p=_REGISTER, settings=("suite2p", "registration"),
          groups=("plane",)),
     Step("crosstalk", "session", "crosstalk coefficient per plane separation (volume.crosstalk: subtract)",
-         res.mem_crosstalk, 10, extra_minutes=res.minutes_crosstalk, settings=("volume", "suite2p"),
-         when="crosstalk_subtract"),
+         res.mem_crosstalk, 10, extra_minutes=res.minutes_crosstalk, files={"table": "coefficients.tsv"},
+         settings=("volume", "suite2p"), when="crosstalk_subtract"),
     Step("crosstalk_subtract", "part", "a plane's registered binary minus the other planes' crosstalk",
          res.mem_crosstalk_subtract, 30, extra_minutes=res.minutes_crosstalk_subtract,
          files={"bin": "data.bin", "ops": "ops.npy"}, priority=1, settings=("volume",),
@@ -106,21 +109,30 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          settings=("postprocess",), groups=("short", "plane")),
     Step("merge", "plane", "a plane's final suite2p folder from its parts", res.mem_merge, 30,
          groups=("short", "plane")),
+    # plane offsets, crosstalk, one ID per cell (rois, cells) and their figure (view); then the planes
+    # table, the summary, the aligned OME-Zarr volume (a folder) and the summary figure
     Step("volume_stats", "session", "plane offsets, crosstalk, one ID per cell, the OME-Zarr volume",
-         res.mem_volume_stats, 30, settings=("volume",)),
-    Step("qc", "session", "a verdict with reasons for every plane", res.mem_qc, 30, settings=("qc",)),
+         res.mem_volume_stats, 30, settings=("volume",),
+         files={"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
+                "cells": "cells.tsv", "view": "volume_view.png", "table": "planes.tsv", "summary": "volume.json",
+                "zarr": "volume.zarr", "figure": "summary.png"}),
+    Step("qc", "session", "a verdict with reasons for every plane", res.mem_qc, 30, settings=("qc",),
+         files={"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}),
     Step("cellpose_export", "plane", "a plane's ROIs for the cellpose GUI", res.mem_cellpose_export, 15,
-         settings=("cellpose",), when="cellpose_export"),
+         settings=("cellpose",), when="cellpose_export",
+         files={"masks": "masks.npy", "image": "plane{plane}.tif", "seg": "plane{plane}_seg.npy",
+                "conversion_meta": "conversion_meta.npy"}),
     Step("cellpose_import", "plane", "an edited cellpose _seg.npy back to suite2p",
          res.mem_cellpose_import, 60, torch=True, imports=(*_S2P, "cellpose", "cellpose.models", "sklearn"),
          suite2p=(*_EXTRACT, "roi_stats", "masks_to_stats"),
+         files={k: f"{k}.npy" for k in ("ops", "stat", "iscell", "F", "Fneu", "spks", "conversion_meta")},
          settings=("cellpose", "suite2p"), when="on_request"),
     Step("nwb_export", "session", "a session's results as one NWB file", res.mem_nwb_export, 30,
          extra_minutes=res.minutes_nwb_export, imports=("pynwb",), settings=("nwb_export",),
-         when="nwb_export"),
+         when="nwb_export", files={"nwb": "{session}.nwb"}),
     Step("raw_compress", "session", "the raw files packed into one verified archive",
          res.mem_raw_compress, 30, extra_minutes=res.minutes_raw_compress, settings=("raw_compress",),
-         when="raw_compress"),
+         when="raw_compress", files={"archive": "{session}_raw.{format}", "manifest": "manifest.json"}),
 )}
 
 #: when a step runs for a session (``Step.when``): (meta, config) -> bool. ``on_request`` steps

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
+from typing import NamedTuple
 
 import numpy as np
 from hdmf.data_utils import GenericDataChunkIterator
@@ -207,36 +208,47 @@ def _metres(um):
     return None if um is None else float(um) * 1e-6
 
 
-def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: dict,
-                  progress: Progress, loaded: list[dict], closers: list):
-    """The in-memory NWBFile; datasets backed by iterators are read while it is written."""
-    from hdmf.backends.hdf5.h5_utils import H5DataIO
-    from pynwb import NWBFile
-    from pynwb.base import Images
-    from pynwb.file import Subject
-    from pynwb.image import GrayscaleImage
-    from hdmf.common import VectorData, VectorIndex
-    from pynwb.ophys import (DfOverF, Fluorescence, ImageSegmentation, OpticalChannel,
-                             PlaneSegmentation, RoiResponseSeries, TwoPhotonSeries)
+class _Settings(NamedTuple):
+    """What every part of the file needs from the session and the export options."""
 
+    sid: str
+    fs: float
+    dx: float | None
+    dy: float | None
+    dz: float | None
+    planes_in_session: int
+    planes_exported: int
+    io_kw: dict
+    chunk_frames: int
+    multi: bool
+
+
+def _settings(planes: list[dict], session: dict, options: dict) -> _Settings:
+    """The session's rate, pixel size and depth step, and the options of the written datasets."""
     sid = session["session_id"]
     fs = float(session["fs"])
     dx, dy, dz = session.get("dx"), session.get("dy"), session.get("dz")
     comp = options.get("compression") or "none"
     io_kw = {"compression": "gzip", "compression_opts": 4} if comp == "gzip" else {}
     chunk_frames = int(options.get("chunk_frames", 500))
-    multi = len(planes) > 1
+    return _Settings(sid=sid, fs=fs, dx=dx, dy=dy, dz=dz, planes_in_session=session.get("nplanes", len(planes)),
+                     planes_exported=len(planes), io_kw=io_kw, chunk_frames=chunk_frames, multi=len(planes) > 1)
+
+
+def _new_nwbfile(metadata: dict, s: _Settings):
+    """The NWBFile with the session's metadata (its description written from the session when not given)."""
+    from pynwb import NWBFile
+
     experimenters = [e.strip() for e in (metadata.get("experimenter") or "").split(";") if e.strip()]
     description = metadata.get("session_description") or (
-        f"Two-photon calcium imaging session '{sid}' ({len(planes)} plane(s) at {fs:g} Hz): "
+        f"Two-photon calcium imaging session '{s.sid}' ({s.planes_exported} plane(s) at {s.fs:g} Hz): "
         f"suite2p {suite2p_version()} ROIs, traces and summary images, processed with planeflow "
         f"{__version__}.")
-
-    nwbfile = NWBFile(
+    return NWBFile(
         session_description=description,
         identifier=metadata["identifier"],
         session_start_time=_dt.datetime.fromisoformat(metadata["session_start_time"]),
-        session_id=sid,
+        session_id=s.sid,
         experimenter=experimenters or None,
         institution=metadata.get("institution"),
         lab=metadata.get("lab"),
@@ -244,117 +256,214 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
         source_script=f"planeflow {__version__} (rule nwb_export), suite2p {suite2p_version()}",
         source_script_file_name="scripts/nwb_export.py",
     )
-    nwbfile.subject = Subject(subject_id=metadata["subject_id"], species=metadata["species"],
-                              sex=metadata["sex"], age=metadata["age"],
-                              genotype=metadata.get("genotype"), strain=metadata.get("strain"))
-    device = nwbfile.create_device(name="Microscope",
-                                   description=metadata.get("device") or "two-photon microscope")
-    ophys = nwbfile.create_processing_module(
+
+
+def _subject(metadata: dict):
+    """The NWB Subject of the session's metadata."""
+    from pynwb.file import Subject
+
+    return Subject(subject_id=metadata["subject_id"], species=metadata["species"],
+                   sex=metadata["sex"], age=metadata["age"],
+                   genotype=metadata.get("genotype"), strain=metadata.get("strain"))
+
+
+def _add_device(nwbfile, metadata: dict):
+    """The microscope (``general/devices/Microscope``)."""
+    return nwbfile.create_device(name="Microscope",
+                                 description=metadata.get("device") or "two-photon microscope")
+
+
+def _add_ophys_module(nwbfile):
+    """The empty ``processing/ophys`` module."""
+    return nwbfile.create_processing_module(
         name="ophys", description=f"suite2p {suite2p_version()} results per plane (planeflow {__version__})")
+
+
+def _ophys_containers():
+    """The ImageSegmentation, the trace containers by name and the SegmentationImages, not yet in ophys."""
+    from pynwb.base import Images
+    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation
+
     segmentation = ImageSegmentation(name="ImageSegmentation")
     containers = {"Fluorescence": Fluorescence(name="Fluorescence"), "DfOverF": DfOverF(name="DfOverF")}
     images = Images(name="SegmentationImages",
                     description="per-plane summary images of the registered movie (suite2p), stored as (x, y)")
+    return segmentation, containers, images
+
+
+def _log_plane(plane: dict, p: int, k: int, nplanes: int) -> None:
+    """One log line on the plane about to be exported (number k, from 0, of nplanes)."""
+    ops, iscell, n, nframes = (plane[k2] for k2 in ("ops", "iscell", "n", "nframes"))
+    log.info("nwb_export: plane %d (%d of %d): %d ROIs (%d accepted), %d frames of %dx%d px",
+             p, k + 1, nplanes, n, int(iscell[:, 0].sum()) if n else 0, nframes, int(ops["Ly"]), int(ops["Lx"]))
+
+
+def _add_imaging_plane(nwbfile, device, metadata: dict, s: _Settings, p: int, sfx: str):
+    """The plane's ImagingPlane<sfx> with its OpticalChannel: rate, and pixel size and depth (p * dz)
+    in metres where known."""
+    from pynwb.ophys import OpticalChannel
+
+    z = None if s.dz is None else p * float(s.dz)
+    optical = OpticalChannel(
+        name="OpticalChannel", description="functional channel (suite2p chan1)",
+        emission_lambda=float(metadata["emission_lambda"]) if metadata.get("emission_lambda") else np.nan)
+    plane_kw = {}
+    if s.dx is not None and s.dy is not None:
+        plane_kw.update(grid_spacing=[_metres(s.dx), _metres(s.dy)], grid_spacing_unit="meters")
+    if z is not None:
+        plane_kw.update(origin_coords=[0.0, 0.0, _metres(z)], origin_coords_unit="meters")
+    return nwbfile.create_imaging_plane(
+        name=f"ImagingPlane{sfx}", optical_channel=optical, device=device,
+        description=(f"plane {p} of {s.planes_in_session} of session '{s.sid}'"
+                     + (f", {z:g} um below plane 0" if z is not None else "")),
+        excitation_lambda=float(metadata["excitation_lambda"]) if metadata.get("excitation_lambda") else np.nan,
+        imaging_rate=s.fs, indicator=metadata["indicator"], location=metadata["location"],
+        reference_frame=("x, y: pixel (0, 0) of the plane image (x = column, y = row); z: depth "
+                         "below plane 0 of this session, growing with the plane index"),
+        **plane_kw)
+
+
+def _add_plane_segmentation(ophys, segmentation, imaging_plane, plane: dict, p: int, sfx: str):
+    """The plane's PlaneSegmentation<sfx> (one row per ROI, pixel masks), ImageSegmentation added
+    to ophys first when it is not there yet."""
+    from hdmf.common import VectorData, VectorIndex
+    from pynwb.ophys import PlaneSegmentation
+
+    if "ImageSegmentation" not in ophys.data_interfaces:
+        ophys.add(segmentation)  # before the ROI regions that link into it
+    segmentation.add_plane_segmentation(PlaneSegmentation(
+        name=f"PlaneSegmentation{sfx}", imaging_plane=imaging_plane, id=np.arange(plane["n"]),
+        columns=list(_pixel_mask_columns(plane["stat"], VectorData, VectorIndex)),
+        description=(f"suite2p ROIs of plane {p}; row id = index in suite2p/plane{p}/stat.npy; "
+                     "pixel_mask x = column, y = row, weight = stat['lam']")))
+    return segmentation[f"PlaneSegmentation{sfx}"]
+
+
+def _add_roi_columns(ps, plane: dict, p: int) -> None:
+    """ROICentroids, Accepted, Rejected and ClassifierProbability, and the volume columns when
+    the plane has volume_stats rows."""
+    stat, iscell, n = plane["stat"], plane["iscell"], plane["n"]
+    med = np.array([roi["med"] for roi in stat], dtype=np.float64).reshape(n, 2)
+    accepted = iscell[:, 0].astype(bool)
+    ps.add_column(name="ROICentroids", data=med[:, ::-1].copy(),
+                  description="ROI centre (x = column, y = row) in pixels: suite2p stat['med']")
+    ps.add_column(name="Accepted", data=accepted,
+                  description="accepted as a cell: suite2p classifier and planeflow's cell filters "
+                              "(iscell.npy column 0)")
+    ps.add_column(name="Rejected", data=~accepted, description="not accepted (inverse of Accepted)")
+    ps.add_column(name="ClassifierProbability", data=iscell[:, 1].astype(np.float32),
+                  description="suite2p classifier probability that the ROI is a cell (iscell.npy column 1)")
+    vrows = plane.get("volume")
+    if vrows is not None:
+        _add_volume_columns(ps, vrows, n, p)
+
+
+def _add_trace_series(ophys, containers: dict, region, plane: dict, trace: tuple, p: int, sfx: str,
+                      s: _Settings, progress: Progress) -> None:
+    """One RoiResponseSeries of TRACES (``trace``) over the plane's ROI region, read a block of
+    frames at a time; its container added to ophys first when it is not there yet."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb.ophys import RoiResponseSeries
+
+    key, cname, base, desc, unit = trace
+    n, nframes = plane["n"], plane["nframes"]
+    name = f"{cname}/{base}{sfx}"
+
+    def done(t0, t1, nbytes):
+        progress.add(nbytes, part=f"plane {p}", note=f"plane {p} {name} written" if t1 >= nframes else None)
+
+    it = TimeChunkIterator(_trace_reader(plane["traces"][key]), (nframes, n), np.float32,
+                           frames_per_buffer=max(1, TRACE_BUFFER_BYTES // (4 * n)),
+                           frames_per_chunk=frames_per_chunk(4 * n, nframes), on_buffer=done)
+    if cname not in ophys.data_interfaces:
+        ophys.add(containers[cname])  # before the series whose ROI region links into ophys
+    containers[cname].add_roi_response_series(RoiResponseSeries(
+        name=f"{base}{sfx}", data=H5DataIO(it, **s.io_kw), rois=region, unit=unit, rate=s.fs,
+        starting_time=0.0, description=f"{desc}, plane {p}; (frames, ROIs)"))
+
+
+def _add_traces(ophys, containers: dict, ps, plane: dict, p: int, sfx: str, s: _Settings,
+                progress: Progress) -> None:
+    """The plane's four trace series (TRACES), linked to all rows of its PlaneSegmentation."""
+    region = ps.create_roi_table_region(region=list(range(plane["n"])), description=f"all ROIs of plane {p}")
+    for trace in TRACES:
+        _add_trace_series(ophys, containers, region, plane, trace, p, sfx, s, progress)
+
+
+def _add_summary_images(images, ops: dict, p: int, sfx: str, s: _Settings) -> None:
+    """MeanImage, MaxProjectionImage and CorrelationImage<sfx> in the full frame, axes (x, y);
+    an image missing from ops.npy is skipped with a warning."""
+    from pynwb.image import GrayscaleImage
+
+    res = {} if s.dx is None or s.dx != s.dy else {"resolution": 1e4 / float(s.dx)}  # pixels per cm
+    for name, key, what in (("MeanImage", "meanImg", "mean image of the registered movie"),
+                            ("MaxProjectionImage", "max_proj", "maximum projection (suite2p max_proj)"),
+                            ("CorrelationImage", "Vcorr", "correlation map (suite2p Vcorr)")):
+        if ops.get(key) is None:
+            log.warning("nwb_export: plane %d has no %s in ops.npy; %s%s not written", p, key, name, sfx)
+            continue
+        img = full_frame_image(ops, key)
+        images.add_image(GrayscaleImage(name=f"{name}{sfx}", data=img.T, description=(
+            f"{what}, plane {p}, full frame (zero outside yrange/xrange), axes (x, y)"), **res))
+
+
+def _add_movie(ophys, imaging_plane, parts: list[dict], plane: dict, p: int, sfx: str, s: _Settings,
+               progress: Progress, closers: list) -> None:
+    """TwoPhotonSeriesRegistered<sfx>: the registered movie read from the registration binaries
+    ``s.chunk_frames`` frames at a time, axes (frames, x, y); its closer appended to ``closers``."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb.ophys import TwoPhotonSeries
+
+    ops, nframes = plane["ops"], plane["nframes"]
+    Ly, Lx = int(ops["Ly"]), int(ops["Lx"])
+    read, close = _movie_reader(parts, (Ly, Lx), nframes)
+    closers.append(close)
+    frame_bytes = Ly * Lx * 2
+    counter = {"i": 0, "n": 0}
+
+    def movie_done(t0, t1, nbytes):
+        counter["i"] += 1
+        progress.add(nbytes, part=f"plane {p}",
+                     note=f"plane {p} movie chunk {counter['i']}/{counter['n']} (frames {t0}-{t1 - 1} of {nframes})")
+
+    it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=s.chunk_frames,
+                           frames_per_chunk=frames_per_chunk(frame_bytes, nframes),
+                           on_buffer=movie_done)
+    counter["n"] = it.num_buffers
+    fov = None if s.dx is None or s.dy is None else [_metres(Lx * s.dx), _metres(Ly * s.dy)]
+    ophys.add(TwoPhotonSeries(
+        name=f"TwoPhotonSeriesRegistered{sfx}", imaging_plane=imaging_plane,
+        data=H5DataIO(it, **s.io_kw), unit="a.u.", rate=s.fs, starting_time=0.0,
+        dimension=[Lx, Ly], field_of_view=fov,
+        description=(f"registered (motion-corrected) movie of plane {p} from suite2p's int16 "
+                     "registration binary; axes (frames, x, y)")))
+
+
+def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: dict,
+                  progress: Progress, loaded: list[dict], closers: list):
+    """The in-memory NWBFile; datasets backed by iterators are read while it is written."""
+    s = _settings(planes, session, options)
+    nwbfile = _new_nwbfile(metadata, s)
+    nwbfile.subject = _subject(metadata)
+    device = _add_device(nwbfile, metadata)
+    ophys = _add_ophys_module(nwbfile)
+    segmentation, containers, images = _ophys_containers()
 
     for k, (files, plane) in enumerate(zip(planes, loaded)):
         p = int(files["plane"])
-        sfx = f"Chan1Plane{p}" if multi else ""
-        ops, stat, iscell, n, nframes = (plane[k2] for k2 in ("ops", "stat", "iscell", "n", "nframes"))
-        Ly, Lx = int(ops["Ly"]), int(ops["Lx"])
-        z = None if dz is None else p * float(dz)
-        log.info("nwb_export: plane %d (%d of %d): %d ROIs (%d accepted), %d frames of %dx%d px",
-                 p, k + 1, len(planes), n, int(iscell[:, 0].sum()) if n else 0, nframes, Ly, Lx)
-        optical = OpticalChannel(
-            name="OpticalChannel", description="functional channel (suite2p chan1)",
-            emission_lambda=float(metadata["emission_lambda"]) if metadata.get("emission_lambda") else np.nan)
-        plane_kw = {}
-        if dx is not None and dy is not None:
-            plane_kw.update(grid_spacing=[_metres(dx), _metres(dy)], grid_spacing_unit="meters")
-        if z is not None:
-            plane_kw.update(origin_coords=[0.0, 0.0, _metres(z)], origin_coords_unit="meters")
-        imaging_plane = nwbfile.create_imaging_plane(
-            name=f"ImagingPlane{sfx}", optical_channel=optical, device=device,
-            description=(f"plane {p} of {session.get('nplanes', len(planes))} of session '{sid}'"
-                         + (f", {z:g} um below plane 0" if z is not None else "")),
-            excitation_lambda=float(metadata["excitation_lambda"]) if metadata.get("excitation_lambda") else np.nan,
-            imaging_rate=fs, indicator=metadata["indicator"], location=metadata["location"],
-            reference_frame=("x, y: pixel (0, 0) of the plane image (x = column, y = row); z: depth "
-                             "below plane 0 of this session, growing with the plane index"),
-            **plane_kw)
-
-        if not n:
+        sfx = f"Chan1Plane{p}" if s.multi else ""
+        _log_plane(plane, p, k, s.planes_exported)
+        imaging_plane = _add_imaging_plane(nwbfile, device, metadata, s, p, sfx)
+        if plane["n"]:
+            ps = _add_plane_segmentation(ophys, segmentation, imaging_plane, plane, p, sfx)
+            _add_roi_columns(ps, plane, p)
+            _add_traces(ophys, containers, ps, plane, p, sfx, s, progress)
+        else:
             # an empty table is a best-practice violation: the plane keeps its ImagingPlane and images
             log.info("nwb_export: plane %d has no ROIs: no PlaneSegmentation and no traces", p)
-        else:
-            if "ImageSegmentation" not in ophys.data_interfaces:
-                ophys.add(segmentation)  # before the ROI regions that link into it
-            segmentation.add_plane_segmentation(PlaneSegmentation(
-                name=f"PlaneSegmentation{sfx}", imaging_plane=imaging_plane, id=np.arange(n),
-                columns=list(_pixel_mask_columns(stat, VectorData, VectorIndex)),
-                description=(f"suite2p ROIs of plane {p}; row id = index in suite2p/plane{p}/stat.npy; "
-                             "pixel_mask x = column, y = row, weight = stat['lam']")))
-            ps = segmentation[f"PlaneSegmentation{sfx}"]
-            med = np.array([roi["med"] for roi in stat], dtype=np.float64).reshape(n, 2)
-            accepted = iscell[:, 0].astype(bool)
-            ps.add_column(name="ROICentroids", data=med[:, ::-1].copy(),
-                          description="ROI centre (x = column, y = row) in pixels: suite2p stat['med']")
-            ps.add_column(name="Accepted", data=accepted,
-                          description="accepted as a cell: suite2p classifier and planeflow's cell filters "
-                                      "(iscell.npy column 0)")
-            ps.add_column(name="Rejected", data=~accepted, description="not accepted (inverse of Accepted)")
-            ps.add_column(name="ClassifierProbability", data=iscell[:, 1].astype(np.float32),
-                          description="suite2p classifier probability that the ROI is a cell (iscell.npy column 1)")
-            vrows = plane.get("volume")
-            if vrows is not None:
-                _add_volume_columns(ps, vrows, n, p)
-            region = ps.create_roi_table_region(region=list(range(n)), description=f"all ROIs of plane {p}")
-            for key, cname, base, desc, unit in TRACES:
-
-                def done(t0, t1, nbytes, _p=p, _name=f"{cname}/{base}{sfx}", _nt=nframes):
-                    progress.add(nbytes, part=f"plane {_p}", note=f"plane {_p} {_name} written" if t1 >= _nt else None)
-
-                it = TimeChunkIterator(_trace_reader(plane["traces"][key]), (nframes, n), np.float32,
-                                       frames_per_buffer=max(1, TRACE_BUFFER_BYTES // (4 * n)),
-                                       frames_per_chunk=frames_per_chunk(4 * n, nframes), on_buffer=done)
-                if cname not in ophys.data_interfaces:
-                    ophys.add(containers[cname])  # before the series whose ROI region links into ophys
-                containers[cname].add_roi_response_series(RoiResponseSeries(
-                    name=f"{base}{sfx}", data=H5DataIO(it, **io_kw), rois=region, unit=unit, rate=fs,
-                    starting_time=0.0, description=f"{desc}, plane {p}; (frames, ROIs)"))
-
-        res = {} if dx is None or dx != dy else {"resolution": 1e4 / float(dx)}  # pixels per cm
-        for name, key, what in (("MeanImage", "meanImg", "mean image of the registered movie"),
-                                ("MaxProjectionImage", "max_proj", "maximum projection (suite2p max_proj)"),
-                                ("CorrelationImage", "Vcorr", "correlation map (suite2p Vcorr)")):
-            if ops.get(key) is None:
-                log.warning("nwb_export: plane %d has no %s in ops.npy; %s%s not written", p, key, name, sfx)
-                continue
-            img = full_frame_image(ops, key)
-            images.add_image(GrayscaleImage(name=f"{name}{sfx}", data=img.T, description=(
-                f"{what}, plane {p}, full frame (zero outside yrange/xrange), axes (x, y)"), **res))
-
+        _add_summary_images(images, plane["ops"], p, sfx, s)
         if options.get("include_movie"):
-            read, close = _movie_reader(files["movie_parts"], (Ly, Lx), nframes)
-            closers.append(close)
-            frame_bytes = Ly * Lx * 2
-            counter = {"i": 0, "n": 0}
-
-            def movie_done(t0, t1, nbytes, _p=p, _c=counter, _nt=nframes):
-                _c["i"] += 1
-                progress.add(nbytes, part=f"plane {_p}",
-                             note=f"plane {_p} movie chunk {_c['i']}/{_c['n']} (frames {t0}-{t1 - 1} of {_nt})")
-
-            it = TimeChunkIterator(read, (nframes, Lx, Ly), np.int16, frames_per_buffer=chunk_frames,
-                                   frames_per_chunk=frames_per_chunk(frame_bytes, nframes),
-                                   on_buffer=movie_done)
-            counter["n"] = it.num_buffers
-            fov = None if dx is None or dy is None else [_metres(Lx * dx), _metres(Ly * dy)]
-            ophys.add(TwoPhotonSeries(
-                name=f"TwoPhotonSeriesRegistered{sfx}", imaging_plane=imaging_plane,
-                data=H5DataIO(it, **io_kw), unit="a.u.", rate=fs, starting_time=0.0,
-                dimension=[Lx, Ly], field_of_view=fov,
-                description=(f"registered (motion-corrected) movie of plane {p} from suite2p's int16 "
-                             "registration binary; axes (frames, x, y)")))
+            _add_movie(ophys, imaging_plane, files["movie_parts"], plane, p, sfx, s, progress, closers)
 
     if images.images:
         ophys.add(images)
