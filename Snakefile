@@ -21,6 +21,7 @@ include: "workflow/rules/qc.smk"
 include: "workflow/rules/raw_compress.smk"
 include: "workflow/rules/cellpose.smk"
 include: "workflow/rules/nwb_export.smk"
+include: "workflow/rules/mat_export.smk"
 
 
 rule all:

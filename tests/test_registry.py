@@ -80,7 +80,8 @@ def _session(tmp, optional: bool):
            "cellpose": {"export": optional}, "nwb_export": {"enabled": optional},
            "raw_compress": {"enabled": optional},
            "registration": {"shared_motion": "on" if optional else "off"},
-           "volume": {"crosstalk": "subtract" if optional else "estimate"}}
+           "volume": {"crosstalk": "subtract" if optional else "estimate"},
+           "suite2p": {"io": {"save_mat": optional}}}
     (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
     return tmp / "config.yaml", cfg
 
@@ -100,7 +101,7 @@ def test_status_lists_the_jobs_the_dry_run_plans(tmp_path, optional):
     assert st["counts"]["pending"] == len(planned)
     steps = {j[0] for j in planned}
     optional_steps = {"rigid_shifts", "shared_motion", "crosstalk", "crosstalk_subtract", "cellpose_export",
-                      "nwb_export", "raw_compress"}
+                      "nwb_export", "raw_compress", "mat_export"}
     assert (optional_steps <= steps) if optional else not (optional_steps & steps)
 
 

@@ -43,6 +43,7 @@ PUBLIC = {
     "builtin_classfile": ("suite2p.classification.classify", "suite2p.classification"),
     "user_classfile": ("suite2p.classification.classify", "suite2p.classification"),
     "BinaryFile": ("suite2p.io.binary", "suite2p.io"),
+    "save_mat": ("suite2p.io.save", "suite2p.io"),
 }
 
 #: names behind suite2p's front door: planeflow's name -> (module, its name there, what for)

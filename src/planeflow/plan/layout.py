@@ -165,9 +165,11 @@ class Layout:
         :func:`planeflow.plan.registry.session_jobs`. ``optional``: also every output the
         optional steps could add (all exports on, cellpose_import of every plane)."""
         if optional:
+            s2p = config.get("suite2p") or {}
             config = {**config, "cellpose": {**config["cellpose"], "export": True},
                       "nwb_export": {**config["nwb_export"], "enabled": True},
-                      "raw_compress": {**config["raw_compress"], "enabled": True}}
+                      "raw_compress": {**config["raw_compress"], "enabled": True},
+                      "suite2p": {**s2p, "io": {**(s2p.get("io") or {}), "save_mat": True}}}
         sid = meta["session_id"]
         out = [self.metadata(sid)]
         for job in registry.session_jobs(meta, config, on_request=optional):

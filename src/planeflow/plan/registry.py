@@ -130,6 +130,9 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("nwb_export", "session", "a session's results as one NWB file", res.mem_nwb_export, 30,
          extra_minutes=res.minutes_nwb_export, imports=("pynwb",), settings=("nwb_export",),
          when="nwb_export", files={"nwb": "{session}.nwb"}),
+    Step("mat_export", "plane", "a plane's results as suite2p's Fall.mat (MATLAB)", res.mem_mat_export, 15,
+         files={"mat": "Fall.mat"}, imports=("suite2p",), suite2p=("save_mat",), settings=("suite2p",),
+         when="mat_export"),
     Step("raw_compress", "session", "the raw files packed into one verified archive",
          res.mem_raw_compress, 30, extra_minutes=res.minutes_raw_compress, settings=("raw_compress",),
          when="raw_compress", files={"archive": "{session}_raw.{format}", "manifest": "manifest.json"}),
@@ -145,6 +148,8 @@ CONDITIONS: dict[str, Callable[[dict, dict], bool]] = {
     "cellpose_export": lambda meta, config: bool(config["cellpose"]["export"]),
     "nwb_export": lambda meta, config: bool(config["nwb_export"]["enabled"]),
     "raw_compress": lambda meta, config: bool(config["raw_compress"]["enabled"]),
+    # suite2p's own setting: its pipeline writes Fall.mat then
+    "mat_export": lambda meta, config: bool(((config.get("suite2p") or {}).get("io") or {}).get("save_mat")),
     "on_request": lambda meta, config: False,
 }
 

@@ -129,6 +129,11 @@ def mem_nwb_export(meta: dict, config: dict, part=None) -> float:
     return 400 + 80 * _frame_mb(meta, None) * len(meta["planes"]) + movie
 
 
+def mem_mat_export(meta: dict, config: dict, part=None) -> float:
+    """F, Fneu and spks (float32) of up to 2000 ROIs, and scipy's copy of them while it writes."""
+    return 400 + 2 * 3 * 4 * 2000 * meta["nframes"] / 1e6
+
+
 def mem_cellpose_export(meta: dict, config: dict, part=None) -> float:
     return 1000 + 150 * _frame_mb(meta, None)
 
