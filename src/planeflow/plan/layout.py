@@ -163,16 +163,10 @@ class Layout:
         ``meta`` (cached metadata): outputs, logs and benchmarks, one path each (final
         plane folders and the zarr volume as folders), for the jobs of
         :func:`planeflow.plan.registry.session_jobs`. ``optional``: also every output the
-        optional steps could add (all exports on, cellpose_import of every plane)."""
-        if optional:
-            s2p = config.get("suite2p") or {}
-            config = {**config, "cellpose": {**config["cellpose"], "export": True},
-                      "nwb_export": {**config["nwb_export"], "enabled": True},
-                      "raw_compress": {**config["raw_compress"], "enabled": True},
-                      "suite2p": {**s2p, "io": {**(s2p.get("io") or {}), "save_mat": True}}}
+        export steps could add (all exports on, cellpose_import of every plane)."""
         sid = meta["session_id"]
         out = [self.metadata(sid)]
-        for job in registry.session_jobs(meta, config, on_request=optional):
+        for job in registry.session_jobs(meta, config, exports=optional):
             out += self.job_outputs(job, sid, config)
             out += [self.log(job.step, sid, job.plane, job.part), self.benchmark(job.step, sid, job.plane, job.part)]
         return out

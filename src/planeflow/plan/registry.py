@@ -40,7 +40,8 @@ class Step:
     when ``gpu.enabled``). ``imports``: the large packages its job may import. ``suite2p``: the
     names of :mod:`planeflow.suite2p_api` it calls. ``settings``: the
     config sections it reads. ``when``: the condition (:data:`CONDITIONS`) under which it runs
-    for a session. ``groups``: the ``group_jobs`` values that put it in the per-plane group job.
+    for a session; ``export``: it only adds files of its own (no other step reads them). ``groups``:
+    the ``group_jobs`` values that put it in the per-plane group job.
     """
 
     name: str
@@ -57,6 +58,7 @@ class Step:
     suite2p: tuple = ()
     settings: tuple = ()
     when: str = "always"
+    export: bool = False
     groups: tuple = ()
 
     def estimate(self, meta: dict, config: dict, attempt: int, part=None) -> dict:
@@ -119,23 +121,23 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("qc", "session", "a verdict with reasons for every plane", res.mem_qc, 30, settings=("qc",),
          files={"table": "qc.tsv", "json": "qc.json", "shifts": "shifts.png", "table_figure": "qc_table.png"}),
     Step("cellpose_export", "plane", "a plane's ROIs for the cellpose GUI", res.mem_cellpose_export, 15,
-         settings=("cellpose",), when="cellpose_export",
+         settings=("cellpose",), when="cellpose_export", export=True,
          files={"masks": "masks.npy", "image": "plane{plane}.tif", "seg": "plane{plane}_seg.npy",
                 "conversion_meta": "conversion_meta.npy"}),
     Step("cellpose_import", "plane", "an edited cellpose _seg.npy back to suite2p",
          res.mem_cellpose_import, 60, torch=True, imports=(*_S2P, "cellpose", "cellpose.models", "sklearn"),
          suite2p=(*_EXTRACT, "roi_stats", "masks_to_stats"),
          files={k: f"{k}.npy" for k in ("ops", "stat", "iscell", "F", "Fneu", "spks", "conversion_meta")},
-         settings=("cellpose", "suite2p"), when="on_request"),
+         settings=("cellpose", "suite2p"), when="on_request", export=True),
     Step("nwb_export", "session", "a session's results as one NWB file", res.mem_nwb_export, 30,
          extra_minutes=res.minutes_nwb_export, imports=("pynwb",), settings=("nwb_export",),
-         when="nwb_export", files={"nwb": "{session}.nwb"}),
+         when="nwb_export", export=True, files={"nwb": "{session}.nwb"}),
     Step("mat_export", "plane", "a plane's results as suite2p's Fall.mat (MATLAB)", res.mem_mat_export, 15,
          files={"mat": "Fall.mat"}, imports=("suite2p",), suite2p=("save_mat",), settings=("suite2p",),
-         when="mat_export"),
+         when="mat_export", export=True),
     Step("raw_compress", "session", "the raw files packed into one verified archive",
          res.mem_raw_compress, 30, extra_minutes=res.minutes_raw_compress, settings=("raw_compress",),
-         when="raw_compress", files={"archive": "{session}_raw.{format}", "manifest": "manifest.json"}),
+         when="raw_compress", export=True, files={"archive": "{session}_raw.{format}", "manifest": "manifest.json"}),
 )}
 
 #: when a step runs for a session (``Step.when``): (meta, config) -> bool. ``on_request`` steps
@@ -182,11 +184,12 @@ class Job(NamedTuple):
     part: int | None = None
 
 
-def session_jobs(meta: dict, config: dict | None, on_request: bool = False,
+def session_jobs(meta: dict, config: dict | None, exports: bool = False,
                  steps: list[str] | None = None) -> list[Job]:
     """Every job the default target runs for one session under ``config``, in workflow order
-    (``on_request``: also the steps run only when asked for, such as cellpose_import, for every
-    plane). ``steps`` instead of ``config``: the jobs of these steps."""
+    (``exports``: also every export step, switched on or not, and those run only when asked for,
+    such as cellpose_import, for every plane). ``steps`` instead of ``config``: the jobs of these
+    steps."""
     planes = meta.get("planes") or []
     nparts = len(meta.get("parts") or [None])
     jobs: list[Job] = []
@@ -194,7 +197,7 @@ def session_jobs(meta: dict, config: dict | None, on_request: bool = False,
         if steps is not None:
             if name not in steps:
                 continue
-        elif not (enabled(name, meta, config) or on_request and s.when == "on_request"):
+        elif not (enabled(name, meta, config) or exports and s.export):
             continue
         if s.scope == "part":
             jobs += [Job(name, int(p), q) for p in planes for q in range(nparts)]
