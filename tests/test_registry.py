@@ -119,3 +119,38 @@ def test_status_cli_reads_the_config_in_the_current_folder(tmp_path, monkeypatch
     assert main(["status"]) == 2
     text = capsys.readouterr().out
     assert "cellpose_export" in text and "nwb_export: pending" in text and "crosstalk_subtract" in text
+
+
+def test_every_job_asks_for_its_steps_resources_and_priority(tmp_path):
+    """What each job of the dry run asks for (memory, wall time, priority) is its step's
+    record's, for every step of a session with every optional step on."""
+    import json
+
+    from conftest import snakemake
+
+    cfg_path, cfg = _session(tmp_path, True)
+    proc = snakemake(cfg_path, "-n", workdir=tmp_path, check=True)
+    jobs, current = [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        line = line.strip()
+        if m := re.match(r"^(?:local)?rule (\w+):$", line):
+            current = {"rule": m.group(1), "wildcards": {}, "resources": {}, "priority": 0}
+            jobs.append(current)
+        elif current and (m := re.match(r"^wildcards: (.*)$", line)):
+            current["wildcards"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif current and (m := re.match(r"^resources: (.*)$", line)):
+            current["resources"] = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+        elif current and (m := re.match(r"^priority: (-?\d+)$", line)):
+            current["priority"] = int(m.group(1))
+    config = deep_merge(schema_defaults(load_schema("config.schema.yaml")), cfg)
+    meta = json.loads((tmp_path / "results" / "s1" / "metadata.json").read_text())
+    checked = set()
+    for job in jobs:
+        if job["rule"] in TARGETS:
+            continue
+        step = registry.STEPS[job["rule"]]
+        want = step.estimate(meta, config, 1, job["wildcards"].get("part") if step.scope == "part" else None)
+        got = {k: int(job["resources"][k]) for k in ("mem_mb", "runtime")}
+        assert got == want and job["priority"] == step.priority, (job, want)
+        checked.add(job["rule"])
+    assert checked == set(registry.STEPS) - {"cellpose_import"}  # on request only
