@@ -61,7 +61,7 @@ def test_plain_strings_stay_strings_and_input_is_not_modified(schemas):
 
 
 @pytest.mark.parametrize("entry, needle", [
-    ("nwb_export={enabled: maybe}", "setting 'nwb_export.enabled': 'maybe' is not of type 'boolean'"),
+    ("nwb_export={enabled: maybe}", "setting 'nwb_export.enabled': 'maybe' is not one of ['auto', True, False]"),
     ("group_jobs=planes", "setting 'group_jobs': 'planes' is not one of"),
     ("gpu={count: two}", "setting 'gpu.count': 'two' is not of type 'integer'"),
     ("nwb_export=false", "setting 'nwb_export': 'false' is not of type 'object'"),
@@ -85,5 +85,5 @@ def test_dry_run_with_cli_overrides(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     bad = snakemake(cfg, "-n", "--config", "nwb_export={enabled: perhaps}")
     assert bad.returncode != 0
-    assert "setting 'nwb_export.enabled': 'perhaps' is not of type 'boolean'" in bad.stderr
+    assert "setting 'nwb_export.enabled': 'perhaps' is not one of ['auto', True, False]" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -380,3 +380,48 @@ def test_missing_metadata_stops_before_any_job(finished_session, tmp_path):
     assert "Traceback" not in err
     print(err)
     assert not (tmp_path / "results").exists()  # nothing written, not even the metadata cache
+
+
+def _two_sessions(tmp_path, enabled):
+    """Two small TIFF sessions, one with the NWB metadata columns filled and one without."""
+    from conftest import coded_frames, write_tiff
+
+    cols = ["session_id", "data_path", "nplanes", "fs", *GOOD]
+    rows = []
+    for sid, nwb in (("full", True), ("bare", False)):
+        write_tiff(tmp_path / sid / "a.tif", coded_frames(60, 16, 16))
+        rows.append([sid, str(tmp_path / sid), "1", "10.0", *[(GOOD[c] if nwb else "") for c in GOOD]])
+    sheet = tmp_path / "sessions.tsv"
+    sheet.write_text("\n".join("\t".join(r) for r in [cols, *rows]) + "\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"sessions": str(sheet), "results_dir": str(tmp_path / "results"),
+                                   "nwb_export": {"enabled": enabled}}))
+    return cfg
+
+
+def test_auto_exports_the_sessions_that_can_be_described(tmp_path):
+    """nwb_export.enabled: auto (the default): one warning naming the session left out and its
+    missing columns; the dry run plans the NWB file of the other; the run is not stopped."""
+    from planeflow.plan.config import deep_merge, load_schema, schema_defaults
+    from planeflow.plan.status import collect
+
+    cfg = _two_sessions(tmp_path, "auto")
+    proc = snakemake(cfg, "-n")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warnings = [ln for ln in proc.stderr.splitlines() if "NWB" in ln and "warning" in ln]
+    assert len(warnings) == 1 and "bare: missing session_start_time, subject_id" in warnings[0], warnings
+    assert "full" not in warnings[0].split("incomplete:")[1]
+    nwb_jobs = [wc for rule, wc in dry_run_jobs(cfg) if rule == "nwb_export"]
+    assert [wc["session"] for wc in nwb_jobs] == ["full"]
+    # planeflow status says the same
+    config = deep_merge(schema_defaults(load_schema("config.schema.yaml")), yaml.safe_load(cfg.read_text()))
+    st = collect(str(tmp_path / "results"), workdir=str(tmp_path), config=config)
+    steps = {s["session"]: s["session_steps"] for s in st["sessions"]}
+    assert "nwb_export" in steps["full"] and "nwb_export" not in steps["bare"]
+
+
+def test_true_requires_every_session_to_be_described(tmp_path):
+    proc = snakemake(_two_sessions(tmp_path, True), "-n")
+    assert proc.returncode != 0
+    assert "session 'bare': missing session_start_time" in proc.stderr and "enabled: auto" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -42,12 +42,17 @@ try:
     pfconfig.validate_sessions(
         list(SESSION_ROWS.values()), config["sessions"], pfconfig.load_schema("sessions.schema.yaml")
     )
-    # NWB subject/session metadata: checked before anything is read or written
-    NWB_META = (
-        pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
-        if config["nwb_export"]["enabled"]
-        else {}
-    )
+    # NWB subject/session metadata, checked before anything is read or written: every session's
+    # with nwb_export.enabled: true; with auto, the sessions that lack it are named once and skipped
+    NWB_MODE = pfnwb.mode(config["nwb_export"])
+    if NWB_MODE == "on":
+        NWB_META = pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
+    elif NWB_MODE == "auto":
+        NWB_META, _nwb_wrong = pfnwb.resolve_sessions(SESSION_ROWS, config["nwb_export"])
+        if _nwb_wrong:
+            sys.stderr.write(f"planeflow: warning: {pfnwb.skipped_warning(_nwb_wrong, config['sessions'])}\n")
+    else:
+        NWB_META = {}
     # the NWB columns and those passed to steps as parameters (tau, diameter, offsets) are left
     # out: editing them keeps the cached metadata valid and reruns only the steps that use them
     META = {

@@ -62,7 +62,8 @@ def _cli(args) -> int:
                   + ", ".join(f"{sid} {t}" for sid, t in starts.items() if t))
         if any(e["why"].startswith("NWB export") for e in draft["to_fill"].values()):
             print(f"  NWB values shared by all sessions can go under nwb_export.metadata in "
-                  f"{cfg_path or DEFAULT_CONFIG} instead; nwb_export: {{enabled: false}} skips the export.")
+                  f"{cfg_path or DEFAULT_CONFIG} instead. A session without them gets no NWB file "
+                  "(nwb_export.enabled: auto, the default); enabled: true requires them, false skips the export.")
     print("tau (s) and diameter (px) come from the config's suite2p section unless set per session.")
     configured = cfg.get("sessions")
     if configured and os.path.abspath(configured) != os.path.abspath(sheet):

@@ -163,11 +163,12 @@ def draft_sheet(root: str | os.PathLike, acquisition: dict | None = None,
     "to_fill" ({column: {"why", "required", "sessions"}})}``.
     """
     from planeflow.plan.config import load_schema, with_defaults
-    from planeflow.plan.nwb_meta import resolve_metadata
+    from planeflow.plan.nwb_meta import mode, resolve_metadata
 
     found = find_sessions(root)
     nwb = with_defaults("nwb_export", nwb)
-    nwb_on = bool(nwb.get("enabled"))
+    nwb_on = mode(nwb) != "off"
+    nwb_required = mode(nwb) == "on"  # auto: a session without them gets no NWB file
     with_subject = any("subject_id" in s for s in found["sessions"])
     columns = new_sheet_columns(nwb_on, with_subject)
     described = load_schema("sessions.schema.yaml")["properties"]
@@ -198,7 +199,7 @@ def draft_sheet(root: str | os.PathLike, acquisition: dict | None = None,
             _, missing, _ = resolve_metadata(sid, row, nwb.get("metadata") or {})
             for c in missing:
                 desc = (described.get(c) or {}).get("description")
-                need(c, "NWB export" + (f": {desc}" if desc else ""), True, sid)
+                need(c, "NWB export" + (f": {desc}" if desc else ""), nwb_required, sid)
     return {**found, "columns": columns, "rows": rows, "reports": reports, "to_fill": to_fill}
 
 

@@ -116,6 +116,63 @@ def resolve_metadata(session_id: str, row: dict, defaults: dict | None = None,
     return meta, missing, problems
 
 
+def mode(nwb_config: dict) -> str:
+    """``nwb_export.enabled`` as "auto", "on" or "off" (YAML and --config spellings alike)."""
+    value = (nwb_config or {}).get("enabled", "auto")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    return "auto" if value == "auto" else "on" if value is True else "off"
+
+
+def resolve_sessions(rows: dict, nwb_config: dict, now: _dt.datetime | None = None):
+    """Every session's NWB metadata: (``{session: metadata}`` of those that are complete and
+    valid, ``{session: [what is wrong, ...]}`` of the others)."""
+    defaults = (nwb_config or {}).get("metadata") or {}
+    ready, wrong = {}, {}
+    for sid, row in rows.items():
+        meta, missing, problems = resolve_metadata(sid, row, defaults, now)
+        lines = ([f"missing {', '.join(missing)}"] if missing else []) + list(problems)
+        if lines:
+            wrong[sid] = lines
+        else:
+            ready[sid] = meta
+    return ready, wrong
+
+
+def skipped_warning(wrong: dict, sheet: str) -> str:
+    """The one warning of nwb_export.enabled: auto about the sessions it leaves out."""
+    parts = "; ".join(f"{sid}: {', '.join(lines)}" for sid, lines in wrong.items())
+    return (f"no NWB file for {len(wrong)} session(s) (nwb_export.enabled: auto), their metadata is "
+            f"incomplete: {parts}. Add the columns to '{sheet}' or set nwb_export.metadata to export them.")
+
+
+def sessions_to_export(config: dict) -> set:
+    """The sessions whose NWB file the default target makes under ``config`` (read from its
+    sessions sheet; cached per sheet and settings): all with ``enabled: true``, those with
+    complete metadata with ``auto``, none with ``false``."""
+    nwb = config.get("nwb_export") or {}
+    if mode(nwb) == "off":
+        return set()
+    import json
+    import os
+
+    sheet = config.get("sessions") or ""
+    try:
+        stamp = os.stat(sheet).st_mtime_ns
+    except OSError:
+        return set()
+    key = (sheet, stamp, mode(nwb), json.dumps(nwb.get("metadata") or {}, sort_keys=True, default=str))
+    if key not in _EXPORTED:
+        from planeflow.plan.config import read_sessions
+
+        rows = {r["session_id"]: r for r in read_sessions(sheet)}
+        _EXPORTED[key] = set(rows) if mode(nwb) == "on" else set(resolve_sessions(rows, nwb)[0])
+    return _EXPORTED[key]
+
+
+_EXPORTED: dict = {}
+
+
 def check_sessions(rows: dict, nwb_config: dict, sheet: str, now: _dt.datetime | None = None) -> dict:
     """Resolve every session's NWB metadata; one PlaneflowError listing all that is wrong.
 
@@ -141,7 +198,8 @@ def check_sessions(rows: dict, nwb_config: dict, sheet: str, now: _dt.datetime |
         if any_problem:
             hint.append(f"Correct the values in the sessions sheet '{sheet}' or under "
                         "nwb_export.metadata in the config.")
-        hint.append("To skip the NWB export instead, set nwb_export: {enabled: false}.")
+        hint.append("To export only the sessions whose metadata is complete, set nwb_export: {enabled: auto}; "
+                    "to skip the NWB export, set nwb_export: {enabled: false}.")
         raise PlaneflowError(
             "NWB export (nwb_export.enabled) cannot describe these sessions:\n  " + "\n  ".join(lines)
             + "\n" + " ".join(hint))

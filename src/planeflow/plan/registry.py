@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from planeflow import suite2p_api
+from planeflow.plan import nwb_meta
 from planeflow.plan import resources as res
 from planeflow.plan.config import crosstalk_subtract_enabled, shared_motion_enabled
 
@@ -148,7 +149,7 @@ CONDITIONS: dict[str, Callable[[dict, dict], bool]] = {
     "shared_motion": lambda meta, config: shared_motion_enabled(meta, config) and suite2p_api.private_ok(),
     "crosstalk_subtract": crosstalk_subtract_enabled,
     "cellpose_export": lambda meta, config: bool(config["cellpose"]["export"]),
-    "nwb_export": lambda meta, config: bool(config["nwb_export"]["enabled"]),
+    "nwb_export": lambda meta, config: meta["session_id"] in nwb_meta.sessions_to_export(config),
     "raw_compress": lambda meta, config: bool(config["raw_compress"]["enabled"]),
     # suite2p's own setting: its pipeline writes Fall.mat then
     "mat_export": lambda meta, config: bool(((config.get("suite2p") or {}).get("io") or {}).get("save_mat")),
