@@ -6,15 +6,23 @@ import sys
 
 
 def _cli(args) -> int:
-    from planeflow.cli.inspect import config_path
+    import os
+
+    from planeflow.cli.inspect import DEFAULT_CONFIG
     from planeflow.plan.config import deep_merge, load_schema, schema_defaults
     from planeflow.plan.inspect import load_config
     from planeflow.plan.status import collect, format_table
 
-    path = config_path(args.config)
-    config = None
+    path, config = args.config, None
+    if path is None:  # the workflow folder's config, when it is the one of these results
+        found = os.path.join(args.directory or ".", DEFAULT_CONFIG)
+        path = found if os.path.isfile(found) else None
     if path is not None:  # which optional steps run: the workflow's config with its defaults
         config = deep_merge(schema_defaults(load_schema("config.schema.yaml")), load_config(path))
+        here = os.path.dirname(os.path.dirname(os.path.abspath(path))) if path != args.config else "."
+        own = os.path.join(here, config.get("results_dir") or "results")
+        if args.config is None and args.results and os.path.abspath(args.results) != os.path.abspath(own):
+            config = None  # another workflow's results: its optional steps are shown once they ran
     results = args.results or (config or {}).get("results_dir") or "results"
     status = collect(results, sessions=args.session or None, workdir=args.directory, config=config)
     if args.json:
@@ -44,7 +52,8 @@ def add_cli(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.add_argument("--config", "-c",
                    help="the workflow's config, which switches the optional steps on (default: "
-                        "config/config.yaml in the current folder when it exists; without one, an "
+                        "config/config.yaml in the folder Snakemake runs in (--directory, else the "
+                        "current folder) when its results_dir is these results; without one, an "
                         "optional step is shown once its folder exists)")
     p.add_argument("--directory", "-d",
                    help="the folder Snakemake runs in, holding .snakemake (default: the current "
