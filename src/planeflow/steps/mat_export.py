@@ -12,10 +12,24 @@ import os
 import tempfile
 import time
 
+import numpy as np
+
 from planeflow import suite2p_api as s2p
 from planeflow.io.planefiles import load_array, load_ops
 
 log = logging.getLogger("planeflow")
+
+
+def matlab_safe(value):
+    """``value`` with every None, also inside lists (planeflow's processing_history), as an empty
+    array: scipy's savemat cannot write None, and suite2p's save_mat replaces it in dicts only."""
+    if value is None:
+        return np.array([])
+    if isinstance(value, dict):
+        return {k: matlab_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [matlab_safe(v) for v in value]
+    return value
 
 
 def mat_export(plane: dict, out_mat: str) -> dict:
@@ -28,8 +42,8 @@ def mat_export(plane: dict, out_mat: str) -> dict:
     os.makedirs(folder, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".mat_export.") as tmp:
         # suite2p writes Fall.mat into ops["save_path"]: a temporary folder, renamed when complete
-        s2p.save_mat({**ops, "save_path": tmp}, arrays["stat"], arrays["F"], arrays["Fneu"], arrays["spks"],
-                     arrays["iscell"], None)
+        s2p.save_mat(matlab_safe({**ops, "save_path": tmp}), arrays["stat"], arrays["F"], arrays["Fneu"],
+                     arrays["spks"], arrays["iscell"], None)
         os.replace(os.path.join(tmp, "Fall.mat"), out_mat)
     n_rois, n_frames = arrays["F"].shape if arrays["F"].ndim == 2 else (0, 0)
     log.info("mat_export: %d ROIs x %d frames to %s in %.1f s", n_rois, n_frames, out_mat, time.time() - t0)
