@@ -1,7 +1,7 @@
 """What planeflow._s2p_import's third-party shims (scipy.signal, torchvision) save per job.
 
-Times a job's imports (``planeflow.steps.<step>``, what scripts/<step>.py imports before it
-works) in fresh interpreters, with the shims (as the jobs run) and without them (the
+Times a job's imports (``planeflow.steps.<step>`` and the suite2p names its record in the step
+registry says it calls) in fresh interpreters, with the shims (as the jobs run) and without them (the
 scipy.signal and torchvision entries taken out of BARE_PACKAGES and LAZY_MODULES), in
 alternation A B B A, and prints the median of each side, the spread and the saving.
 The shims stay while the saving is >= 0.5 s per job (issue 20).
@@ -25,6 +25,11 @@ if {off}:
     m.BARE_PACKAGES = tuple(p for p in m.BARE_PACKAGES if not p.startswith(third))
     m.LAZY_MODULES = tuple(p for p in m.LAZY_MODULES if not p.startswith(third))
 import planeflow.steps.{step}
+from planeflow import suite2p_api
+from planeflow.plan.registry import STEPS
+for name in STEPS["{step}"].suite2p:  # the suite2p names the step calls, looked up as its work does
+    if name != "get_pc_metrics":  # registration metrics (scikit-learn): only from 1500 frames
+        getattr(suite2p_api, name)
 print(time.perf_counter() - t0)
 """
 
