@@ -21,14 +21,11 @@ import time
 import traceback
 
 from planeflow import PlaneflowError
-from planeflow.plan import registry
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 #: ``extra`` of the job wrapper's start/done lines, the INFO records shown on the console
 _ON_CONSOLE = {"console": True}
 _FILE_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
-#: large packages a job should import only when it uses them (named in the job's log)
-HEAVY_PACKAGES = registry.HEAVY_PACKAGES
 
 _started: dict = {}
 
@@ -219,9 +216,13 @@ def startup_summary() -> str:
 
 
 def resource_summary() -> str:
-    """Peak memory of this process and which of HEAVY_PACKAGES it imported, for the log."""
+    """Peak memory of this process and which of the registry's HEAVY_PACKAGES it imported, for the log."""
     from planeflow._s2p_import import is_imported
 
     peak_mb = peak_rss_mb()
+    # the large packages a job should import only when it uses them (the step registry's): imported
+    # here, once the step module is, so that a job that needs no registry does not pay for it before
+    from planeflow.plan.registry import HEAVY_PACKAGES
+
     heavy = [p for p in HEAVY_PACKAGES if is_imported(p)]
     return f"peak RSS {peak_mb:.0f} MB; imported {', '.join(heavy) or 'none'} (of {', '.join(HEAVY_PACKAGES)})"
