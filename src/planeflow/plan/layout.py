@@ -185,9 +185,3 @@ class Layout:
 def plane_folder_files(folder: str) -> dict:
     """Every file of a final plane folder given by its path: name -> path."""
     return {k: os.path.join(folder, f"{k}.npy") for k in PLANE_FILES}
-
-
-def archive_name(session, fmt: str) -> str:
-    """File name of a session's raw archive (``<session>_raw.<fmt>``)."""
-    return registry.STEPS["raw_compress"].files["archive"].replace("{session}", str(session)).replace(
-        "{format}", str(fmt))

@@ -7,8 +7,10 @@ temporary folder beside the output and then renamed, so a killed job leaves no p
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import shutil
 import tempfile
 import time
 
@@ -40,6 +42,8 @@ def mat_export(plane: dict, out_mat: str) -> dict:
     arrays = {k: load_array(plane[k], allow_pickle=k == "stat") for k in ("stat", "F", "Fneu", "spks", "iscell")}
     folder = os.path.dirname(os.path.abspath(out_mat))
     os.makedirs(folder, exist_ok=True)
+    for stale in glob.glob(os.path.join(glob.escape(folder), ".mat_export.*")):  # a killed earlier try
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".mat_export.") as tmp:
         # suite2p writes Fall.mat into ops["save_path"]: a temporary folder, renamed when complete
         s2p.save_mat(matlab_safe({**ops, "save_path": tmp}), arrays["stat"], arrays["F"], arrays["Fneu"],
