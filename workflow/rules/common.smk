@@ -299,8 +299,23 @@ def volume_session(session):
 
 def volume_options(session):
     """Rule volume_stats' settings (config volume:), the plane offset overrides checked against
-    the session's planes at parse time."""
-    return {**config["volume"], "offsets": VOLUME_OFFSETS[session]}
+    the session's planes at parse time, and the session's ROI diameter (as rule crosstalk's)."""
+    return {**config["volume"], "offsets": VOLUME_OFFSETS[session], "diameter": crosstalk_options(session)["diameter"]}
+
+
+def volume_inputs(wc):
+    """Every final plane folder; the binaries detection read and their ops, part by part
+    (crosstalk is measured on their frames); with volume.crosstalk: subtract, the
+    coefficients that were taken out (rule crosstalk)."""
+    pp = session_planes_parts(wc.session)
+    files = {
+        "planes": final_plane_dirs(wc),
+        "bins": [detected_binary(wc.session, p, q) for p, q in pp],
+        "parts_ops": [detected_binary(wc.session, p, q, "ops") for p, q in pp],
+    }
+    if CROSSTALK_SUBTRACT[wc.session]:
+        files["subtracted"] = LAYOUT.crosstalk(wc.session)
+    return files
 
 
 def qc_inputs(wc):

@@ -3,7 +3,7 @@ rule volume_stats:
     cell across planes (the plane folders are only read), the planes table, voxel size, the
     OME-Zarr volume (mean images aligned by the offsets, labels = cell_id) and figures."""
     input:
-        planes=final_plane_dirs,
+        unpack(volume_inputs),
     output:
         offsets=LAYOUT.volume_file("offsets", S),
         crosstalk=LAYOUT.volume_file("crosstalk", S),
@@ -44,5 +44,6 @@ rule volume_stats:
     params:
         session=lambda wc: volume_session(wc.session),
         options=lambda wc: volume_options(wc.session),
+        index_parts=lambda wc: crosstalk_index_parts(wc.session),
     script:
         "../../scripts/volume_stats.py"

@@ -16,14 +16,15 @@ import numpy as np
 from planeflow.core import volume as vol
 from planeflow.io.tables import format_value, write_tsv
 from planeflow.io.planefiles import full_frame_image, load_array, load_ops
+from planeflow.steps.crosstalk import read_table
 
 log = logging.getLogger("planeflow")
 
 #: columns of the tables, in order
 OFFSET_COLUMNS = ("plane", "dy_px", "dx_px", "confidence", "source", "compared_with", "part_offsets")
-CROSSTALK_COLUMNS = ("separation", "coefficient", "method", "collinearity", "axial", "pair_min", "pair_max",
-                     "null_mean", "null_std",
-                     "n_pixels", "n_plane_pairs", "votes", "votes_against", "significant")
+CROSSTALK_COLUMNS = ("separation", "coefficient", "uncertainty", "method", "collinearity", "axial", "pair_min",
+                     "pair_max", "null_mean", "null_std", "n_pixels", "n_plane_pairs", "votes", "votes_against",
+                     "pairs", "significant")
 ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_reason", "duplicate_of",
                "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um", "field")
 CELL_COLUMNS = ("cell_id", "accepted", "n_rois", "planes", "primary_plane", "primary_roi", "y_px", "x_px",
@@ -64,9 +65,26 @@ def _mean_images(ops: list[dict]) -> list[np.ndarray]:
     return means
 
 
-def read_planes(planes: list[dict], session: dict) -> vol.Planes:
+def frame_crosstalk(parts: list | None, options: dict, nplanes: int) -> list | None:
+    """Crosstalk per separation measured on the frames of the binaries detection read
+    (:func:`planeflow.steps.crosstalk.measure_pairs`, pooled by
+    :func:`planeflow.core.volume.crosstalk_table`); None when not measured (volume.crosstalk
+    off, one plane, no binaries given)."""
+    if not parts or options.get("crosstalk", "estimate") == "off" or nplanes < 2:
+        return None
+    from planeflow.steps.crosstalk import measure_pairs
+
+    found = measure_pairs(parts, options)
+    return vol.crosstalk_table(found["pairs"], int(options["crosstalk_max_separation"]), found["nplanes"],
+                               float(options["crosstalk_min"]))
+
+
+def read_planes(planes: list[dict], session: dict, options: dict | None = None, parts: list | None = None,
+                subtracted: str | None = None) -> vol.Planes:
     """What the identity of cells needs of a session's final plane folders (``planes``: per
-    plane the files ops, stat, iscell, F, Fneu), the traces read on demand."""
+    plane the files ops, stat, iscell, F, Fneu), the traces read on demand; crosstalk measured
+    on the frames of ``parts`` (:func:`frame_crosstalk`) and the coefficients taken out of them
+    (``subtracted``: rule crosstalk's table)."""
     ops = [load_ops(p["ops"]) for p in planes]
     stats = [load_array(p["stat"], allow_pickle=True) for p in planes]
     iscells = [load_array(p["iscell"]) for p in planes]
@@ -80,17 +98,21 @@ def read_planes(planes: list[dict], session: dict) -> vol.Planes:
         recorded_shifts=vol.recorded_shifts([o.get("yoff") for o in ops], [o.get("xoff") for o in ops]),
         part_rects=rects, part_shifts=part_shifts, fields=session.get("fields"),
         neucoeffs=[_neucoeff(o) for o in ops], fs=float(session.get("fs") or ops[0].get("fs", 1.0)),
-        tau=_tau(ops[0]), traces=lambda p, rows: _traces(planes[p], rows))
+        tau=_tau(ops[0]), traces=lambda p, rows: _traces(planes[p], rows),
+        frame_crosstalk=frame_crosstalk(parts, options or {}, len(planes)),
+        subtracted=read_table(subtracted) if subtracted else {})
 
 
-def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict) -> dict:
+def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict, parts: list | None = None,
+                        subtracted: str | None = None) -> dict:
     """``planes``: per plane (session order) the files of its final folder (ops, stat,
     iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs, nrois
     and the scan fields of multi-ROI sessions (:func:`planeflow.plan.session.scan_fields`);
     ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number. Writes the
-    four tables (and the figure ``out["view"]``) from :func:`planeflow.core.volume.identify_cells`."""
+    four tables (and the figure ``out["view"]``) from :func:`planeflow.core.volume.identify_cells`;
+    ``parts`` and ``subtracted`` as :func:`read_planes`."""
     t0 = time.time()
-    found = vol.identify_cells(read_planes(planes, session), session, options)
+    found = vol.identify_cells(read_planes(planes, session, options, parts, subtracted), session, options)
     off_rows, xt_rows, roi_rows, cell_rows = (found[k] for k in ("offsets", "crosstalk", "rois", "cells"))
     write_tsv(out["offsets"], off_rows, OFFSET_COLUMNS)
     write_tsv(out["crosstalk"], xt_rows, CROSSTALK_COLUMNS)

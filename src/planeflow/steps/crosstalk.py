@@ -31,8 +31,8 @@ HIGHPASS = 1 / 3
 DEFAULT_DIAMETER = 12.0
 
 #: columns of the table, in order; rule crosstalk_subtract takes out the ``significant`` rows
-COLUMNS = ("separation", "coefficient", "pair_min", "pair_max", "null_mean", "null_std", "n_pixels",
-           "n_plane_pairs", "significant")
+COLUMNS = ("separation", "coefficient", "uncertainty", "pair_min", "pair_max", "null_mean", "null_std",
+           "n_pixels", "n_plane_pairs", "pairs", "significant")
 
 
 def read_table(path: str) -> dict:
@@ -63,12 +63,13 @@ def _frames(path: str, ops: dict, start: int, stop: int) -> np.ndarray:
     return out
 
 
-def crosstalk(parts: list[dict], out_table: str, options: dict) -> dict:
-    """``parts``: per plane and part (session order) ``plane_index, part, ops, bin`` of the
-    registration outputs; ``options``: ``crosstalk_max_separation``, ``crosstalk_frames``,
-    ``crosstalk_min`` (the config's ``volume`` group) and the session's ``diameter`` (its
-    suite2p setting; None = suite2p's default)."""
-    t0 = time.time()
+def measure_pairs(parts: list[dict], options: dict) -> dict:
+    """Every plane pair's coefficient of crosstalk from the registered binaries
+    (:func:`planeflow.core.volume.crosstalk_pair`). ``parts``: per plane and part (session
+    order) ``plane_index, part, ops, bin``; ``options``: ``crosstalk_max_separation``,
+    ``crosstalk_frames`` and the session's ``diameter`` (its suite2p setting; None = suite2p's
+    default). Returns ``pairs`` ({(source, target): [result per part]}), ``nplanes``,
+    ``frames`` (sampled per plane) and ``diameter``."""
     by_part: dict = {}
     for p in parts:
         by_part.setdefault(int(p["part"]), {})[int(p["plane_index"])] = p
@@ -106,14 +107,28 @@ def crosstalk(parts: list[dict], out_table: str, options: dict) -> dict:
                 S = vol.source_in_target(act[src], *offs[src], *offs[tgt])
                 res = vol.crosstalk_pair(S, act[tgt], diameter)
                 pairs.setdefault((src, tgt), []).append(res)
-                log.info("crosstalk: part %d plane index %d -> %d: %.3f (null %.3f +- %.3f, %d px)", q_part,
-                         src, tgt, res["coefficient"], res["null_mean"], res["null_std"], res["n_pixels"])
+                log.info("crosstalk: part %d plane index %d -> %d: %.3f (null %.3f +- %.3f, %d px)%s", q_part,
+                         src, tgt, res["coefficient"], res["null_mean"], res["null_std"], res["n_pixels"],
+                         "" if res.get("peak", True) else
+                         f"; {res['around']:.3f} a few px away: shared tissue, not crosstalk")
                 del S
         del act
-    rows = vol.crosstalk_table(pairs, D, nplanes, float(options["crosstalk_min"]))
+    return dict(pairs=pairs, nplanes=nplanes, frames=stop - start, diameter=diameter)
+
+
+def crosstalk(parts: list[dict], out_table: str, options: dict) -> dict:
+    """``parts``: per plane and part (session order) ``plane_index, part, ops, bin`` of the
+    registration outputs; ``options``: ``crosstalk_max_separation``, ``crosstalk_frames``,
+    ``crosstalk_min`` (the config's ``volume`` group) and the session's ``diameter`` (its
+    suite2p setting; None = suite2p's default)."""
+    t0 = time.time()
+    found = measure_pairs(parts, options)
+    pairs, nplanes = found["pairs"], found["nplanes"]
+    rows = vol.crosstalk_table(pairs, int(options["crosstalk_max_separation"]), nplanes,
+                               float(options["crosstalk_min"]))
     write_tsv(out_table, rows, COLUMNS)
     sub = {r["separation"]: round(r["coefficient"], 4) for r in rows if r["significant"]}
     log.info("crosstalk: %d planes, %d frames sampled, %d plane pairs, diameter %.1f px; subtracted %s in %.1f s",
-             nplanes, stop - start, sum(len(v) for v in pairs.values()), diameter, sub or "nothing",
+             nplanes, found["frames"], sum(len(v) for v in pairs.values()), found["diameter"], sub or "nothing",
              time.time() - t0)
-    return dict(rows=rows, subtracted=sub, diameter=diameter)
+    return dict(rows=rows, subtracted=sub, diameter=found["diameter"])

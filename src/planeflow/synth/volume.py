@@ -45,6 +45,18 @@ SHARED_BACKGROUND = 0.5   # fraction of the static background common to all plan
 RENDER_WEIGHT = 0.05      # a cell is drawn in a plane where its axial weight reaches this
 
 
+#: a recording as hard as light-beads data (issue 19): 6 simultaneous planes 15 µm apart, one
+#: motion, 3-D cells, shared texture and vessels, subpixel plane offsets up to 8 px, crosstalk
+#: into the plane 3 below at 0.15, and plane 2 about 40x dimmer than the others (about 0.2
+#: photons per pixel per frame: too dim for suite2p to register alone; its ghost in plane 5 is
+#: faint, so the crosstalk pair 2 -> 5 is imprecise)
+HARD = dict(nplanes=6, nframes=900, Ly=160, Lx=160, cells_per_plane=30, dz_um=15.0, max_offset=8.0,
+            subpixel=True, crosstalk=0.15, crosstalk_k=3, max_shift=4,
+            brightness=[1.0, 1.0, 0.025, 1.0, 1.0, 1.0])
+#: the dim plane of :data:`HARD`
+HARD_DIM = 2
+
+
 def _draw_offsets(rng, nplanes, max_offset, subpixel):
     """Offsets of plane p relative to plane 0, a random walk with steps up to max_offset/2."""
     if nplanes == 1 or max_offset <= 0:
@@ -80,7 +92,7 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
                     diameter=10, dz_um=15.0, dx_um=1.0, axial_sigma_um=7.0, visible_weight=0.35,
                     offsets=None, max_offset=4.0, subpixel=False, crosstalk=0.0, crosstalk_k=1,
                     fs=15.0, tau=1.0, max_shift=3, nfiles=1, seed=0, name="volume",
-                    noise=True) -> dict:
+                    noise=True, brightness=None) -> dict:
     """Write a synthetic 3-D population imaged by ``nplanes`` planes, and its truth.
 
     Parameters (besides those of :func:`~planeflow.synth.simulate.simulate_session`)
@@ -100,13 +112,19 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     crosstalk, crosstalk_k : float, int
         Plane ``p + k`` receives ``crosstalk`` times plane ``p``'s light at the same
         recorded pixel (0 = none).
+    brightness : sequence of float, optional
+        One factor per plane on the light of that plane's own beam (a dim plane: 0.02-0.05,
+        as when a beam's power drops deep in the tissue); crosstalk a plane receives is
+        ``crosstalk`` times its source's light as recorded (source factor applied), so a dim
+        plane receives full-strength ghosts of its bright neighbours.
 
     Files
     -----
     ``<name>_00001.tif`` ...: as ``simulate_session`` (page ``i`` = plane ``i % nplanes``
     of volume ``i // nplanes``). ``ground_truth.npz``: ``nplanes, Ly, Lx, nframes, fs,
     tau, diameter, max_shift, seed, gain, dz_um, dx_um, axial_sigma_um, visible_weight,
-    crosstalk, crosstalk_k`` (scalars); ``offsets`` (nplanes, 2) planted (dy, dx);
+    crosstalk, crosstalk_k`` (scalars); ``brightness``, ``mean_photons`` (nplanes,): the
+    factors and each plane's recorded photons per pixel per frame; ``offsets`` (nplanes, 2) planted (dy, dx);
     ``cell_pos`` (ncells, 3) = (y px, x px in plane 0, z µm); ``cell_weight`` (ncells,
     nplanes) axial weights; ``cell_visible`` (ncells, nplanes) bool; ``labels`` int32
     (nplanes, Ly, Lx): 1-based cell id (row of ``cell_pos`` + 1) of the cells visible in
@@ -139,6 +157,9 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     if offsets.shape != (nplanes, 2) or np.any(offsets[0] != 0):
         raise PlaneflowError(f"offsets must be {nplanes} pairs (dy, dx), the first (0, 0) (offsets are "
                              f"relative to plane 0); got {offsets.tolist()}")
+    scale = np.ones(nplanes) if brightness is None else np.asarray(brightness, dtype=float).ravel()
+    if scale.shape != (nplanes,) or np.any(scale <= 0):
+        raise ValueError(f"brightness must give one factor > 0 per plane ({nplanes}), got {brightness}")
     M = int(np.ceil(np.abs(offsets).max())) + 1          # room for the offsets on the canvas
     shifts = sim._draw_shifts(np.random.default_rng(s_motion), nframes, m, fs)
 
@@ -191,6 +212,7 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     batch = max(1, sim.BATCH_PIXELS // (H * W * nplanes))
     bigtiff = nframes * nplanes * Ly * Lx * 2 / nfiles > 3.5e9
     c_x = float(crosstalk)
+    photon_sum = np.zeros(nplanes)
     for i, path in enumerate(files):
         with tifffile.TiffWriter(path, bigtiff=bigtiff) as tw:
             for t0 in range(bounds[i], bounds[i + 1], batch):
@@ -199,10 +221,11 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
                 for p, pl in enumerate(planes):
                     canvas = pl.render(t0, t1)
                     for j, (dy, dx) in enumerate(shifts[t0:t1]):
-                        lam[j, p] = canvas[j, m - dy:m - dy + Ly, m - dx:m - dx + Lx]
+                        lam[j, p] = scale[p] * canvas[j, m - dy:m - dy + Ly, m - dx:m - dx + Lx]
                     del canvas
                 if c_x:
                     lam[:, k:] += c_x * lam[:, :nplanes - k].copy()
+                photon_sum += lam.mean(axis=(2, 3)).sum(axis=0)
                 vol = np.empty(lam.shape, dtype=np.int16)
                 for j in range(t1 - t0):
                     for p in range(nplanes):
@@ -231,7 +254,8 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
         nplanes=nplanes, Ly=Ly, Lx=Lx, nframes=nframes, fs=float(fs), tau=float(tau),
         diameter=float(diameter), max_shift=m, seed=int(seed), gain=sim.GAIN, dz_um=dz,
         dx_um=float(dx_um), axial_sigma_um=sig, visible_weight=float(visible_weight),
-        crosstalk=c_x, crosstalk_k=k, offsets=offsets, cell_pos=pos, cell_weight=weight,
+        crosstalk=c_x, crosstalk_k=k, brightness=scale, mean_photons=photon_sum / nframes, offsets=offsets,
+        cell_pos=pos, cell_weight=weight,
         cell_visible=visible, labels=labels, ghost_labels=ghost,
         traces=calcium.astype(np.float32), spikes=spikes.astype(np.float32), f0=f0, dff=dff,
         shifts=shifts.astype(np.float64))
@@ -240,7 +264,7 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     return dict(files=[str(f) for f in files], ground_truth=str(gt_path), nplanes=nplanes,
                 nframes=nframes, Ly=Ly, Lx=Lx, ncells=ncells, diameter=diameter, fs=fs, tau=tau,
                 dz_um=dz, dx_um=dx_um, offsets=offsets.tolist(), crosstalk=c_x, crosstalk_k=k,
-                max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise)
+                max_shift=m, nfiles=nfiles, seed=seed, name=name, noise=noise, brightness=scale.tolist())
 
 
 def score_volume(session_dir, ground_truth) -> dict:

@@ -22,8 +22,10 @@ from planeflow.core.volume.crosstalk import (  # noqa: F401 - the package's publ
     GHOST_MAX_RATIO,
     MAX_COEFFICIENT,
     MAX_COLLINEARITY,
+    PAIR_SIGMA_FLOOR,
     active_mask,
     activity_frames,
+    combine_pairs,
     crosstalk_pair,
     crosstalk_ratios,
     crosstalk_slope,
@@ -54,6 +56,7 @@ from planeflow.core.volume.identity import (  # noqa: F401 - the package's publi
     cell_and_roi_rows,
     cell_labels,
     correlation,
+    clean_means,
     crosstalk_and_clean_means,
     group_cells,
     group_rois,
@@ -68,10 +71,12 @@ from planeflow.core.volume.identity import (  # noqa: F401 - the package's publi
 from planeflow.core.volume.offsets import (  # noqa: F401 - the package's public face
     aligned_image,
     field_plane_offsets,
+    pair_displacements,
     phase_offset,
     plane_offsets,
     recorded_shifts,
     shift_image,
+    solve_offsets,
 )
 from planeflow.core.volume.rois import (  # noqa: F401 - the package's public face
     RING_PX,

@@ -78,30 +78,85 @@ def crosstalk_slope(src_mean: np.ndarray, tgt_mean: np.ndarray, mask: np.ndarray
 #: above this correlation between the recorded-pixel and the tissue regressors the two
 #: cannot be told apart; the coefficient is then the recorded-pixel regression alone
 MAX_COLLINEARITY = 0.3
+#: smallest uncertainty of one plane pair's coefficient: what the null probes cannot see
+#: (beams that differ a little from pair to pair, a plane's own structure at the probe
+#: distance); keeps one very clean pair from taking all the weight
+PAIR_SIGMA_FLOOR = 0.01
+
+
+def combine_pairs(values, sigmas) -> tuple[float, float, np.ndarray]:
+    """Precision-weighted mean of per-pair coefficients ``values`` with uncertainties
+    ``sigmas`` (floored at PAIR_SIGMA_FLOOR), robust: a pair more than 3 of its own
+    uncertainties (plus the others' scatter) from the others' combination gets no weight, so a
+    dim, failed or reversed plane pair cannot pull the value. Returns the coefficient, its
+    uncertainty (inflated by the scatter of the pairs when they disagree more than their
+    uncertainties say: Birge ratio) and each pair's final weight (nan values: 0)."""
+    v = np.asarray(values, float)
+    s = np.maximum(np.nan_to_num(np.asarray(sigmas, float), nan=np.inf), PAIR_SIGMA_FLOOR)
+    ok = np.isfinite(v) & np.isfinite(s)
+    w = np.where(ok, 1.0 / s ** 2, 0.0)
+    if not ok.any():
+        return float("nan"), float("nan"), w
+    keep = ok.copy()
+    for _ in range(len(v)):
+        if keep.sum() < 3:
+            break
+        # leave-one-out: each pair against the weighted mean of the others
+        worst, worst_z = None, 3.0
+        for i in np.flatnonzero(keep):
+            rest = keep.copy()
+            rest[i] = False
+            m = np.dot(w[rest], v[rest]) / w[rest].sum()
+            spread = np.sqrt(1.0 / w[rest].sum() + s[i] ** 2)
+            z = abs(v[i] - m) / spread
+            if z > worst_z:
+                worst, worst_z = i, z
+        if worst is None:
+            break
+        keep[worst] = False
+    w = np.where(keep, w, 0.0)
+    c = float(np.dot(w, np.nan_to_num(v)) / w.sum())
+    sigma = float(np.sqrt(1.0 / w.sum()))
+    if keep.sum() >= 2:
+        chi2 = float(np.dot(w, (np.nan_to_num(v) - c) ** 2)) / (keep.sum() - 1)
+        sigma *= max(1.0, np.sqrt(chi2))
+    return c, sigma, w
+
+
+def pairs_text(pairs: list[tuple]) -> str:
+    """``source>target:coefficient±uncertainty`` of each plane pair (plane indices), ``;``
+    separated; pairs left out of the combination end with ``*``."""
+    return ";".join(f"{p}>{q}:{c:.3g}\u00b1{e:.2g}{'' if w > 0 else '*'}" for p, q, c, e, w in pairs)
+
+
+def _pair_slope(A, b) -> float:
+    return float(b[0] / A[0, 0]) if A[0, 0] > 0 else float("nan")
 
 
 def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarray,
                        max_separation: int, min_coefficient: float, diameter: float,
                        offsets: np.ndarray | None = None) -> list[dict]:
     """Crosstalk coefficient per signed plane separation ``k`` (1..max_separation and its
-    negatives): plane ``p + k``'s mean image regressed on plane ``p``'s at the recorded
-    pixels of ``p``'s accepted ROIs (:func:`source_mask`), both high-passed (Gaussian sigma
-    diameter / 3, so that slow background does not count), pooled over every plane pair at
-    that separation.
+    negatives), measured plane pair by plane pair and combined by precision.
 
-    Planes also share tissue (a cell between them, vessels) at the plane *offsets*; with
-    ``offsets`` (a first estimate) that is a second regressor (``axial``), so that shared
-    tissue is not counted as crosstalk. Where the two displacements nearly coincide
-    (``collinearity`` > MAX_COLLINEARITY) they cannot be separated: ``method`` is then
-    ``recorded`` and the coefficient an upper bound, otherwise ``joint``. ``null`` is the
-    recorded-pixel regression with the target read 1.5 diameters away (8 directions; mean
-    and std), i.e. what unrelated pixels give.
+    For each pair (``p``, ``p + k``): plane ``p + k``'s mean image regressed on plane ``p``'s at
+    the recorded pixels of ``p``'s accepted ROIs (:func:`source_mask`), both high-passed
+    (Gaussian sigma diameter / 3, so that slow background does not count). Planes also share
+    tissue (a cell between them, vessels) at the plane *offsets*; with ``offsets`` (a first
+    estimate) that is a second regressor, so that shared tissue is not counted as crosstalk,
+    where the two displacements can be told apart (collinearity at most MAX_COLLINEARITY; the
+    pair's ``method`` is then ``joint``, otherwise ``recorded`` and its coefficient an upper
+    bound). The pair's uncertainty is the spread of the same regression with the target read
+    1.5 diameters away (8 directions: what unrelated pixels give), its null the mean of those.
+    The pairs are combined by :func:`combine_pairs` (precision-weighted, a pair that
+    disagrees with the others left out), so a dim plane's pair, precise or not, counts for
+    what it is worth. ``method`` of the row: that of most of the weight.
 
     The regression alone cannot tell plane ``p`` leaking into ``p + k`` from the reverse, so
     ``votes`` counts ROI pairs on the same recorded pixels whose dimmer member is in the
     target (:func:`ghost_votes`; ``votes_against`` the reverse). ``significant`` when the
-    coefficient reaches ``min_coefficient``, exceeds the null's mean by three of its standard
-    deviations, and at least 3 votes and a third of the pairs point this way."""
+    coefficient reaches ``min_coefficient``, stands three uncertainties above zero and its
+    null, and at least 3 votes and a third of the pairs point this way."""
     n = len(means)
     sigma = max(1.0, diameter / 3)
     d = max(6, int(round(1.5 * diameter)))
@@ -109,10 +164,7 @@ def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarra
     rows = []
     for ks in range(1, min(max_separation, n - 1) + 1):
         for k in (ks, -ks):
-            xx1 = xy1 = 0.0
-            XX, Xy = np.zeros((2, 2)), np.zeros(2)
-            npx, pairs, per, votes, against = 0, 0, [], 0, 0
-            null_xy, null_xx = np.zeros(len(probes)), np.zeros(len(probes))
+            per, votes, against, npx, axial, coll = [], 0, 0, 0, [], []
             for p in range(n):
                 q = p + k
                 if not 0 <= q < n or rois[p].n == 0:
@@ -125,32 +177,48 @@ def estimate_crosstalk(rois: list[Rois], means: list[np.ndarray], raw: np.ndarra
                 A, b, m = crosstalk_slope(means[p], means[q], mask, shift, sigma)
                 if m == 0 or A[0, 0] <= 0:
                     continue
-                xx1, xy1, npx, pairs = xx1 + A[0, 0], xy1 + b[0], npx + m, pairs + 1
-                per.append(b[0] / A[0, 0])
+                c, method, ax, cl = _pair_slope(A, b), "recorded", float("nan"), float("nan")
                 if offsets is not None:
                     tissue = (offsets[q] - offsets[p]) - shift
                     A2, b2, m2 = crosstalk_slope(means[p], means[q], mask, shift, sigma, tissue)
-                    if m2:
-                        XX, Xy = XX + A2, Xy + b2
-                for j, (a, bb) in enumerate(probes):
-                    A3, b3, _ = crosstalk_slope(means[p], means[q], mask, shift + np.array([a, bb]), sigma)
-                    null_xy[j] += b3[0] if len(b3) else 0.0
-                    null_xx[j] += A3[0, 0] if len(b3) else 0.0
-            c = xy1 / xx1 if xx1 > 0 else float("nan")
-            collinear, axial, method = float("nan"), float("nan"), "recorded"
-            if offsets is not None and XX[0, 0] > 0 and XX[1, 1] > 0:
-                collinear = float(XX[0, 1] / np.sqrt(XX[0, 0] * XX[1, 1]))
-                if abs(collinear) <= MAX_COLLINEARITY:
-                    c, axial = (float(v) for v in np.linalg.solve(XX, Xy))
-                    method = "joint"
-            null = null_xy / np.where(null_xx > 0, null_xx, np.nan)
-            nm, ns = (float(np.nanmean(null)), float(np.nanstd(null))) if pairs else (np.nan, np.nan)
-            rows.append(dict(separation=k, coefficient=c, method=method, collinearity=collinear,
-                             axial=axial, pair_min=min(per) if per else np.nan,
-                             pair_max=max(per) if per else np.nan, null_mean=nm, null_std=ns,
-                             n_pixels=npx, n_plane_pairs=pairs, votes=votes, votes_against=against,
-                             significant=bool(pairs and c >= min_coefficient and c > nm + 3 * ns
-                                              and votes >= 3 and 3 * votes >= votes + against)))
+                    if m2 and A2[0, 0] > 0 and A2[1, 1] > 0:
+                        cl = float(A2[0, 1] / np.sqrt(A2[0, 0] * A2[1, 1]))
+                        if abs(cl) <= MAX_COLLINEARITY:
+                            c, ax = (float(v) for v in np.linalg.solve(A2, b2))
+                            method = "joint"
+                null = [_pair_slope(*crosstalk_slope(means[p], means[q], mask, shift + np.array(o), sigma)[:2])
+                        for o in probes]
+                null = np.array([v for v in null if np.isfinite(v)])
+                nm = float(null.mean()) if len(null) else float("nan")
+                ns = float(null.std()) if len(null) > 1 else float("nan")
+                per.append([p, q, c, ns, 0.0, nm, method, m])
+                axial.append(ax)
+                coll.append(cl)
+                npx += m
+            if not per:
+                rows.append(dict(separation=k, coefficient=float("nan"), uncertainty=float("nan"),
+                                 method="recorded", collinearity=float("nan"), axial=float("nan"),
+                                 pair_min=float("nan"), pair_max=float("nan"), null_mean=float("nan"),
+                                 null_std=float("nan"), n_pixels=0, n_plane_pairs=0, votes=votes,
+                                 votes_against=against, pairs="", significant=False))
+                continue
+            c, err, w = combine_pairs([x[2] for x in per], [x[3] for x in per])
+            for x, wi in zip(per, w):
+                x[4] = wi
+            wsum = w.sum() if w.sum() > 0 else 1.0
+            nm = float(np.dot(w, np.nan_to_num([x[5] for x in per])) / wsum)
+            joint_w = sum(wi for x, wi in zip(per, w) if x[6] == "joint")
+            method = "joint" if joint_w > 0.5 * w.sum() else "recorded"
+            cs = [x[2] for x in per if np.isfinite(x[2])]
+            rows.append(dict(
+                separation=k, coefficient=c, uncertainty=err, method=method,
+                collinearity=float(np.nanmax(np.abs(coll))) if np.isfinite(coll).any() else float("nan"),
+                axial=float(np.nanmean(axial)) if np.isfinite(axial).any() else float("nan"),
+                pair_min=min(cs, default=float("nan")), pair_max=max(cs, default=float("nan")),
+                null_mean=nm, null_std=err, n_pixels=npx, n_plane_pairs=len(per), votes=votes,
+                votes_against=against, pairs=pairs_text([tuple(x[:5]) for x in per]),
+                significant=bool(np.isfinite(c) and c >= min_coefficient and c > nm + 3 * err and c > 3 * err
+                                 and votes >= 3 and 3 * votes >= votes + against)))
     return rows
 
 
@@ -244,41 +312,59 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float) -> dict:
     their denominators (robust to a minority of pixels that share tissue, a cell seen in both
     planes, and to weak pixels), leaving out those where the target is itself at least
     MAX_COEFFICIENT as active (its own cell, or tissue both planes see), and a null: the same
-    with the target read 1.5 diameters away in 8 directions (mean and std of those medians)."""
+    with the target read 1.5 diameters away in 8 directions (mean and std of those medians).
+
+    Crosstalk lands on the same recorded pixel, so the ratio peaks there; a cell that both
+    planes see (neighbouring planes) lands at the plane offset, a few pixels away, and the
+    ratio is higher there. ``peak`` is False when the ratio a third of a diameter away (8
+    directions) exceeds the one at the recorded pixel by more than two null deviations: the
+    pair then measures shared tissue, not crosstalk."""
     d = max(6, int(round(1.5 * diameter)))
+    near = max(2, int(round(diameter / 3)))
     mask = active_mask(src, d + 1)
     mask &= (tgt[1:] * tgt[:-1]).mean(0) < MAX_COEFFICIENT ** 2 * (src[1:] * src[:-1]).mean(0)
     if mask.sum() < 10:
-        return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0)
+        return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0, peak=False)
     c = weighted_median(*crosstalk_ratios(src, tgt, mask))
-    null = [weighted_median(*crosstalk_ratios(src, tgt, mask, (a * d, b * d)))
-            for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
-    return dict(coefficient=c, null_mean=float(np.mean(null)), null_std=float(np.std(null)),
-                n_pixels=int(mask.sum()))
+    dirs = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
+    null = [weighted_median(*crosstalk_ratios(src, tgt, mask, (a * d, b * d))) for a, b in dirs]
+    around = [weighted_median(*crosstalk_ratios(src, tgt, mask, (a * near, b * near))) for a, b in dirs]
+    ns = float(np.std(null))
+    peak = bool(np.isfinite(c) and not np.nanmax(around) > c + 2 * ns)
+    return dict(coefficient=c, null_mean=float(np.mean(null)), null_std=ns, n_pixels=int(mask.sum()),
+                peak=peak, around=float(np.nanmax(around)))
 
 
 def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coefficient: float) -> list[dict]:
     """One row per signed separation ``k`` from :func:`crosstalk_pair` results
-    ``pairs[(p, q)]`` (lists, one per part): coefficient and null pooled by pixel-weighted
-    mean. The regression cannot fully tell ``p -> p + k`` from the reverse (tissue shared by
-    both planes reads both ways), so ``k`` is ``significant`` only when its coefficient reaches
-    ``min_coefficient``, stands 3 null standard deviations above the null mean and exceeds
-    the reverse direction's (``-k``) by ``min_coefficient``."""
+    ``pairs[(p, q)]`` (lists, one per part): each plane pair's coefficient with its null's
+    spread as uncertainty, combined by :func:`combine_pairs` (precision-weighted, robust to a
+    dim or failed plane's pair). The regression cannot fully tell ``p -> p + k`` from the
+    reverse (tissue shared by both planes reads both ways), so ``k`` is ``significant`` only
+    when its coefficient reaches ``min_coefficient``, stands 3 uncertainties above the null
+    mean and exceeds the reverse direction's (``-k``) by ``min_coefficient``. Pairs whose ratio
+    peaks off the recorded pixel (``peak`` False: a cell both planes see) get no weight."""
     rows = {}
     for ks in range(1, min(max_separation, nplanes - 1) + 1):
         for k in (ks, -ks):
-            res = [r for p in range(nplanes) if 0 <= p + k < nplanes
+            res = [(p, p + k, r) for p in range(nplanes) if 0 <= p + k < nplanes
                    for r in pairs.get((p, p + k), []) if r["n_pixels"] and np.isfinite(r["coefficient"])]
-            w = np.array([r["n_pixels"] for r in res], float)
             if not len(res):
-                rows[k] = dict(separation=k, coefficient=np.nan, null_mean=np.nan, null_std=np.nan,
-                               pair_min=np.nan, pair_max=np.nan, n_pixels=0, n_plane_pairs=0)
+                rows[k] = dict(separation=k, coefficient=np.nan, uncertainty=np.nan, null_mean=np.nan,
+                               null_std=np.nan, pair_min=np.nan, pair_max=np.nan, n_pixels=0, n_plane_pairs=0,
+                               pairs="")
                 continue
-            c = [r["coefficient"] for r in res]
-            rows[k] = dict(separation=k, coefficient=float(np.dot(w, c) / w.sum()),
-                           null_mean=float(np.dot(w, [r["null_mean"] for r in res]) / w.sum()),
-                           null_std=float(np.dot(w, [r["null_std"] for r in res]) / w.sum()),
-                           pair_min=min(c), pair_max=max(c), n_pixels=int(w.sum()), n_plane_pairs=len(res))
+            c = [r["coefficient"] for _, _, r in res]
+            # a pair whose ratio peaks off the recorded pixel measures shared tissue: no weight
+            coef, err, w = combine_pairs([v if r.get("peak", True) else np.nan for v, (_, _, r) in zip(c, res)],
+                                         [r["null_std"] for _, _, r in res])
+            wsum = w.sum() if w.sum() > 0 else 1.0
+            rows[k] = dict(separation=k, coefficient=coef, uncertainty=err,
+                           null_mean=float(np.dot(w, [r["null_mean"] for _, _, r in res]) / wsum),
+                           null_std=err, pair_min=min(c), pair_max=max(c),
+                           n_pixels=int(sum(r["n_pixels"] for _, _, r in res)), n_plane_pairs=len(res),
+                           pairs=pairs_text([(p, q, r["coefficient"], r["null_std"], wi)
+                                             for (p, q, r), wi in zip(res, w)]))
     for k, r in rows.items():
         c, back = r["coefficient"], rows.get(-k, {}).get("coefficient", np.nan)
         r["significant"] = bool(r["n_plane_pairs"] and c >= min_coefficient

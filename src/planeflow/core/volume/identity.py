@@ -12,7 +12,7 @@ reader (:data:`TraceReader`), a few ROIs of one or two planes at a time.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
@@ -138,6 +138,8 @@ class Planes:
     fs: float
     tau: float
     traces: TraceReader
+    frame_crosstalk: list | None = None  # crosstalk_table rows measured on the frames, or None
+    subtracted: dict = field(default_factory=dict)  # separation -> coefficient taken out of the frames
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -161,28 +163,65 @@ def typical_diameter(rois: list) -> float:
     return float(np.median([np.sqrt(r.npix.mean() / np.pi) * 2 for r in rois if r.n] or [10.0]))
 
 
-def crosstalk_and_clean_means(planes: Planes, overrides: dict, options: dict, diameter: float):
-    """Crosstalk at recorded pixels (shared tissue at a first estimate of the offsets taken
-    out; ``crosstalk.tsv`` rows), the significant coefficient per separation, and the mean
-    images with the crosstalk that was told apart from shared tissue (method ``joint``) taken
-    out: an upper bound would take tissue out too and bias the offsets."""
-    rows = []
-    if options["crosstalk"] != "off" and len(planes) > 1:
-        first = plane_offsets(planes.means, overrides, float(options["min_confidence"]))
-        rows = estimate_crosstalk(planes.recorded, planes.means, planes.recorded_shifts,
-                                  int(options["crosstalk_max_separation"]), float(options["crosstalk_min"]),
-                                  diameter, np.array([[r["dy_px"], r["dx_px"]] for r in first]))
-    coefficients = {r["separation"]: r["coefficient"] for r in rows if r["significant"]}
+def clean_means(planes: Planes, coefficients: dict) -> list:
+    """The mean images with crosstalk taken out at the recorded pixels: plane ``p + k`` minus
+    ``c_k`` times plane ``p`` for every separation ``k`` in ``coefficients``."""
     clean = [m.astype(np.float64) for m in planes.means]
-    joint = {r["separation"] for r in rows if r["method"] == "joint"}
     raw = planes.recorded_shifts
-    for separation, c in ((k, c) for k, c in coefficients.items() if k in joint):
+    for separation, c in coefficients.items():
         for source in range(len(planes)):
             target = source + separation
             if 0 <= target < len(planes):
                 clean[target] -= c * shift_image(planes.means[source].astype(np.float64),
                                                  *(raw[source] - raw[target]))
-    return rows, coefficients, clean
+    return clean
+
+
+#: columns of a crosstalk row that the measure on frames supplies (the rest, the mean-image
+#: regression's: ghost votes, collinearity with shared tissue)
+FRAME_COLUMNS = ("coefficient", "uncertainty", "null_mean", "null_std", "pair_min", "pair_max", "n_pixels",
+                 "n_plane_pairs", "pairs", "significant")
+
+
+def _with_frames(rows: list, frame_rows: list | None) -> list:
+    """Mean-image rows with the coefficient, its uncertainty and significance of the measure
+    on frames (``method`` frames), which follows activity, not structure, and is the more
+    precise where it exists."""
+    if frame_rows is None:
+        return rows
+    by_k = {r["separation"]: r for r in frame_rows}
+    out = []
+    for r in rows:
+        f = by_k.get(r["separation"])
+        out.append(r if f is None else {**r, **{k: f[k] for k in FRAME_COLUMNS}, "method": "frames"})
+    return out
+
+
+def crosstalk_and_clean_means(planes: Planes, overrides: dict, options: dict, diameter: float):
+    """Crosstalk at recorded pixels (``crosstalk.tsv`` rows), the separations where ghosts are
+    looked for (coefficient of each), and the mean images with the crosstalk taken out
+    (:func:`clean_means`).
+
+    The coefficients are measured on the frames where given (``planes.frame_crosstalk``),
+    else on the mean images (:func:`estimate_crosstalk`, where shared tissue is told apart at a
+    first estimate of the offsets: made on images that still hold the ghosts, then again on
+    the cleaned ones). With crosstalk already subtracted from the frames the rows are what is
+    left, and ghosts are still looked for at the subtracted separations."""
+    rows = []
+    coefficients: dict = {}
+    clean = [m.astype(np.float64) for m in planes.means]
+    if options["crosstalk"] != "off" and len(planes) > 1:
+        min_conf = float(options["min_confidence"])
+        for _round in range(1 if planes.frame_crosstalk is not None else 2):
+            first = plane_offsets(clean, overrides, min_conf)
+            rows = estimate_crosstalk(planes.recorded, planes.means, planes.recorded_shifts,
+                                      int(options["crosstalk_max_separation"]), float(options["crosstalk_min"]),
+                                      diameter, np.array([[r["dy_px"], r["dx_px"]] for r in first]))
+            rows = _with_frames(rows, planes.frame_crosstalk)
+            coefficients = {r["separation"]: r["coefficient"] for r in rows if r["significant"]}
+            clean = clean_means(planes, coefficients)
+    ghosts_at = {**{k: c for k, c in planes.subtracted.items() if k not in coefficients}, **coefficients}
+    return rows, ghosts_at, clean
 
 
 def offset_rows(planes: Planes, clean_means: list, overrides: dict, min_confidence: float):
@@ -280,6 +319,19 @@ def _activity(planes: Planes, p: int, rows) -> tuple[dict, np.ndarray]:
             activity(F, Fneu, planes.neucoeffs[p], planes.fs, planes.tau))
 
 
+def roi_correlation(planes: Planes) -> Callable:
+    """(roi, roi) -> correlation of the two ROIs' activity (:func:`activity`), traces read on
+    demand, one ROI at a time, and kept."""
+    cache: dict = {}
+
+    def act(m):
+        if m not in cache:
+            cache[m] = _activity(planes, m[0], [m[1]])[1][0]
+        return cache[m]
+
+    return lambda u, v: correlation(act(u), act(v))
+
+
 @dataclass
 class Cells:
     """ROIs grouped into cells: ``groups`` (lists of ROIs), each group's ``primary`` (accepted
@@ -295,16 +347,22 @@ class Cells:
 
 
 def group_cells(rois: list, snrs: list, axial: dict, ghosts: dict, offsets: np.ndarray, shape,
-                options: dict) -> Cells:
+                options: dict, correlate: Callable | None = None) -> Cells:
     """Ghosts out, complete linkage over the other axial pairs (:func:`group_rois`), cell IDs
-    in the order of the groups' primaries, ghosts follow their (first non-ghost) source."""
+    in the order of the groups' primaries, ghosts follow their (first non-ghost) source.
+    Members farther apart than ``max_plane_distance`` must still overlap and, with
+    ``correlate`` ((roi, roi) -> correlation of their activity), correlate at least
+    ``min_correlation``: a dim ROI between two cells stacked in depth matches both, the two
+    cells do not match each other."""
     min_overlap = float(options["min_overlap"])
     pairs = {e: c for e, c in axial.items() if e[0] not in ghosts and e[1] not in ghosts}
 
     def still_overlap(u, v):
         shift = offsets[v[0]] - offsets[u[0]]
-        return overlap(rois[u[0]].pixels(u[1], shape=shape),
-                       rois[v[0]].pixels(v[1], -shift[0], -shift[1], shape)) >= min_overlap
+        if overlap(rois[u[0]].pixels(u[1], shape=shape),
+                   rois[v[0]].pixels(v[1], -shift[0], -shift[1], shape)) < min_overlap:
+            return False
+        return correlate is None or correlate(u, v) >= float(options["min_correlation"])
 
     groups = group_rois([r.n for r in rois], pairs, still_overlap, int(options["max_plane_distance"]))
     groups = [g for g in groups if not (len(g) == 1 and g[0] in ghosts)]
@@ -407,7 +465,7 @@ def identify_cells(planes: Planes, session: dict, options: dict) -> dict:
     off_rows, offsets = offset_rows(planes, clean, overrides, float(options["min_confidence"]))
     snrs = roi_snrs(planes, rois)
     axial, ghosts = matching_pairs(planes, rois, offsets, coefficients, diameter, options)
-    cells = group_cells(rois, snrs, axial, ghosts, offsets, planes.shape, options)
+    cells = group_cells(rois, snrs, axial, ghosts, offsets, planes.shape, options, roi_correlation(planes))
     _warn_missing_geometry(session, planes.fields)
     cell_rows, roi_rows = cell_and_roi_rows(planes, rois, snrs, cells, ghosts, offsets, session)
     return dict(offsets=off_rows, crosstalk=xt_rows, rois=roi_rows, cells=cell_rows, offsets_px=offsets,

@@ -12,18 +12,33 @@ from scipy.ndimage import gaussian_filter
 
 
 # ----------------------------------------------------------------------------- offsets
+#: spatial high-pass before the phase correlation (Gaussian sigma, px): slow background and
+#: vignetting, which do not move with the tissue, are left out
+HIGHPASS_PX = 8.0
+#: whitening exponent of the phase correlation: the spectrum is divided by its magnitude to
+#: this power (1 = pure phase correlation, 0 = plain cross-correlation); 0.5 keeps the fine
+#: structure's lead without letting noise-only frequencies weigh as much as the tissue's
+WHITEN = 0.5
+#: planes compared with each other when offsets are solved jointly: every pair at most this
+#: many planes apart
+PAIR_SEPARATION = 3
+#: a pair whose displacement disagrees with the joint solution by more than this (px) is an
+#: outlier (Tukey's biweight cut-off of the reweighting)
+OUTLIER_PX = 2.0
+
+
 def phase_offset(ref: np.ndarray, img: np.ndarray, max_shift: float | None = None):
     """Displacement ``(dy, dx)`` of ``img`` relative to ``ref`` by phase correlation, and a
     confidence in [0, 1].
 
     A feature at ``(y, x)`` of ``ref`` lies at ``(y + dy, x + dx)`` in ``img``. Both
-    images are tapered (Hann window) and whitened; the correlation surface is smoothed
-    (sigma 1 px) and its peak refined to subpixel by a parabola per axis. Confidence from
-    the peak's height ``z`` above the surface's median in robust standard deviations
-    (1.4826 MAD): ``1 - exp(-(z - z0) / 10)`` (0 below ``z0``), with ``z0 = sqrt(2 ln N) + 2``
-    a little above the highest peak N unrelated pixels reach by chance. Unrelated or
-    blank images give about 0; images sharing a fifth of their content about 0.2-0.4;
-    half about 0.9.
+    images are high-passed (Gaussian sigma HIGHPASS_PX), tapered (Hann window) and
+    half-whitened (WHITEN); the correlation surface is smoothed (sigma 1 px) and its peak
+    refined to subpixel by a parabola per axis. Confidence from the peak's height ``z``
+    above the surface's median in robust standard deviations (1.4826 MAD):
+    ``1 - exp(-(z - z0) / 10)`` (0 below ``z0``), with ``z0 = sqrt(2 ln N) + 2`` a little
+    above the highest peak N unrelated pixels reach by chance. Unrelated or blank images
+    give about 0.
     """
     ref = np.asarray(ref, dtype=np.float64)
     img = np.asarray(img, dtype=np.float64)
@@ -32,11 +47,17 @@ def phase_offset(ref: np.ndarray, img: np.ndarray, max_shift: float | None = Non
     if Ly < 8 or Lx < 8 or not (np.isfinite(ref).all() and np.isfinite(img).all()) \
             or ref.std() == 0 or img.std() == 0:
         return 0.0, 0.0, 0.0
+    sigma = min(HIGHPASS_PX, min(Ly, Lx) / 4)
     win = np.outer(np.hanning(Ly), np.hanning(Lx))
-    fa = np.fft.fft2((ref - ref.mean()) * win)
-    fb = np.fft.fft2((img - img.mean()) * win)
+
+    def spectrum(a):
+        a = a - gaussian_filter(a, sigma, mode="reflect")
+        return np.fft.fft2((a - a.mean()) * win)
+
+    fa, fb = spectrum(ref), spectrum(img)
     cross = fb * np.conj(fa)
-    cross /= np.abs(cross) + 1e-12 * np.abs(cross).max()
+    mag = np.abs(cross)
+    cross /= (mag + 1e-12 * mag.max()) ** WHITEN
     r = np.fft.fftshift(np.real(np.fft.ifft2(cross)))
     r = gaussian_filter(r, 1.0)
     cy, cx = Ly // 2, Lx // 2
@@ -60,72 +81,133 @@ def phase_offset(ref: np.ndarray, img: np.ndarray, max_shift: float | None = Non
     return float(py - cy + sy), float(px - cx + sx), conf
 
 
+def pair_displacements(means: list[np.ndarray], separation: int = PAIR_SEPARATION) -> list[tuple]:
+    """:func:`phase_offset` of every plane pair ``(i, j)``, ``0 < j - i <= separation``:
+    ``(i, j, dy, dx, confidence)``, the displacement of plane ``j`` relative to plane ``i``."""
+    n = len(means)
+    return [(i, j, *phase_offset(means[i], means[j])) for i in range(n)
+            for j in range(i + 1, min(n, i + separation + 1))]
+
+
+def solve_offsets(n: int, pairs: list[tuple], fixed: dict, min_confidence: float,
+                  iterations: int = 20) -> tuple[np.ndarray, np.ndarray, list]:
+    """Offsets of ``n`` planes from pairwise displacements, jointly.
+
+    ``pairs``: ``(i, j, dy, dx, confidence)`` (plane ``j`` at ``offset[i] + (dy, dx)``),
+    ``fixed``: {plane: (dy, dx)} anchors. Weighted least squares over every pair at least
+    ``min_confidence`` confident, weight ``confidence ** 2``, reweighted by Tukey's biweight
+    of each pair's disagreement with the solution (cut-off OUTLIER_PX), so that one wrong
+    pair cannot move the others. Returns the offsets (nan where a plane is not linked to an
+    anchor), each pair's final weight, and the inlier pairs of each plane (lists of pair
+    indices)."""
+    pairs = [p for p in pairs if p[4] >= min_confidence]
+    free = [k for k in range(n) if k not in fixed]
+    col = {k: c for c, k in enumerate(free)}
+    # planes linked to an anchor through confident pairs
+    linked, grow = set(fixed), True
+    while grow:
+        grow = False
+        for i, j, *_ in pairs:
+            if (i in linked) != (j in linked):
+                linked |= {i, j}
+                grow = True
+    use = [p for p in pairs if p[0] in linked and p[1] in linked]
+    off = np.full((n, 2), np.nan)
+    for k, v in fixed.items():
+        off[k] = v
+    w0 = np.array([p[4] ** 2 for p in use])
+    w = w0.copy()
+    unknown = [k for k in free if k in linked]
+    if use and unknown:
+        A = np.zeros((len(use), len(free)))
+        b = np.zeros((len(use), 2))
+        for r, (i, j, dy, dx, _c) in enumerate(use):
+            b[r] = (dy, dx)
+            for k, sign in ((j, 1.0), (i, -1.0)):
+                if k in col:
+                    A[r, col[k]] += sign
+                else:
+                    b[r] -= sign * np.asarray(fixed[k], float)
+        keep = [col[k] for k in unknown]
+        A = A[:, keep]
+        for _ in range(iterations):
+            sw = np.sqrt(w)[:, None]
+            x, *_ = np.linalg.lstsq(A * sw, b * sw, rcond=None)
+            resid = np.linalg.norm(A @ x - b, axis=1)
+            new = w0 * np.where(resid < OUTLIER_PX, (1 - (resid / OUTLIER_PX) ** 2) ** 2, 0.0)
+            if np.allclose(new, w):
+                break
+            w = new
+        for k, c in zip(unknown, keep):
+            off[k] = x[keep.index(c)]
+    inliers = [[r for r, p in enumerate(use) if k in p[:2] and w[r] > 0] for k in range(n)]
+    return off, np.asarray(w), inliers, use
+
+
 def plane_offsets(means: list[np.ndarray], overrides: dict | None = None,
-                  min_confidence: float = 0.2) -> list[dict]:
-    """Offsets of every plane relative to plane 0 (index 0 of ``means``), chained.
+                  min_confidence: float = 0.2, separation: int = PAIR_SEPARATION) -> list[dict]:
+    """Offsets of every plane relative to plane 0 (index 0 of ``means``), solved jointly over
+    every plane pair at most ``separation`` apart (:func:`pair_displacements`,
+    :func:`solve_offsets`): a dim plane is placed by all its neighbours together, and a plane
+    compared across a dim one does not inherit its error.
 
-    Plane ``i`` is compared with the last plane placed before it (its neighbour unless
-    that one could not be placed); a pair under ``min_confidence`` leaves the plane to be
-    interpolated linearly (per axis, in plane index) between the nearest placed planes on
-    either side, or copied from the nearest one at the ends (``source = interpolated``).
     ``overrides`` (index -> (dy, dx), or -> {"offset": (dy, dx), "source": "config" |
-    "sheet"}) fix planes (``source`` = where they were set, default ``config``); planes
-    after one chain from it. When the first plane has no confident partner (blank), the chain
-    restarts at the first plane that matches its next neighbour.
+    "sheet"}) fix planes (``source`` = where they were set, default ``config``); pairs across
+    an overridden plane are not used, so the planes after it chain from it. Plane 0 is
+    the anchor, at (0, 0), unless overridden; when plane 0 has no confident pair (blank), the
+    first plane that has one takes plane 0's offset and anchors the rest. A plane no confident
+    pair links to an anchor is interpolated linearly (per axis, in plane index) between the
+    nearest placed planes on either side, or copied from the nearest one at the ends
+    (``source = interpolated``).
 
-    Returns one dict per plane: ``dy_px, dx_px, confidence, source, pair`` (the index the
-    plane was compared with, or None).
+    Returns one dict per plane: ``dy_px, dx_px, confidence`` (1 minus the product of one minus
+    the confidences of the pairs that agree with the solution: the chance that at least one of
+    them is right), ``source``, ``pair`` (the plane of its most confident agreeing pair, or
+    None) and ``n_pairs`` (agreeing pairs).
     """
     overrides = {k: v if isinstance(v, dict) else {"offset": v, "source": "config"}
                  for k, v in (overrides or {}).items()}
     n = len(means)
-    rows: list[dict | None] = [None] * n
-
-    def fixed(i):
-        o = overrides[i]
-        return dict(dy_px=float(o["offset"][0]), dx_px=float(o["offset"][1]), confidence=1.0,
-                    source=o.get("source", "config"), pair=None)
-
-    if 0 in overrides:
-        rows[0] = fixed(0)
-    else:
-        rows[0] = dict(dy_px=0.0, dx_px=0.0, confidence=1.0, source="estimated", pair=None)
-    g = 0                      # last placed plane
-    for i in range(1, n):
-        if i in overrides:
-            rows[i] = fixed(i)
-            g = i
+    # an override splits the planes: pairs that reach across it are left out, so that the
+    # planes after it chain from it (the images cannot outvote what the user set)
+    pairs = [p for p in pair_displacements(means, separation)
+             if not any(p[0] < k < p[1] for k in overrides)]
+    fixed = {k: tuple(float(a) for a in o["offset"]) for k, o in overrides.items()}
+    if 0 not in fixed:
+        touching = {k for p in pairs if p[4] >= min_confidence for k in p[:2]}
+        anchor = 0 if 0 in touching or not touching or fixed else min(touching)
+        fixed[anchor] = (0.0, 0.0)
+    off, w, inliers, use = solve_offsets(n, pairs, fixed, min_confidence)
+    rows = []
+    for k in range(n):
+        good = [use[r] for r in inliers[k]]
+        conf = float(1.0 - np.prod([1.0 - p[4] for p in good])) if good else \
+            max([p[4] for p in pairs if k in p[:2]], default=0.0)
+        best = max(good, key=lambda p: p[4], default=None)
+        partner = None if best is None else (best[1] if best[0] == k else best[0])
+        if k in overrides:
+            row = dict(confidence=1.0, source=overrides[k].get("source", "config"))
+        elif k in fixed:
+            row = dict(confidence=conf if good else 1.0, source="estimated")
+        elif np.isfinite(off[k, 0]):
+            row = dict(confidence=conf, source="estimated")
+        else:
+            row = dict(confidence=conf, source="interpolated")
+        rows.append(dict(dy_px=float(off[k, 0]), dx_px=float(off[k, 1]), **row, pair=partner,
+                         n_pairs=len(good)))
+    placed = [k for k in range(n) if np.isfinite(off[k, 0])]
+    for k in range(n):
+        if np.isfinite(off[k, 0]):
             continue
-        dy, dx, conf = phase_offset(means[g], means[i])
-        if conf >= min_confidence:
-            rows[i] = dict(dy_px=rows[g]["dy_px"] + dy, dx_px=rows[g]["dx_px"] + dx,
-                           confidence=conf, source="estimated", pair=g)
-            g = i
-            continue
-        rows[i] = dict(dy_px=np.nan, dx_px=np.nan, confidence=conf, source="interpolated", pair=g)
-        if g == 0 and all(r is None or r["source"] != "estimated" for r in rows[1:i]) and i + 1 < n:
-            # plane 0 (or the start of the chain) is blank: restart the chain here if this
-            # plane matches its next neighbour
-            _, _, c_next = phase_offset(means[i], means[i + 1])
-            if c_next >= min_confidence:
-                rows[i].update(dy_px=rows[0]["dy_px"], dx_px=rows[0]["dx_px"])
-                rows[i]["_anchor"] = True
-                g = i
-    placed = [i for i in range(n) if rows[i]["source"] != "interpolated" or rows[i].pop("_anchor", False)]
-    for i in range(n):
-        if rows[i]["source"] == "interpolated" and not np.isfinite(rows[i]["dy_px"]):
-            lo = max((j for j in placed if j < i), default=None)
-            hi = min((j for j in placed if j > i), default=None)
-            if lo is not None and hi is not None:
-                w = (i - lo) / (hi - lo)
-                for key in ("dy_px", "dx_px"):
-                    rows[i][key] = (1 - w) * rows[lo][key] + w * rows[hi][key]
-            else:
-                j = lo if lo is not None else hi
-                for key in ("dy_px", "dx_px"):
-                    rows[i][key] = rows[j][key] if j is not None else 0.0
-    for r in rows:
-        r.pop("_anchor", None)
+        lo = max((j for j in placed if j < k), default=None)
+        hi = min((j for j in placed if j > k), default=None)
+        if lo is not None and hi is not None:
+            t = (k - lo) / (hi - lo)
+            value = (1 - t) * off[lo] + t * off[hi]
+        else:
+            j = lo if lo is not None else hi
+            value = off[j] if j is not None else np.zeros(2)
+        rows[k].update(dy_px=float(value[0]), dx_px=float(value[1]))
     return rows
 
 
