@@ -112,6 +112,8 @@ def score(res: Path, gt_path: str) -> dict:
     s["dim_plane"] = d
     qc = {int(r["plane"]): r for r in read_tsv(res / "qc" / "qc.tsv")}
     s["qc"] = {p: (r.get("verdict"), r.get("reasons")) for p, r in qc.items()}
+    rois = read_tsv(res / "volume_stats" / "rois.tsv")
+    s["unreliable"] = sorted({int(r["plane"]) for r in rois if r.get("unreliable")})
     if d is not None:
         ops = np.load(res / "suite2p" / f"plane{d}" / "ops.npy", allow_pickle=True).item()
         s["dim_shift_err"] = float(registration_error(ops["yoff"], ops["xoff"], gt["shifts"]))
@@ -128,6 +130,7 @@ def report(mode: str, s: dict, seconds: float) -> list[str]:
         print(f"{p:5d}  {e:13.2f}  {c:10.2f}  {src:12s}  {v}: {why}{mark}")
     print(f"crosstalk {s['crosstalk']} (error {s['crosstalk_err']:.3f})"
           + (f"; residual after subtraction {s['crosstalk_residual']}" if "crosstalk_residual" in s else ""))
+    print(f"planes marked unreliable: {s['unreliable'] or 'none'}")
     print(f"residual duplicates {s['residual_duplicates']:.3f}, false merges {s['wrong_merges']:.3f}, "
           f"unique recall {s['recall_primary']:.3f} (any ROI {s['recall_all']:.3f}), ghosts {s['n_ghost_rois']} "
           f"({s['ghosts_flagged']} flagged, {s['ghosts_primary']} primary)")
@@ -142,7 +145,7 @@ def report(mode: str, s: dict, seconds: float) -> list[str]:
         others = np.delete(err, d)
         if others.max() > TARGETS["offset_err_px"]:
             missed.append(f"{mode}: offset error {others.max():.2f} px > 1 outside the dim plane")
-        if err[d] > 1.0 and s["offset_source"][d] != "unreliable":
+        if err[d] > 1.0 and d not in s["unreliable"]:
             missed.append(f"{mode}: dim plane {err[d]:.2f} px off and not marked unreliable")
     for key in ("crosstalk_err", "residual_duplicates", "wrong_merges"):
         if np.isfinite(s[key]) and s[key] > TARGETS[key]:

@@ -26,7 +26,8 @@ CROSSTALK_COLUMNS = ("separation", "coefficient", "uncertainty", "method", "coll
                      "pair_max", "null_mean", "null_std", "n_pixels", "n_plane_pairs", "votes", "votes_against",
                      "pairs", "significant")
 ROI_COLUMNS = ("plane", "roi", "accepted", "cell_id", "primary", "duplicate_of_reason", "duplicate_of",
-               "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um", "field")
+               "match_correlation", "snr", "contrast", "npix", "y_px", "x_px", "y_um", "x_um", "z_um", "field",
+               "unreliable")
 CELL_COLUMNS = ("cell_id", "accepted", "n_rois", "planes", "primary_plane", "primary_roi", "y_px", "x_px",
                 "y_um", "x_um", "z_um", "rois")
 

@@ -5,9 +5,15 @@ Measures per plane, from its final suite2p folder and a sample of its registered
 * registration: suite2p's PC metric regDX (mean and max over PCs of the combined
   rigid + non-rigid shift, when suite2p computed it), the largest rigid shift, the
   fraction of frames whose rigid shift is at the limit (``maxregshift`` x frame size:
-  phase correlation found nothing better than the edge of its search window), and the
+  phase correlation found nothing better than the edge of its search window), the
   correlation of the plane's own rigid shifts with the consensus (median) of the other
-  planes, judged where the planes are simultaneous;
+  planes, judged where the planes are simultaneous, and the residual shift: how far the
+  non-rigid pass moved the frames on top of the rigid motion (95th percentile over frames of
+  the mean block shift). With shared motion the plane was registered with the consensus, not
+  its own rigid pass: the at-limit fraction and the correlation of its own pass are reported
+  (a dim plane's own pass is noise, which is why the consensus replaced it) but not judged;
+  the residual shift and the share of frames where its own pass agreed with the consensus
+  (``consensus_agreement``) tell how well the applied motion fits;
 * signal: mean brightness (mean image), an image SNR (spatial std of the mean image over
   the median per-pixel frame-to-frame noise std) and the fraction of saturated pixels;
 * cells: accepted ROIs against the median of the neighbouring planes;
@@ -17,7 +23,9 @@ Measures per plane, from its final suite2p folder and a sample of its registered
   (``ghost_fraction``), and the crosstalk coefficient into the plane (``crosstalk_in``: sum
   of the significant coefficients of the separations that reach it from a source plane);
 * failures: a plane that registration or detection could not handle (``plane_failure``
-  in its ops) fails; a plane without ROIs warns.
+  in its ops) fails; a plane without ROIs warns; a plane whose detections volume_stats found
+  unreliable (too dim, too few ROIs seen in a neighbouring plane: column ``unreliable`` of
+  rois.tsv) warns with that reason.
 
 Thresholds are the config's ``qc`` section (docs/qc.md). Writes ``qc.tsv``, ``qc.json``,
 a figure of every plane's rigid shifts over time and a table figure coloured by verdict.
@@ -39,8 +47,9 @@ log = logging.getLogger("planeflow")
 
 VERDICTS = ("ok", "warn", "fail")
 COLUMNS = ("plane", "verdict", "reasons", "n_rois", "n_accepted", "max_shift_px", "at_limit_fraction",
-           "regdx_mean", "regdx_max", "consensus_corr", "mean_brightness", "snr", "saturated_fraction",
-           "duplicate_fraction", "ghost_fraction", "crosstalk_in", "crosstalk_from", "failure")
+           "regdx_mean", "regdx_max", "consensus_corr", "consensus_agreement", "residual_shift_px",
+           "mean_brightness", "snr", "saturated_fraction", "duplicate_fraction", "ghost_fraction", "crosstalk_in",
+           "crosstalk_from", "unreliable", "failure")
 
 
 def own_shifts(ops: dict):
@@ -51,6 +60,19 @@ def own_shifts(ops: dict):
     if "yoff" in ops and not ops.get("plane_failure", {}).get("step") == "registration":
         return np.asarray(ops["yoff"], float), np.asarray(ops["xoff"], float)
     return None
+
+
+def residual_shift(ops: dict) -> float | None:
+    """95th percentile over frames of the length of the mean non-rigid block shift (suite2p's
+    ``yoff1``/``xoff1``): how far the non-rigid pass moved the frames on top of the rigid motion;
+    None without non-rigid registration."""
+    y, x = ops.get("yoff1"), ops.get("xoff1")
+    if y is None or x is None or np.size(y) == 0:
+        return None
+    y, x = np.asarray(y, float), np.asarray(x, float)
+    if y.ndim < 2:
+        return None
+    return float(np.percentile(np.hypot(y.mean(axis=1), x.mean(axis=1)), 95))
 
 
 def shift_limit(ops: dict) -> int:
@@ -122,9 +144,13 @@ def volume_fractions(roi_rows: list[dict] | None, planes: list[int]) -> dict:
     (rows of rois.tsv): non-primary ROIs with ``duplicate_of_reason`` ``axial`` (a second
     view of a cell seen better in another plane) or ``crosstalk`` (a ghost of a cell of
     another plane). None where there is no table or the plane has no accepted ROI."""
-    out = {int(p): {"duplicate_fraction": None, "ghost_fraction": None} for p in planes}
+    out = {int(p): {"duplicate_fraction": None, "ghost_fraction": None, "unreliable": None} for p in planes}
     if roi_rows is None:
         return out
+    for r in roi_rows:
+        p = int(r["plane"])
+        if p in out and (r.get("unreliable") or "").strip():
+            out[p]["unreliable"] = r["unreliable"].strip()
     counts = {int(p): [0, 0, 0] for p in planes}          # accepted, axial, crosstalk
     for r in roi_rows:
         p = int(r["plane"])
@@ -138,7 +164,7 @@ def volume_fractions(roi_rows: list[dict] | None, planes: list[int]) -> dict:
             c[2] += reason == "crosstalk"
     for p, (n, dup, ghost) in counts.items():
         if n:
-            out[p] = {"duplicate_fraction": dup / n, "ghost_fraction": ghost / n}
+            out[p].update(duplicate_fraction=dup / n, ghost_fraction=ghost / n)
     return out
 
 
@@ -170,8 +196,10 @@ def crosstalk_into(xt_rows: list[dict] | None, planes: list[int]) -> dict:
     return out
 
 
-def judge(m: dict, opts: dict, simultaneous: bool) -> list[tuple[str, str]]:
-    """(level, reason) pairs of one plane's measures against the thresholds."""
+def judge(m: dict, opts: dict, simultaneous: bool, shared_motion: bool = False) -> list[tuple[str, str]]:
+    """(level, reason) pairs of one plane's measures against the thresholds. With
+    ``shared_motion`` the plane's own rigid pass (at-limit fraction, correlation with the
+    others) was replaced by the consensus and is not judged."""
     r = []
 
     def check(value, fail, warn, text, below=False):
@@ -187,12 +215,18 @@ def judge(m: dict, opts: dict, simultaneous: bool) -> list[tuple[str, str]]:
         r.append(("fail", m["failure"]))
     elif m["n_rois"] == 0:
         r.append(("warn", "no ROIs detected (blank plane?)"))
-    check(m["at_limit_fraction"], opts["at_limit_fail"], opts["at_limit_warn"],
-          "{v:.0%} of frames with a rigid shift at the registration limit (> {t:.0%})")
+    if not shared_motion:
+        check(m["at_limit_fraction"], opts["at_limit_fail"], opts["at_limit_warn"],
+              "{v:.0%} of frames with a rigid shift at the registration limit (> {t:.0%})")
     check(m["regdx_max"], np.inf, opts["regdx_warn"], "regDX max {v:.2f} px (> {t} px)")
-    if simultaneous:
+    if simultaneous and not shared_motion:
         check(m["consensus_corr"], opts["consensus_corr_fail"], opts["consensus_corr_warn"],
               "rigid shifts correlate {v:.2f} with the other planes' (< {t})", below=True)
+    check(m.get("residual_shift_px"), opts["residual_shift_fail"], opts["residual_shift_warn"],
+          "non-rigid shifts on top of the " + ("shared (consensus) motion" if shared_motion else "rigid motion")
+          + " move the frames by {v:.1f} px (95th percentile; > {t} px)")
+    if m.get("unreliable"):
+        r.append(("warn", f"detections unreliable ({m['unreliable']})"))
     check(m["snr"], opts["snr_fail"], opts["snr_warn"], "image SNR {v:.2f} (< {t})", below=True)
     check(m["saturated_fraction"], opts["saturation_fail"], opts["saturation_warn"],
           "{v:.2%} of pixels saturated (> {t:.2%})")
@@ -236,7 +270,9 @@ def qc(planes: list[dict], out: dict, session: dict, options: dict, volume: dict
         m = {"plane": p, "n_rois": int(len(stat)),
              "n_accepted": int(iscell[:, 0].sum()) if len(iscell) else 0,
              "max_shift_px": None, "at_limit_fraction": None, "regdx_mean": None, "regdx_max": None,
-             "consensus_corr": None, "failure": failure, **fractions[p], **leaks[p]}
+             "consensus_corr": None, "failure": failure, "residual_shift_px": residual_shift(ops),
+             "consensus_agreement": (ops.get("shared_motion") or {}).get("agreement"),
+             **fractions[p], **leaks[p]}
         if sh is not None:
             lim = shift_limit(ops)
             m["max_shift_px"] = float(np.max(np.hypot(*sh))) if len(sh[0]) else 0.0
@@ -259,7 +295,7 @@ def qc(planes: list[dict], out: dict, session: dict, options: dict, volume: dict
         nb = [counts[j] for j in (i - 1, i + 1) if 0 <= j < len(rows)]
         med = float(np.median(nb)) if nb else 0.0
         r["cells_vs_neighbours"] = r["n_accepted"] / med if med >= options["cells_min_neighbours"] else None
-        reasons = judge(r, options, simultaneous)
+        reasons = judge(r, options, simultaneous, all_ops[r["plane"]].get("shared_motion") is not None)
         levels = {lv for lv, _ in reasons}
         r["verdict"] = "fail" if "fail" in levels else "warn" if "warn" in levels else "ok"
         r["reasons"] = [f"{lv}: {text}" for lv, text in reasons]

@@ -67,6 +67,8 @@ from planeflow.core.volume.identity import (  # noqa: F401 - the package's publi
     rois_in_common_frame,
     snr,
     typical_diameter,
+    roi_correlation,
+    unreliable_planes,
 )
 from planeflow.core.volume.offsets import (  # noqa: F401 - the package's public face
     aligned_image,

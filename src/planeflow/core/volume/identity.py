@@ -332,6 +332,48 @@ def roi_correlation(planes: Planes) -> Callable:
     return lambda u, v: correlation(act(u), act(v))
 
 
+#: a plane whose mean image is at most this bright relative to the median of the other planes
+#: is too dim for its detections to be trusted
+DIM_RATIO = 0.2
+#: a plane whose accepted ROIs match a neighbouring plane's (same cell seen twice) at most this
+#: share as often as the other planes' do finds what is not there
+MATCH_RATIO = 0.25
+#: ... judged only on planes with at least this many accepted ROIs, and when the other planes'
+#: median match share is at least MIN_MATCH_SHARE
+MIN_ACCEPTED, MIN_MATCH_SHARE = 5, 0.1
+
+
+def unreliable_planes(planes: Planes, rois: list, axial: dict) -> dict:
+    """{plane index: reason} of planes whose detections cannot be trusted: too dim (mean image
+    at most DIM_RATIO as bright as the other planes' median), or too few of its accepted ROIs
+    matching a neighbouring plane's ROI (:func:`matching_pairs`' axial pairs) against the
+    other planes (cells span planes; noise found as ROIs does not). Needs 3 planes or more."""
+    n = len(planes)
+    if n < 3:
+        return {}
+    bright = np.array([float(np.mean(m)) for m in planes.means])
+    matched = [set() for _ in range(n)]
+    for a, b in axial:
+        matched[a[0]].add(a[1])
+        matched[b[0]].add(b[1])
+    acc = [np.flatnonzero(r.accepted) for r in rois]
+    share = np.array([len(matched[p] & set(acc[p].tolist())) / len(acc[p]) if len(acc[p]) else np.nan
+                      for p in range(n)])
+    out = {}
+    for p in range(n):
+        others = np.delete(np.arange(n), p)
+        ref = float(np.median(bright[others]))
+        if ref > 0 and bright[p] <= DIM_RATIO * ref:
+            out[p] = f"too dim: mean image {bright[p] / ref:.2f} x the other planes'"
+            continue
+        ref_share = float(np.nanmedian(share[others])) if np.isfinite(share[others]).any() else np.nan
+        if len(acc[p]) >= MIN_ACCEPTED and np.isfinite(ref_share) and ref_share >= MIN_MATCH_SHARE \
+                and share[p] <= MATCH_RATIO * ref_share:
+            out[p] = (f"few matches: {share[p]:.0%} of its accepted ROIs are seen in a neighbouring plane, "
+                      f"{ref_share:.0%} in the other planes")
+    return out
+
+
 @dataclass
 class Cells:
     """ROIs grouped into cells: ``groups`` (lists of ROIs), each group's ``primary`` (accepted
@@ -347,13 +389,14 @@ class Cells:
 
 
 def group_cells(rois: list, snrs: list, axial: dict, ghosts: dict, offsets: np.ndarray, shape,
-                options: dict, correlate: Callable | None = None) -> Cells:
+                options: dict, correlate: Callable | None = None, leave_out: Iterable = ()) -> Cells:
     """Ghosts out, complete linkage over the other axial pairs (:func:`group_rois`), cell IDs
     in the order of the groups' primaries, ghosts follow their (first non-ghost) source.
     Members farther apart than ``max_plane_distance`` must still overlap and, with
     ``correlate`` ((roi, roi) -> correlation of their activity), correlate at least
     ``min_correlation``: a dim ROI between two cells stacked in depth matches both, the two
-    cells do not match each other."""
+    cells do not match each other. Groups whose ROIs all lie in a plane of ``leave_out``
+    (unreliable planes, :func:`unreliable_planes`) get no cell ID (nor do their ghosts)."""
     min_overlap = float(options["min_overlap"])
     pairs = {e: c for e, c in axial.items() if e[0] not in ghosts and e[1] not in ghosts}
 
@@ -366,6 +409,8 @@ def group_cells(rois: list, snrs: list, axial: dict, ghosts: dict, offsets: np.n
 
     groups = group_rois([r.n for r in rois], pairs, still_overlap, int(options["max_plane_distance"]))
     groups = [g for g in groups if not (len(g) == 1 and g[0] in ghosts)]
+    leave_out = set(leave_out)
+    groups = [g for g in groups if not all(m[0] in leave_out for m in g)]
 
     def rank(m):
         return (bool(rois[m[0]].accepted[m[1]]), float(snrs[m[0]][m[1]]))
@@ -465,8 +510,16 @@ def identify_cells(planes: Planes, session: dict, options: dict) -> dict:
     off_rows, offsets = offset_rows(planes, clean, overrides, float(options["min_confidence"]))
     snrs = roi_snrs(planes, rois)
     axial, ghosts = matching_pairs(planes, rois, offsets, coefficients, diameter, options)
-    cells = group_cells(rois, snrs, axial, ghosts, offsets, planes.shape, options, roi_correlation(planes))
+    unreliable = unreliable_planes(planes, rois, axial)
+    for p, why in unreliable.items():
+        log.warning("volume: plane %d: detections unreliable (%s)%s", planes.numbers[p], why,
+                    "" if options.get("keep_unreliable_planes") else
+                    "; its ROIs seen in no other plane are left out of cells.tsv (volume.keep_unreliable_planes)")
+    cells = group_cells(rois, snrs, axial, ghosts, offsets, planes.shape, options, roi_correlation(planes),
+                        leave_out=() if options.get("keep_unreliable_planes") else unreliable)
     _warn_missing_geometry(session, planes.fields)
     cell_rows, roi_rows = cell_and_roi_rows(planes, rois, snrs, cells, ghosts, offsets, session)
+    for r in roi_rows:
+        r["unreliable"] = unreliable.get(planes.numbers.index(r["plane"]), "")
     return dict(offsets=off_rows, crosstalk=xt_rows, rois=roi_rows, cells=cell_rows, offsets_px=offsets,
                 n_ghosts=len(ghosts), n_rois=sum(r.n for r in rois))
