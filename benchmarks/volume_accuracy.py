@@ -173,7 +173,7 @@ def main(argv=None) -> int:
             if mode not in MODES:
                 sys.exit(f"--modes: {mode!r} is none of {', '.join(MODES)}")
             cfg = config(out / mode, out / "raw", nplanes, mode, args)
-            extra = ("--forcerun", "volume_stats") if args.rerun_volume else ()
+            extra = ("--forcerun", "volume_stats", "crosstalk") if args.rerun_volume else ()
             seconds = snakemake(cfg, *extra)
             s = score(out / mode / "results" / "hard", sim["ground_truth"])
             scores[mode] = s

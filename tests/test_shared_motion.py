@@ -125,7 +125,14 @@ def test_qc_verdicts(runs):
     # the failed plane's own rigid pass does not follow the others
     assert on[DIMMER]["consensus_corr"] < 0.3
     assert all(on[p]["consensus_corr"] > 0.9 for p in BRIGHT)
-    assert any("at the registration limit" in r for r in on[DIMMER]["reasons"])
+    # with shared motion the plane's own rigid pass was replaced: QC judges the applied motion
+    assert any("registration limit" in r or "rigid shifts correlate" in r for r in off_reasons(runs, DIMMER))
+    assert not any("registration limit" in r or "rigid shifts correlate" in r for r in on[DIMMER]["reasons"])
+    assert on[DIM]["residual_shift_px"] is not None
+
+
+def off_reasons(runs, p):
+    return {q["plane"]: q for q in json.loads((runs["off"] / "qc" / "qc.json").read_text())["planes"]}[p]["reasons"]
 
 
 def test_qc_fail_on_stops_with_the_planes_named(runs, tmp_path):

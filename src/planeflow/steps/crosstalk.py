@@ -63,6 +63,18 @@ def _frames(path: str, ops: dict, start: int, stop: int) -> np.ndarray:
     return out
 
 
+def tissue_offsets(ops: dict) -> np.ndarray | None:
+    """Plane offsets (rows = plane index) from the registered mean images of ``ops`` ({plane
+    index: ops}; :func:`planeflow.core.volume.plane_offsets`), None when a plane has none or
+    the planes differ in size."""
+    idx = sorted(ops)
+    means = [ops[i].get("meanImg") for i in idx]
+    if any(m is None for m in means) or len({np.shape(m) for m in means}) != 1 or idx != list(range(len(idx))):
+        return None
+    rows = vol.plane_offsets([np.asarray(m, float) for m in means])
+    return np.array([[r["dy_px"], r["dx_px"]] for r in rows])
+
+
 def measure_pairs(parts: list[dict], options: dict) -> dict:
     """Every plane pair's coefficient of crosstalk from the registered binaries
     (:func:`planeflow.core.volume.crosstalk_pair`). ``parts``: per plane and part (session
@@ -88,6 +100,7 @@ def measure_pairs(parts: list[dict], options: dict) -> dict:
         start = max(0, (n - m) // 2)
         stop = min(n, start + m)
         offs = {i: tuple(a[start:stop] for a in offsets(o, int(o["nframes"]))) for i, o in ops.items()}
+        tissue = tissue_offsets(ops)
         # each plane's activity is computed once and kept while a target within
         # crosstalk_max_separation still needs it (at most 2 D + 1 planes at a time)
         act: dict = {}
@@ -106,6 +119,9 @@ def measure_pairs(parts: list[dict], options: dict) -> dict:
                     continue
                 S = vol.source_in_target(act[src], *offs[src], *offs[tgt])
                 res = vol.crosstalk_pair(S, act[tgt], diameter)
+                if tissue is not None:  # where the same tissue lies, relative to the recorded pixel
+                    rec = np.array([np.median(offs[src][a] - offs[tgt][a]) for a in (0, 1)])
+                    res["tissue_px"] = float(np.abs(tissue[tgt] - tissue[src] - rec).max())
                 pairs.setdefault((src, tgt), []).append(res)
                 log.info("crosstalk: part %d plane index %d -> %d: %.3f (null %.3f +- %.3f, %d px)%s", q_part,
                          src, tgt, res["coefficient"], res["null_mean"], res["null_std"], res["n_pixels"],

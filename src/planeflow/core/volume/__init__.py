@@ -22,6 +22,7 @@ from planeflow.core.volume.crosstalk import (  # noqa: F401 - the package's publ
     GHOST_MAX_RATIO,
     MAX_COEFFICIENT,
     MAX_COLLINEARITY,
+    AMBIGUOUS_PX,
     PAIR_SIGMA_FLOOR,
     active_mask,
     activity_frames,

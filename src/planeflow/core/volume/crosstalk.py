@@ -82,6 +82,9 @@ MAX_COLLINEARITY = 0.3
 #: (beams that differ a little from pair to pair, a plane's own structure at the probe
 #: distance); keeps one very clean pair from taking all the weight
 PAIR_SIGMA_FLOOR = 0.01
+#: a plane pair whose shared tissue lies within this distance (px) of the recorded pixel cannot
+#: tell crosstalk from a cell both planes see; its coefficient is left out
+AMBIGUOUS_PX = 1.5
 
 
 def combine_pairs(values, sigmas) -> tuple[float, float, np.ndarray]:
@@ -343,7 +346,8 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
     reverse (tissue shared by both planes reads both ways), so ``k`` is ``significant`` only
     when its coefficient reaches ``min_coefficient``, stands 3 uncertainties above the null
     mean and exceeds the reverse direction's (``-k``) by ``min_coefficient``. Pairs whose ratio
-    peaks off the recorded pixel (``peak`` False: a cell both planes see) get no weight."""
+    peaks off the recorded pixel (``peak`` False: a cell both planes see), or whose shared tissue
+    lies within AMBIGUOUS_PX of the recorded pixel (``tissue_px``, where known), get no weight."""
     rows = {}
     for ks in range(1, min(max_separation, nplanes - 1) + 1):
         for k in (ks, -ks):
@@ -356,7 +360,8 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
                 continue
             c = [r["coefficient"] for _, _, r in res]
             # a pair whose ratio peaks off the recorded pixel measures shared tissue: no weight
-            coef, err, w = combine_pairs([v if r.get("peak", True) else np.nan for v, (_, _, r) in zip(c, res)],
+            usable = [r.get("peak", True) and r.get("tissue_px", np.inf) >= AMBIGUOUS_PX for _, _, r in res]
+            coef, err, w = combine_pairs([v if ok else np.nan for v, ok in zip(c, usable)],
                                          [r["null_std"] for _, _, r in res])
             wsum = w.sum() if w.sum() > 0 else 1.0
             rows[k] = dict(separation=k, coefficient=coef, uncertainty=err,

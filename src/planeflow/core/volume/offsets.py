@@ -130,14 +130,17 @@ def solve_offsets(n: int, pairs: list[tuple], fixed: dict, min_confidence: float
                     b[r] -= sign * np.asarray(fixed[k], float)
         keep = [col[k] for k in unknown]
         A = A[:, keep]
-        for _ in range(iterations):
-            sw = np.sqrt(w)[:, None]
-            x, *_ = np.linalg.lstsq(A * sw, b * sw, rcond=None)
-            resid = np.linalg.norm(A @ x - b, axis=1)
-            new = w0 * np.where(resid < OUTLIER_PX, (1 - (resid / OUTLIER_PX) ** 2) ** 2, 0.0)
-            if np.allclose(new, w):
-                break
-            w = new
+        # graduated cut-off: a far-off pair is let go first, while the solution is still
+        # pulled by it, and the cut-off narrows to OUTLIER_PX
+        for cut in (8 * OUTLIER_PX, 4 * OUTLIER_PX, 2 * OUTLIER_PX, OUTLIER_PX):
+            for _ in range(iterations):
+                sw = np.sqrt(w)[:, None]
+                x, *_ = np.linalg.lstsq(A * sw, b * sw, rcond=None)
+                resid = np.linalg.norm(A @ x - b, axis=1)
+                new = w0 * np.where(resid < cut, (1 - (resid / cut) ** 2) ** 2, 0.0)
+                if np.allclose(new, w):
+                    break
+                w = new
         for k, c in zip(unknown, keep):
             off[k] = x[keep.index(c)]
     inliers = [[r for r, p in enumerate(use) if k in p[:2] and w[r] > 0] for k in range(n)]
