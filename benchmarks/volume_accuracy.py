@@ -13,7 +13,7 @@ targets of issue 19.
 
 ``--out`` keeps the runs (default: a temporary folder removed at the end); ``--rerun-volume``
 reuses finished runs in ``--out`` and reruns only the volume half (volume_stats and what follows),
-which is how the volume method is tuned. ``--tiny`` is the smoke run CI makes (3 planes, 64 px,
+which is how the volume method is tuned. ``--tiny`` is the smoke run CI makes (3 planes, 96 px,
 200 frames): it checks the script, not the targets. Exit status 1 when a target is missed
 (not with --tiny).
 """
@@ -48,7 +48,7 @@ def simulate(raw: Path, args) -> dict:
 
     params = dict(HARD)
     if args.tiny:
-        params.update(nplanes=3, Ly=64, Lx=64, nframes=200, cells_per_plane=8, crosstalk_k=1,
+        params.update(nplanes=3, Ly=96, Lx=96, nframes=200, cells_per_plane=6, crosstalk_k=1,
                       max_offset=3.0, brightness=[1.0, 0.05, 1.0])
     else:
         params.update(nframes=args.frames, Ly=args.size, Lx=args.size)

@@ -36,11 +36,12 @@ def test_fractions_count_accepted_non_primary_rois_by_reason():
             + [roi(1, accepted=False, primary=False, reason="crosstalk")] * 7
             + [roi(2, accepted=False)] * 4)
     f = volume_fractions(rows, [0, 1, 2, 3])
-    assert f[0] == {"duplicate_fraction": 0.2, "ghost_fraction": 0.0}
-    assert f[1] == {"duplicate_fraction": 0.3, "ghost_fraction": 0.2}
-    assert f[2] == {"duplicate_fraction": None, "ghost_fraction": None}   # no accepted ROI
-    assert f[3] == {"duplicate_fraction": None, "ghost_fraction": None}   # no ROI at all
-    assert volume_fractions(None, [0])[0] == {"duplicate_fraction": None, "ghost_fraction": None}
+    none = {"unreliable": None}
+    assert f[0] == {"duplicate_fraction": 0.2, "ghost_fraction": 0.0, **none}
+    assert f[1] == {"duplicate_fraction": 0.3, "ghost_fraction": 0.2, **none}
+    assert f[2] == {"duplicate_fraction": None, "ghost_fraction": None, **none}   # no accepted ROI
+    assert f[3] == {"duplicate_fraction": None, "ghost_fraction": None, **none}   # no ROI at all
+    assert volume_fractions(None, [0])[0] == {"duplicate_fraction": None, "ghost_fraction": None, **none}
 
 
 def test_crosstalk_reaches_only_planes_with_a_source():

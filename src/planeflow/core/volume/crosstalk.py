@@ -347,7 +347,8 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
     when its coefficient reaches ``min_coefficient``, stands 3 uncertainties above the null
     mean and exceeds the reverse direction's (``-k``) by ``min_coefficient``. Pairs whose ratio
     peaks off the recorded pixel (``peak`` False: a cell both planes see), or whose shared tissue
-    lies within AMBIGUOUS_PX of the recorded pixel (``tissue_px``, where known), get no weight."""
+    lies within AMBIGUOUS_PX of the recorded pixel (``tissue_px``, where known) while the reverse
+    pair reads at least half as much (tissue reads both ways, crosstalk one way), get no weight."""
     rows = {}
     for ks in range(1, min(max_separation, nplanes - 1) + 1):
         for k in (ks, -ks):
@@ -360,7 +361,15 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
                 continue
             c = [r["coefficient"] for _, _, r in res]
             # a pair whose ratio peaks off the recorded pixel measures shared tissue: no weight
-            usable = [r.get("peak", True) and r.get("tissue_px", np.inf) >= AMBIGUOUS_PX for _, _, r in res]
+            def reverse(p, q):
+                back = [r["coefficient"] for r in pairs.get((q, p), []) if np.isfinite(r["coefficient"])]
+                return float(np.mean(back)) if back else 0.0
+
+            # where shared tissue lies on the recorded pixel, a cell both planes see reads both
+            # ways, crosstalk one way: an ambiguous pair whose reverse reads half as much is out
+            usable = [r.get("peak", True) and not (r.get("tissue_px", np.inf) < AMBIGUOUS_PX
+                                                   and reverse(p, q) >= 0.5 * r["coefficient"])
+                      for p, q, r in res]
             coef, err, w = combine_pairs([v if ok else np.nan for v, ok in zip(c, usable)],
                                          [r["null_std"] for _, _, r in res])
             wsum = w.sum() if w.sum() > 0 else 1.0
