@@ -33,6 +33,7 @@ demo: demo-data
 	@echo "  cellpose _seg.npy files:   results/demo/cellpose_export/plane*/"
 	@echo "  HTML report (all figures): results/report.html"
 	@echo "  logs:                      results/demo/logs/<step>/"
+	@$(BIN)/planeflow status results --disk --session demo | grep '^disk:' || true
 
 test: env
 	$(BIN)/python -m pytest -ra tests

@@ -24,7 +24,7 @@ def test_read_sessions_types_and_empty_cells(tmp_path):
 @pytest.mark.parametrize("text, needle", [
     ("session_id\tnplanes\na\t3\n", "missing column(s) data_path"),
     ("session_id\tdata_path\tframes\na\t/x\t3\n", "unknown column(s) frames"),
-    ("session_id\tdata_path\tnplanes\na\t/x\tthree\n", "row 2, column nplanes: 'three' is not a int"),
+    ("session_id\tdata_path\tnplanes\na\t/x\tthree\n", "row 2 (session 'a'), column nplanes: 'three' is not an integer"),
     ("session_id\tdata_path\na\t/x\na\t/y\n", "'a' appears twice"),
     ("session_id\tdata_path\n", "lists no session"),
 ])
@@ -41,11 +41,32 @@ def test_missing_sheet_names_the_setting(tmp_path):
 
 def test_sessions_schema_rejects_bad_values(tmp_path):
     schema = pfc.load_schema("sessions.schema.yaml")
-    rows = [{"session_id": "bad id", "data_path": "/x", "fs": -1.0}]
+    sheet = write_sheet(tmp_path, "session_id\tdata_path\tfs\nbad id\t/x\t-1\n")
     with pytest.raises(PlaneflowError) as e:
-        pfc.validate_sessions(rows, "s.tsv", schema)
+        pfc.validate_sessions(pfc.read_sessions(sheet), sheet, schema)
     msg = str(e.value)
-    assert "session_id" in msg and "fs" in msg and "row 2" in msg
+    assert "2 problems" in msg
+    assert "row 2 (session 'bad id'), column session_id" in msg and "row 2 (session 'bad id'), column fs" in msg
+
+
+def test_every_sheet_problem_is_reported_at_once(tmp_path):
+    sheet = write_sheet(tmp_path, "session_id\tdata_path\tnplanes\tfs\toffsets\n"
+                                  "a\t/x\tthree\t7\t\n"
+                                  "# a comment line\n"
+                                  "b\t/y\t2\tfast\t1:2\n"
+                                  "c\t/z\t2\t5\t\n"
+                                  "c\t/w\t2\t5\t\n")
+    problems = []
+    rows = pfc.read_sessions(sheet, problems)
+    assert [r["session_id"] for r in rows] == ["c"]  # rows with a bad cell are left out
+    assert len(problems) == 4, problems
+    assert "row 2 (session 'a'), column nplanes: 'three' is not an integer" in problems[0]
+    assert "row 4 (session 'b'), column fs: 'fast' is not a number" in problems[1]  # the file's line
+    assert "row 4 (session 'b'), column offsets" in problems[2]
+    assert "row 6: session_id 'c' appears twice" in problems[3]
+    with pytest.raises(PlaneflowError, match=r"^4 problems; fix them all") as e:
+        pfc.read_sessions(sheet)
+    assert str(e.value).count("\n  - ") == 4
 
 
 def test_config_schema_names_the_bad_setting():

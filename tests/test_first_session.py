@@ -15,8 +15,9 @@ import yaml
 
 from conftest import REPO, dry_run_jobs, write_tiff
 from planeflow.cli import main as cli
+from planeflow import PlaneflowError
 from planeflow.plan.inspect import inspect_session
-from planeflow.plan.session import session_metadata
+from planeflow.plan.session import resolve_files, session_metadata
 
 REAL_SI = "scanimage/si57_resonant_512px_3frames_2ch.tif"
 
@@ -48,18 +49,36 @@ def plain(folder: Path, name: str = "rec.tif", npages: int = 120) -> Path:
     return write_tiff(folder / name, np.zeros((npages, 16, 16), np.int16))
 
 
+def hdf5(path: Path, shape: tuple) -> Path:
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f["data"] = np.zeros(shape, np.int16)
+    return path
+
+
 def workflow_meta(data_path, tmp: Path, acquisition: dict | None = None, **row) -> dict:
     """What the workflow computes at DAG time for one sheet row."""
     row = {"session_id": "s", "data_path": str(data_path), **row}
     return session_metadata(row, str(tmp / "results"), acquisition)
 
 
-SAME = ("stack_type", "nplanes", "planes", "fs", "dx", "dy", "dz", "zoom", "plane_shape", "roi_mode")
+SAME = ("nplanes", "planes", "fs", "dx", "dy", "dz", "zoom", "plane_shape", "roi_mode")
+
+
+def reported_stack(meta: dict) -> str:
+    """The workflow's stack type as inspect reports it: pages no header stack explains
+    ("single_plane" in the metadata) with more than one plane are "interleaved"."""
+    if meta["stack_type"] == "single_plane" and meta["nplanes"] != 1:
+        return "interleaved"
+    return meta["stack_type"]
 
 
 def assert_same_as_workflow(rep: dict, meta: dict):
     for key in SAME:
         assert rep[key] == meta[key], key
+    assert rep["stack_type"] == reported_stack(meta)
     assert rep["frames_per_plane"] == meta["nframes"]
     assert rep["frame_shape"] == [meta["Ly"], meta["Lx"]]
     assert rep["parts"] == len(meta["parts"])
@@ -149,6 +168,88 @@ def test_inspect_plain_tiff_and_hdf5_say_what_is_missing(tmp_path, capsys):
     assert [m["column"] for m in rep["missing"] if m["required"]] == ["fs"]
     rep = inspect_session(str(h5), row={"fs": 20.0})
     assert_same_as_workflow(rep, workflow_meta(h5, tmp_path / "h5", fs=20.0))
+
+
+def test_plain_tiff_planes_say_where_their_number_comes_from(tmp_path, capsys):
+    """A 3-plane TIFF without a header: never "single plane" for an unknown count."""
+    plain(tmp_path / "raw" / "rec1", npages=150)
+    folder = str(tmp_path / "raw" / "rec1")
+    assert cli(["inspect", folder]) == 1
+    out = capsys.readouterr().out
+    assert "  planes        unknown\n" in out and "stack type    unknown: plain TIFF" in out
+    assert "single" not in out and "per volume" not in out  # no volume size without nplanes
+    rep = inspect_session(folder)
+    assert rep["stack_type"] == "unknown" and rep["planes_text"] == "planes unknown"
+    assert rep["nplanes_source"] is None and rep["pages_per_volume"] is None
+
+    assert cli(["inspect", folder, "--nplanes", "3", "--fs", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "  planes        3 planes (from --nplanes)\n" in out
+    assert "pages are read as 3 planes interleaved page by page (nplanes from --nplanes)" in out
+    assert "10 Hz per plane (from --fs)" in out and "single" not in out
+    rep = inspect_session(folder, row={"nplanes": 3, "fs": 10.0})  # a sheet row
+    assert rep["planes_text"] == "3 planes (from the sheet)" and rep["fs_source"] == "sheet"
+    assert rep["stack_type"] == "interleaved" and "(nplanes from the sheet)" in rep["stack_reason"]
+    assert_same_as_workflow(rep, workflow_meta(folder, tmp_path, nplanes=3, fs=10.0))
+    rep = inspect_session(folder, row={"nplanes": 1, "fs": 10.0})
+    assert rep["stack_type"] == "single_plane" and rep["planes_text"] == "1 plane (from the sheet)"
+
+    assert cli(["init", str(tmp_path / "raw"), "--sheet", str(tmp_path / "mine.tsv")]) == 0
+    out = capsys.readouterr().out
+    assert "  rec1  plain TIFF, planes unknown  <- " in out and "single" not in out
+    assert "nplanes (required; all sessions)" in out
+
+
+def workflow_reads(data_path) -> bool:
+    """Whether the workflow's resolve_files takes ``data_path``."""
+    try:
+        resolve_files(str(data_path))
+    except PlaneflowError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("shape, axes", [((60, 16, 16), "(T, Y, X)"), ((60, 2, 16, 16), "(T, Z, Y, X)")])
+def test_inspect_and_init_find_the_one_hdf5_file_of_a_folder(tmp_path, capsys, shape, axes):
+    h5 = hdf5(tmp_path / "raw" / "rec.h5", shape)
+    folder = tmp_path / "raw"
+    rep = inspect_session(str(folder), row={"fs": 20.0})
+    assert [f["path"] for f in rep["files"]] == [str(h5)] and rep["format"] == "hdf5"
+    assert rep["array_shape"] == list(shape) and rep["array_axes"] == axes
+    assert f"hdf5 array of shape {axes} = {shape}" in rep["stack_reason"]
+    nplanes = 1 if len(shape) == 3 else shape[1]
+    assert rep["nplanes"] == nplanes and rep["nplanes_source"] == "array shape"
+    if workflow_reads(folder):  # session.py takes a folder's one zarr/HDF5 recording
+        assert rep["problems"] == []
+        assert_same_as_workflow(rep, workflow_meta(folder, tmp_path, fs=20.0))
+    else:  # a run on the folder stops: inspect says so and names the file to use
+        assert len(rep["problems"]) == 1 and f"'{h5}': set data_path to that path" in rep["problems"][0]
+    assert_same_as_workflow(rep, workflow_meta(h5, tmp_path / "file", fs=20.0))
+
+    cli(["inspect", str(folder), "--fs", "20"])
+    out = capsys.readouterr().out
+    assert f"stack type    array: hdf5 array of shape {axes} = {shape}" in out
+    assert ("(T, Z, Y, X)" in out) == (len(shape) == 4)
+    assert f"  planes        {nplanes} plane" in out and "(from the array's shape)" in out
+
+    assert cli(["init", str(folder), "--sheet", str(tmp_path / "s.tsv")]) == 0
+    out = capsys.readouterr().out
+    assert f"  rec  hdf5 array {axes}, {nplanes} plane" in out
+    assert read_sheet(tmp_path / "s.tsv")[0]["data_path"] == str(h5)
+
+
+def test_inspect_a_folder_of_several_arrays_names_them(tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    hdf5(tmp_path / "raw" / "a.h5", (60, 16, 16))
+    z = zarr.create_array(str(tmp_path / "raw" / "b.zarr"), shape=(60, 16, 16), dtype="int16")
+    z[:] = 0
+    assert cli(["inspect", str(tmp_path / "raw")]) == 1
+    err = capsys.readouterr().err
+    assert "2 zarr/HDF5 recordings (a.h5, b.zarr)" in err
+    (tmp_path / "raw" / "a.h5").unlink()  # one zarr store left: found as the HDF5 file is
+    rep = inspect_session(str(tmp_path / "raw"), row={"fs": 20.0})
+    assert rep["format"] == "zarr" and rep["array_axes"] == "(T, Y, X)"
+    assert rep["files"] == [{"path": str(tmp_path / "raw" / "b.zarr")}]
 
 
 def test_inspect_a_path_without_recordings_is_one_clear_error(tmp_path, capsys):

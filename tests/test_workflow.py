@@ -159,8 +159,12 @@ def test_final_layout_logs_and_benchmarks(run):
         for fig in ("mean_rois", "registration_shifts", "traces"):
             png = res / "postprocess" / f"plane{p}" / "part0" / "figures" / f"{fig}.png"
             assert png.read_bytes()[:4] == b"\x89PNG"
-    # the large binaries exist once, outside the final folders
+    # the large binaries exist once, outside the final folders; the raw copies are removed once
+    # registration has read them (cleanup.raw_binary), their ops stay
     assert not list((res / "suite2p").rglob("*.bin"))
+    assert not list((res / "binary_write").rglob("*.bin"))
+    assert len(list((res / "binary_write").rglob("ops.npy"))) == NPLANES
+    assert len(list((res / "registration").rglob("data.bin"))) == NPLANES
     ops = np.load(res / "suite2p" / "plane0" / "ops.npy", allow_pickle=True).item()
     assert ops["reg_file"].endswith("registration/plane0/part0/data.bin")
 
@@ -280,6 +284,10 @@ def test_changing_a_setting_reruns_only_what_depends_on_it(run, tmp_path):
     rules = [r for r, _ in dry_run_jobs(det, workdir=run["tmp"])]
     assert sorted(set(rules)) == ["all", "detection", "merge", "postprocess", "qc", "volume_stats"]
     assert rules.count("detection") == NPLANES
+    # a registration setting: the removed raw binaries are written again first
+    reg = _with(run["cfg"], tmp_path, suite2p__registration__maxregshift=0.2)
+    rules = [r for r, _ in dry_run_jobs(reg, workdir=run["tmp"])]
+    assert rules.count("binary_write") == rules.count("registration") == NPLANES
     post = _with(run["cfg"], tmp_path, postprocess__dff__percentile=10)
     rules = [r for r, _ in dry_run_jobs(post, workdir=run["tmp"])]
     assert sorted(set(rules)) == ["all", "merge", "postprocess", "qc", "volume_stats"]

@@ -3,17 +3,16 @@
 # config, the sessions sheet and each session's cached metadata.json, never raw data.
 import os
 import sys
-from pathlib import Path
 
 from snakemake.utils import min_version, validate as sm_validate
 
 from planeflow import PlaneflowError
 from planeflow.plan import config as pfconfig
 from planeflow.plan import nwb_meta as pfnwb
+from planeflow.plan import project as pfproject
 from planeflow.plan import layout as pflayout
 from planeflow.plan import registry as pfreg
-from planeflow.plan.layout import STEP_SCOPE, Layout
-from planeflow.plan.session import session_fields, session_metadata
+from planeflow.plan.session import session_fields
 
 from planeflow import suite2p_api
 
@@ -29,43 +28,25 @@ def _fail(err):
 
 
 try:
-    _CONFIG_SCHEMA = pfconfig.load_schema("config.schema.yaml")
-    _SUITE2P_SCHEMA = pfconfig.load_schema("suite2p_settings.schema.yaml")
     # `--config key=value` overrides arrive as strings: read them as the schemas' types
-    config.update(pfconfig.coerce_config(config, _CONFIG_SCHEMA, _SUITE2P_SCHEMA))
-    pfconfig.validate(config, _CONFIG_SCHEMA, "config")
-    pfconfig.validate(config.get("suite2p") or {}, _SUITE2P_SCHEMA, "config suite2p")
-    pfconfig.check_suite2p_settings(config.get("suite2p") or {}, "config")
-    sm_validate(config, str(pfconfig.SCHEMA_DIR / "config.schema.yaml"))  # fills in defaults
-    LAYOUT = Layout(config["results_dir"])
-    SESSION_ROWS = {r["session_id"]: r for r in pfconfig.read_sessions(config["sessions"])}
-    pfconfig.validate_sessions(
-        list(SESSION_ROWS.values()), config["sessions"], pfconfig.load_schema("sessions.schema.yaml")
-    )
-    # NWB subject/session metadata, checked before anything is read or written: every session's
-    # with nwb_export.enabled: true; with auto, the sessions that lack it are named once and skipped
-    NWB_MODE = pfnwb.mode(config["nwb_export"])
-    if NWB_MODE == "on":
-        NWB_META = pfnwb.check_sessions(SESSION_ROWS, config["nwb_export"], config["sessions"])
-    elif NWB_MODE == "auto":
-        NWB_META, _nwb_wrong = pfnwb.resolve_sessions(SESSION_ROWS, config["nwb_export"])
-        if _nwb_wrong:
-            sys.stderr.write(f"planeflow: warning: {pfnwb.skipped_warning(_nwb_wrong, config['sessions'])}\n")
-    else:
-        NWB_META = {}
-    # the NWB columns and those passed to steps as parameters (tau, diameter, offsets) are left
-    # out: editing them keeps the cached metadata valid and reruns only the steps that use them
-    META = {
-        sid: session_metadata(pfconfig.metadata_row(row), LAYOUT.root, config["acquisition"])
-        for sid, row in SESSION_ROWS.items()
-    }
-    VOLUME_OFFSETS = {sid: pfconfig.volume_offsets(config, m, SESSION_ROWS[sid]) for sid, m in META.items()}
-    #: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
-    CROSSTALK_SUBTRACT = {sid: pfreg.enabled("crosstalk_subtract", m, config) for sid, m in META.items()}
-    #: sessions registered with shared motion (config registration.shared_motion)
-    SHARED_MOTION = {sid: pfreg.enabled("shared_motion", m, config) for sid, m in META.items()}
+    config.update(pfconfig.coerce_config(config, pfconfig.load_schema("config.schema.yaml"),
+                                         pfconfig.load_schema("suite2p_settings.schema.yaml")))
+    # every problem of the config, the sheet and each session's raw files, reported together;
+    # Snakemake's validation fills in the schema's defaults once the config is valid
+    PROJECT = pfproject.load(config, lambda c: sm_validate(c, str(pfconfig.SCHEMA_DIR / "config.schema.yaml")))
 except PlaneflowError as e:
     _fail(e)
+for _warning in PROJECT.warnings:
+    sys.stderr.write(f"planeflow: warning: {_warning}\n")
+LAYOUT = PROJECT.layout
+SESSION_ROWS = PROJECT.rows
+NWB_MODE, NWB_META = PROJECT.nwb_mode, PROJECT.nwb_meta
+META = PROJECT.meta
+VOLUME_OFFSETS = PROJECT.volume_offsets
+#: sessions whose crosstalk is taken out of the binaries before detection (volume.crosstalk: subtract)
+CROSSTALK_SUBTRACT = PROJECT.crosstalk_subtract
+#: sessions registered with shared motion (config registration.shared_motion)
+SHARED_MOTION = PROJECT.shared_motion
 
 
 wildcard_constraints:
@@ -83,9 +64,15 @@ def part_file(step, key):
     return LAYOUT.part_file(step, key, S, P, Q)
 
 
+#: (step, output) of the intermediates removed once every job that reads them is done (config cleanup)
+REMOVED = pfreg.removed_outputs(config)
+
+
 def part_outputs(step):
-    """Patterns of every output of a per-part step, by output name."""
-    return LAYOUT.part_files(step, S, P, Q)
+    """Patterns of every output of a per-part step, by output name; the intermediates the
+    config's cleanup removes are temp()."""
+    files = LAYOUT.part_files(step, S, P, Q)
+    return {k: temp(f) if (step, k) in REMOVED else f for k, f in files.items()}
 
 
 def plane_figure(key):

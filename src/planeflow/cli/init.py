@@ -8,12 +8,20 @@ import os
 DEFAULT_SHEET = os.path.join("config", "sessions.tsv")
 
 
+#: a session's stack type in the one-line summary; else the type with spaces
+_STACK_WORDS = {"interleaved": "plain TIFF", "unknown": "plain TIFF"}
+
+
 def _summary(rep: dict) -> str:
     if "stack_type" not in rep:
         return "not readable"
-    parts = [rep["stack_type"].replace("_", " ")]
-    if rep["nplanes"]:
-        parts.append(f"{rep['nplanes']} plane(s)")
+    stack = rep["stack_type"]
+    if stack == "array":
+        parts = [f"{rep['format']} array {rep['array_axes']}"]
+    else:
+        parts = [_STACK_WORDS.get(stack, stack.replace("_", " "))]
+    if stack != "single_plane":  # "single plane" says it
+        parts.append(rep["planes_text"])
     if rep["frames_per_plane"] is not None:
         parts.append(f"{rep['frames_per_plane']} frames")
     if rep["fs"]:

@@ -26,6 +26,13 @@ def _num(v, unit: str = "", digits: int = 4) -> str:
     return f"{v}{unit}"
 
 
+def _from(source: str | None) -> str:
+    """`` (from the header)``, `` (from --fs)``; "" for no source."""
+    from planeflow.plan.inspect import source_text
+
+    return f" ({source_text(source)})" if source else ""
+
+
 def format_report(r: dict) -> str:
     """The inspect report as text for a terminal."""
     lines = [f"{r['data_path']}  (session_id {r['session_id']})"]
@@ -43,7 +50,7 @@ def format_report(r: dict) -> str:
                 fmt += f", scanner {si['scanner']}"
         row("format", fmt)
         row("stack type", f"{r['stack_type']}: {r['stack_reason']}")
-        planes = "-" if r["nplanes"] is None else str(r["nplanes"])
+        planes = "unknown" if r["nplanes"] is None else r["planes_text"]
         if r["planes"] is not None and len(r["planes"]) != (r["nplanes"] or 0):
             planes += f" (processed: {', '.join(map(str, r['planes']))})"
         row("planes", planes)
@@ -54,9 +61,11 @@ def format_report(r: dict) -> str:
         if r["frames_per_slice"] > 1:
             frames += (f" ({r['frames_per_slice']} frames per slice, "
                        + ("averaged" if r["average_slices"] else "kept") + ")")
-        row("frames", f"{frames}; {r['pages']} pages, {r['pages_per_volume']} per volume"
-            if r.get("pages") else frames)
-        row("rate", "- (missing)" if r["fs"] is None else f"{_num(r['fs'], ' Hz')} per plane ({r['fs_source']})")
+        if r.get("pages"):
+            frames += f"; {r['pages']} pages" + (f", {r['pages_per_volume']} per volume"
+                                                 if r["pages_per_volume"] else "")
+        row("frames", frames)
+        row("rate", "- (missing)" if r["fs"] is None else f"{_num(r['fs'], ' Hz')} per plane{_from(r['fs_source'])}")
         row("frame", f"{r['frame_shape'][0]} x {r['frame_shape'][1]} px {r['dtype']}"
             + ("" if r["plane_shape"] == r["frame_shape"]
                else f" -> plane image {r['plane_shape'][0]} x {r['plane_shape'][1]} px"))
@@ -67,9 +76,8 @@ def format_report(r: dict) -> str:
                 + (f" (header: {r['fly_to_lines_header']})" if r["fly_to_lines_header"] not in
                    (None, r["fly_to_lines"]) else ""))
             row("roi_mode", f"{r['roi_mode']} ({r['parts']} part(s) per plane)")
-        pix = (f"dx {_num(r['dx'], ' µm')}, dy {_num(r['dy'], ' µm')}"
-               + (f" ({r['dx_source']})" if r.get("dx_source") else "")
-               + f"; dz {_num(r['dz'], ' µm')}" + (f" ({r['dz_source']})" if r.get("dz_source") else ""))
+        pix = (f"dx {_num(r['dx'], ' µm')}, dy {_num(r['dy'], ' µm')}{_from(r.get('dx_source'))}"
+               + f"; dz {_num(r['dz'], ' µm')}{_from(r.get('dz_source'))}")
         row("pixel size", pix)
         if r.get("zoom") is not None:
             row("zoom", _num(r["zoom"]))
@@ -104,7 +112,7 @@ def _cli(args) -> int:
     row = {"nplanes": args.nplanes, "fs": args.fs, "dz": args.dz}
     try:
         report = inspect_session(args.path, row=row, acquisition=cfg.get("acquisition"),
-                                 bidi=args.bidi, bidi_frames=args.bidi_frames)
+                                 bidi=args.bidi, bidi_frames=args.bidi_frames, row_source="options")
     except PlaneflowError as e:
         if os.path.isdir(args.path) and any(os.scandir(args.path)):
             raise PlaneflowError(f"{e} To list the sessions in the folders below it, run "
@@ -124,8 +132,10 @@ def add_cli(subparsers) -> None:
         "inspect", help="show what planeflow reads from a recording and what a run still needs",
         description=(
             "Read the headers of a recording (a TIFF file, a glob such as 'raw/run1_*.tif', a "
-            "folder of TIFFs, a .zarr folder or an HDF5 file) and show what the workflow will "
-            "use: format, stack type (LBM / piezo / single plane) and why, planes, channels, "
+            "folder of TIFFs, a .zarr folder or an HDF5 file, or a folder holding one of these) and "
+            "show what the workflow will use: format, stack type (LBM / piezo / single plane / "
+            "interleaved pages of a plain TIFF / array) and why, planes and where their number "
+            "comes from, channels, "
             "frames per plane, rate, mROIs and fly-to lines, pixel size, zoom, the files in "
             "the order they are read, warnings, and what the sessions sheet still has to give. "
             "Exit status 1 when a run on it would stop."))

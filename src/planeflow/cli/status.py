@@ -11,7 +11,7 @@ def _cli(args) -> int:
     from planeflow.cli.inspect import DEFAULT_CONFIG
     from planeflow.plan.config import deep_merge, load_schema, schema_defaults
     from planeflow.plan.inspect import load_config
-    from planeflow.plan.status import collect, format_table
+    from planeflow.plan.status import collect, disk_footprint, format_disk, format_table
 
     path, config = args.config, None
     if path is None:  # the workflow folder's config, when it is the one of these results
@@ -25,11 +25,15 @@ def _cli(args) -> int:
             config = None  # another workflow's results: its optional steps are shown once they ran
     results = args.results or (config or {}).get("results_dir") or "results"
     status = collect(results, sessions=args.session or None, workdir=args.directory, config=config)
+    if args.disk:
+        status["disk"] = [disk_footprint(results, s["session"]) for s in status["sessions"]]
     if args.json:
         json.dump(status, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     else:
         print(format_table(status))
+        if args.disk:
+            print("\n" + format_disk(status["disk"]))
     c = status["counts"]
     # exit status for scripts: 0 all done, 1 something failed, 2 otherwise not finished
     return 1 if c["failed"] else 0 if c["done"] == sum(c.values()) else 2
@@ -58,4 +62,6 @@ def add_cli(subparsers) -> None:
     p.add_argument("--directory", "-d",
                    help="the folder Snakemake runs in, holding .snakemake (default: the current "
                         "folder or the nearest folder above the results that has one)")
+    p.add_argument("--disk", action="store_true",
+                   help="also the disk space each session's results take, against its raw files")
     p.set_defaults(func=_cli)

@@ -24,9 +24,14 @@ import numpy as np
 
 from planeflow import PlaneflowError
 
-__all__ = ["inspect_array", "ArrayPlaneReader", "EXPECTED_SHAPES"]
+__all__ = ["inspect_array", "ArrayPlaneReader", "EXPECTED_SHAPES", "arrays_in_folder", "axes_text"]
 
 EXPECTED_SHAPES = "(frames, planes, Ly, Lx) or (frames, Ly, Lx)"
+#: names of the axes of a recording array, by its number of dimensions
+AXES = {3: "(T, Y, X)", 4: "(T, Z, Y, X)"}
+#: a zarr store is a folder named ``*.zarr``; an HDF5 recording a file with one of these suffixes
+ZARR_SUFFIX = ".zarr"
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 DEFAULT_NAMES = ("data", "mov")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -195,6 +200,25 @@ def _check_layout(path: str, key: str | None, shape: tuple, dtype: np.dtype) -> 
 
 
 # ------------------------------------------------------------------------------- API
+def axes_text(ndim: int) -> str:
+    """``"(T, Y, X)"`` for a 3-D array, ``"(T, Z, Y, X)"`` for a 4-D one."""
+    return AXES.get(int(ndim), f"({ndim}-D)")
+
+
+def arrays_in_folder(folder) -> list[str]:
+    """The zarr stores (``*.zarr`` folders) and HDF5 files (``.h5``, ``.hdf5``, ``.hdf``)
+    directly in ``folder``, sorted by name; hidden entries are skipped."""
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            name = e.name.lower()
+            if e.name.startswith("."):
+                continue
+            if (e.is_dir() and name.endswith(ZARR_SUFFIX)) or (e.is_file() and name.endswith(HDF5_SUFFIXES)):
+                out.append(os.path.join(os.fspath(folder), e.name))
+    return sorted(out)
+
+
 def inspect_array(path, key: str | None = None) -> dict:
     """Describe a zarr/HDF5 recording from its metadata only (no pixel data read).
 

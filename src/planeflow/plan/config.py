@@ -75,16 +75,29 @@ def _format_error(err, where: str) -> str:
     return f"{where}: setting '{loc}': {err.message}"
 
 
-def validate(instance: dict, schema: dict, where: str) -> None:
-    """Validate against a JSON schema; raise one PlaneflowError naming the setting."""
+def schema_problems(instance: dict, schema: dict, where: str, fmt=_format_error) -> list[str]:
+    """Every way ``instance`` breaks a JSON schema, one line each, in the order of the settings."""
     import jsonschema
 
     cls = jsonschema.validators.validator_for(schema)
-    errors = sorted(cls(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        msgs = [_format_error(e, where) for e in errors[:5]]
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise PlaneflowError("invalid configuration:\n  " + "\n  ".join(msgs) + more)
+    errors = sorted(cls(schema).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    return [fmt(e, where) for e in errors]
+
+
+def validate(instance: dict, schema: dict, where: str) -> None:
+    """Validate against a JSON schema; raise one PlaneflowError naming every bad setting."""
+    raise_problems(schema_problems(instance, schema, where), "invalid configuration")
+
+
+def raise_problems(problems: list[str], heading: str | None = None) -> None:
+    """Raise one PlaneflowError for ``problems`` (nothing when empty): the one problem (after
+    ``heading``), or how many there are and each on its own line."""
+    if len(problems) == 1:
+        raise PlaneflowError(f"{heading}: {problems[0]}" if heading else problems[0])
+    if problems:
+        lines = "\n".join("  - " + p.replace("\n", "\n    ") for p in problems)
+        about = f" ({heading})" if heading else ""
+        raise PlaneflowError(f"{len(problems)} problems{about}; fix them all, then run again:\n{lines}")
 
 
 def _schema_types(schema: dict) -> list[str]:
@@ -170,19 +183,43 @@ def coerce_config(config: dict, schema: dict, suite2p_schema: dict | None = None
     return out
 
 
-def read_sessions(path: str) -> list[dict]:
+def read_sessions(path: str, problems: list | None = None) -> list[dict]:
     """Read the tab-separated sessions sheet into a list of typed dicts.
 
-    Empty cells become ``None``. Lines starting with ``#`` are comments.
+    Empty cells become ``None``. Lines starting with ``#`` are comments. Every bad cell and
+    repeated session_id is found, one line each: raised together, or appended to ``problems``
+    (the rows with a bad cell are then left out). A sheet that cannot be read as a table (no
+    file, missing or unknown columns) raises or is noted as one problem, with no rows.
     """
+    found: list[str] = []
+    try:
+        rows = _read_sessions(path, found)
+    except PlaneflowError as e:
+        if problems is None:
+            raise
+        problems.append(str(e))
+        return []
+    if problems is None:
+        raise_problems(found)
+    else:
+        problems.extend(found)
+    return rows
+
+
+def _sheet_cell_problem(path: str, lineno: int, sid, column: str, what: str) -> str:
+    who = f" (session '{sid}')" if sid else ""
+    return f"sessions sheet '{path}', row {lineno}{who}, column {column}: {what}"
+
+
+def _read_sessions(path: str, found: list[str]) -> list[dict]:
     if not os.path.isfile(path):
         raise PlaneflowError(
             f"sessions sheet '{path}' not found. Set 'sessions:' in config/config.yaml to a "
             "tab-separated file with columns session_id and data_path."
         )
     with open(path, newline="") as fh:
-        lines = [ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-    reader = csv.DictReader(lines, delimiter="\t")
+        lines = [(i, ln) for i, ln in enumerate(fh, start=1) if ln.strip() and not ln.lstrip().startswith("#")]
+    reader = csv.DictReader([ln for _, ln in lines], delimiter="\t")
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in ("session_id", "data_path") if c not in header]
     if missing:
@@ -198,12 +235,16 @@ def read_sessions(path: str) -> list[dict]:
             f"allowed: {', '.join(SHEET_COLUMNS)}."
         )
     rows, seen = [], set()
-    for lineno, raw in enumerate(reader, start=2):
-        row = {}
+    for (lineno, _), raw in zip(lines[1:], reader):
+        row, bad = {}, False
+        sid = (raw.get("session_id") or "").strip() or None
         for k, v in raw.items():
             k = (k or "").strip()
             if k not in SHEET_COLUMNS:
-                raise PlaneflowError(f"sessions sheet '{path}', row {lineno}: more cells than columns.")
+                found.append(f"sessions sheet '{path}', row {lineno}: more cells than columns "
+                             "(a tab inside a value?).")
+                bad = True
+                continue
             v = (v or "").strip()
             if v == "" or v.upper() == "NA":
                 row[k] = None
@@ -211,29 +252,50 @@ def read_sessions(path: str) -> list[dict]:
             try:
                 row[k] = SHEET_COLUMNS[k](v)
             except ValueError:
-                raise PlaneflowError(
-                    f"sessions sheet '{path}', row {lineno}, column {k}: '{v}' is not a "
-                    f"{SHEET_COLUMNS[k].__name__}."
-                ) from None
+                kind = {"int": "an integer", "float": "a number"}.get(SHEET_COLUMNS[k].__name__, "a text")
+                found.append(_sheet_cell_problem(path, lineno, sid, k, f"'{v}' is not {kind}."))
+                bad = True
+                continue
             if k == "offsets":
                 try:
                     parse_offsets(v)
                 except ValueError as e:
-                    raise PlaneflowError(f"sessions sheet '{path}', row {lineno}, column offsets: {e}") from None
-        sid = row.get("session_id")
+                    found.append(_sheet_cell_problem(path, lineno, sid, k, str(e)))
+                    bad = True
         if sid in seen:
-            raise PlaneflowError(f"sessions sheet '{path}': session_id '{sid}' appears twice.")
+            found.append(f"sessions sheet '{path}', row {lineno}: session_id '{sid}' appears twice.")
+            continue
         seen.add(sid)
-        rows.append(row)
-    if not rows:
+        if not bad:
+            rows.append(row)
+    if not rows and not found:
         raise PlaneflowError(f"sessions sheet '{path}' lists no session.")
     return rows
 
 
-def validate_sessions(rows: list[dict], path: str, schema: dict) -> None:
-    for i, row in enumerate(rows, start=2):
+def _cell_error(err, where: str) -> str:
+    col = ".".join(str(p) for p in err.absolute_path) or "(row)"
+    return f"{where}, column {col}: {err.message}"
+
+
+def validate_sessions(rows: list[dict], path: str, schema: dict, problems: list | None = None) -> list[dict]:
+    """Check every row against the sessions schema; each bad cell is one line naming the row,
+    session and column, raised together or appended to ``problems``. Returns the good rows."""
+    lines_at = _sheet_lines(path)
+    found, good = [], []
+    for row in rows:
+        sid = row.get("session_id")
         clean = {k: v for k, v in row.items() if v is not None}
-        validate(clean, schema, f"sessions sheet '{path}', row {i}")
+        where = f"sessions sheet '{path}', {lines_at.get(sid, 'the row')} (session '{sid}')"
+        bad = schema_problems(clean, schema, where, _cell_error)
+        found += bad
+        if not bad:
+            good.append(row)
+    if problems is None:
+        raise_problems(found)
+    else:
+        problems.extend(found)
+    return good
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -436,15 +498,21 @@ def metadata_row(row: dict) -> dict:
             if not (props.get(k, {}).get("x-nwb") or props.get(k, {}).get("x-param"))}
 
 
-def _sheet_line(path: str, session_id: str) -> str:
+def _sheet_lines(path: str) -> dict:
+    """session_id -> "row N" (the line of the sheet it is on)."""
+    out: dict = {}
     try:
         with open(path) as fh:
             for i, line in enumerate(fh, start=1):
-                if line.split("\t", 1)[0].strip() == session_id:
-                    return f"row {i}"
+                if line.strip() and not line.lstrip().startswith("#"):
+                    out.setdefault(line.split("\t", 1)[0].strip(), f"row {i}")
     except OSError:
         pass
-    return f"the row of session '{session_id}'"
+    return out
+
+
+def _sheet_line(path: str, session_id: str) -> str:
+    return _sheet_lines(path).get(session_id, f"the row of session '{session_id}'")
 
 
 def volume_offsets(config: dict, meta: dict, row: dict | None = None) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from planeflow import PlaneflowError
 from planeflow.plan.config import with_defaults
+from planeflow.io.arrays import arrays_in_folder, axes_text, inspect_array
 from planeflow.plan.session import ARRAY_SUFFIXES, _tiff_acquisition, build_metadata, resolve_files
 
 #: frames per plane read for ``--bidi``, in blocks spread over the recording
@@ -28,6 +29,9 @@ BIDI_PLANES = 5
 FEW_FRAMES = 200
 
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+#: where a value came from (a report's ``*_source``), as the text says it; a command-line
+#: option (``--nplanes``) reads as itself
+_FROM = {"sheet": "the sheet", "header": "the header", "array shape": "the array's shape"}
 
 
 def safe_session_id(text: str) -> str:
@@ -54,16 +58,73 @@ def neuroblueprint_session_id(sub: str, ses: str) -> str:
     return safe_session_id(f"{sub}_{ses}")
 
 
-def _stack_reason(meta: dict, si: dict, acq: dict) -> str:
+def source_text(source: str | None) -> str:
+    """``"from the sheet"``, ``"from --nplanes"``, ``"from the header"``; "" for no source."""
+    return f"from {_FROM.get(source, source)}" if source else ""
+
+
+def describe_planes(nplanes: int | None, source: str | None) -> str:
+    """``"3 planes (from --nplanes)"``, ``"1 plane (from the header)"``, or ``"planes
+    unknown"`` when nothing gives the number (a plain TIFF without nplanes)."""
+    if nplanes is None:
+        return "planes unknown"
+    text = f"{nplanes} plane" + ("" if nplanes == 1 else "s")
+    return f"{text} ({source_text(source)})" if source else text
+
+
+def _given_by(key: str, row_source: str) -> str:
+    """Source of a value given with the row: the sheet, or the option ``--<key>``."""
+    return "sheet" if row_source == "sheet" else f"--{key}"
+
+
+def _source(key: str, given: dict, row_source: str, found) -> str | None:
+    """Where the value of ``key`` came from: the row (sheet / option), else the header
+    when it holds one (``found``), else nowhere."""
+    if given.get(key) is not None:
+        return _given_by(key, row_source)
+    return "header" if found is not None else None
+
+
+def _nplanes_source(meta: dict, si: dict, given: dict, row_source: str) -> str | None:
+    if meta["stack_type"] == "array":
+        return "array shape"  # a sheet value that disagrees is a problem, not a source
+    return _source("nplanes", given, row_source, si.get("nplanes") if si else None)
+
+
+def _stack_type(meta: dict) -> str:
+    """The stack type as reported: the workflow's, except for pages that no header stack
+    explains (``single_plane`` in the metadata, whatever nplanes is): ``unknown`` while
+    the number of planes is unknown, ``interleaved`` when nplanes is more than one."""
+    stack, n = meta["stack_type"], meta.get("nplanes")
+    if stack != "single_plane" or n == 1:
+        return stack
+    return "unknown" if n is None else "interleaved"
+
+
+def _array_reason(meta: dict, shape: list[int]) -> str:
+    axes = axes_text(len(shape))
+    what = f"{meta['format']} array of shape {axes} = {tuple(shape)}"
+    if len(shape) == 3:
+        return f"{what}: one plane"
+    return f"{what}: planes are its Z axis, {describe_planes(meta['nplanes'], None)}"
+
+
+def _interleaved_reason(nplanes: int | None, source: str | None) -> str:
+    """How pages without a header stack become planes."""
+    if nplanes is None:
+        return "the number of planes is unknown until the sheet's nplanes column (or --nplanes) gives it"
+    if nplanes == 1:
+        return f"every page is a frame of one plane (nplanes {source_text(source)})"
+    return f"pages are read as {nplanes} planes interleaved page by page (nplanes {source_text(source)})"
+
+
+def _stack_reason(meta: dict, si: dict, acq: dict, nplanes_source: str | None = None,
+                  shape: list[int] | None = None) -> str:
     stack = meta["stack_type"]
     if stack == "array":
-        return (f"{meta['format']} array: planes are its Z axis (shape T, Z, Y, X), "
-                f"{meta['nplanes']} plane(s)")
+        return _array_reason(meta, shape)
     if not si:
-        if meta.get("nplanes") is None:
-            return "plain TIFF (no ScanImage header): the number of planes must come from the sheet"
-        return (f"plain TIFF (no ScanImage header): pages are read as {meta['nplanes']} plane(s) "
-                "interleaved page by page (nplanes from the sheet)")
+        return "plain TIFF (no ScanImage header); " + _interleaved_reason(meta.get("nplanes"), nplanes_source)
     from planeflow.io.scanimage.acquisition import LBM_MIN_CHANNELS
 
     nsaved = si.get("pages_per_frame")
@@ -81,9 +142,13 @@ def _stack_reason(meta: dict, si: dict, acq: dict) -> str:
         return (f"z stack enabled in the header (hStackManager/hFastZ) with {si.get('nplanes')} "
                 f"slices, {fps} frame(s) per slice" + (f", {fb} flyback frame(s)" if fb else ""))
     if forced is False and (nsaved or 0) >= LBM_MIN_CHANNELS:
-        return f"acquisition.channels_are_planes is false: the {nsaved} channels are colour channels"
-    return (f"no z stack in the header and {nsaved} channel(s) per frame (fewer than "
-            f"{LBM_MIN_CHANNELS}: colour channels, not planes)")
+        why = f"acquisition.channels_are_planes is false: the {nsaved} channels are colour channels"
+    else:
+        why = (f"no z stack in the header and {nsaved} channel(s) per frame (fewer than "
+               f"{LBM_MIN_CHANNELS}: colour channels, not planes)")
+    if meta.get("nplanes") not in (None, 1):  # the sheet's nplanes overrides the header
+        why += "; " + _interleaved_reason(meta["nplanes"], nplanes_source)
+    return why
 
 
 def _epoch(files: list[str]) -> str | None:
@@ -155,12 +220,45 @@ def sample_bidiphase(meta: dict, bidi: dict | None = None, frames: int = BIDI_FR
             "median": float(statistics.median(out.values())) if out else None}
 
 
+def _folder_recording(data_path: str, error: PlaneflowError) -> tuple[list[str], str]:
+    """A folder without TIFFs that holds one zarr store or HDF5 file: that recording, and
+    what a run on the folder as data_path stops on (the workflow's ``error``). Re-raises
+    ``error`` for anything else, naming the arrays of a folder that holds several."""
+    arrays = arrays_in_folder(data_path) if os.path.isdir(data_path) else []
+    if len(arrays) > 1:
+        names = ", ".join(os.path.basename(a) for a in arrays)
+        raise PlaneflowError(f"the folder '{data_path}' holds no TIFF file but {len(arrays)} zarr/HDF5 "
+                             f"recordings ({names}): inspect one of them, or list them all with "
+                             f"`planeflow init {data_path} --sheet SHEET.tsv`.") from error
+    if not arrays:
+        raise error
+    found = os.path.abspath(arrays[0])
+    return [found], f"{error} It holds one recording, '{found}': set data_path to that path."
+
+
+def find_files(data_path: str, session_id: str = "") -> tuple[list[str], list[str]]:
+    """The session's raw files as the workflow resolves ``data_path``
+    (:func:`~planeflow.plan.session.resolve_files`), and what a run would stop on.
+
+    A folder whose only recording is a zarr store or an HDF5 file gives that recording
+    (as ``planeflow init`` does); while the workflow reads only TIFFs from a folder, its
+    error is listed as a problem, naming the path to use instead.
+    """
+    try:
+        return resolve_files(data_path, session_id), []
+    except PlaneflowError as e:
+        files, problem = _folder_recording(data_path, e)
+        return files, [problem]
+
+
 def inspect_session(data_path: str, *, session_id: str | None = None, row: dict | None = None,
                     acquisition: dict | None = None, bidi: bool = False,
-                    bidi_frames: int = BIDI_FRAMES) -> dict:
+                    bidi_frames: int = BIDI_FRAMES, row_source: str = "sheet") -> dict:
     """What planeflow makes of ``data_path`` (a file, glob or folder), as a plain dict.
 
     ``row``: sheet values to apply (nplanes, fs, dx, ...), as a sheet row would;
+    ``row_source``: where they come from, ``"sheet"`` or ``"options"`` (the command
+    line's ``--nplanes``, ``--fs``, ...; the report's ``*_source`` then names the option);
     ``acquisition``: the config's ``acquisition`` section. Raises PlaneflowError only when
     ``data_path`` names no readable recording; problems a run would stop on are listed
     under ``problems``.
@@ -168,11 +266,10 @@ def inspect_session(data_path: str, *, session_id: str | None = None, row: dict 
     data_path = str(data_path)
     sid = session_id or default_session_id(data_path)
     acq = with_defaults("acquisition", acquisition)
-    files = resolve_files(data_path, sid)
+    files, problems = find_files(data_path, sid)
     given = {k: v for k, v in (row or {}).items() if v is not None and k not in ("session_id", "data_path")}
     sheet_row = {"session_id": sid, "data_path": data_path, **given}
     is_array = files[0].endswith(ARRAY_SUFFIXES)
-    problems: list[str] = []
     meta, si = None, {}
     try:
         meta = build_metadata(sheet_row, files, acq, problems=problems)
@@ -201,18 +298,22 @@ def inspect_session(data_path: str, *, session_id: str | None = None, row: dict 
                         f"more reliable with {FEW_FRAMES} or more")
 
     def source(key, header_value):
-        if given.get(key) is not None:
-            return "given"
-        return "header" if header_value is not None else None
+        return _source(key, given, row_source, header_value)
 
     fmt = meta["format"] if is_array else ("scanimage-tiff" if si else "tiff")
+    shape = inspect_array(files[0], meta.get("dataset"))["shape"] if is_array else None
+    nplanes_source = _nplanes_source(meta, si, given, row_source)
     report.update({
         "format": fmt,
         "scanimage": {"version": si.get("si_version"), "scanner": si.get("scanner_type"),
                       "acquisition_start": _epoch(files)} if si else None,
-        "stack_type": meta["stack_type"],
-        "stack_reason": _stack_reason(meta, si, acq),
+        "stack_type": _stack_type(meta),
+        "stack_reason": _stack_reason(meta, si, acq, nplanes_source, shape),
+        "array_shape": shape,
+        "array_axes": axes_text(len(shape)) if shape else None,
         "nplanes": meta["nplanes"],
+        "nplanes_source": nplanes_source,
+        "planes_text": describe_planes(meta["nplanes"], nplanes_source),
         "planes": meta["planes"],
         "flyback_planes": sorted(acq.get("flyback_planes") or []),
         "nchannels": lay.get("nchannels", 1),
@@ -221,7 +322,7 @@ def inspect_session(data_path: str, *, session_id: str | None = None, row: dict 
         "frames_per_slice": lay.get("frames_per_slice", 1),
         "average_slices": lay.get("average_slices", False),
         "pages": sum(meta.get("pages_per_file") or []) or None,
-        "pages_per_volume": lay.get("pages_per_volume"),
+        "pages_per_volume": lay.get("pages_per_volume") if meta["nplanes"] is not None else None,
         "fs": meta["fs"],
         "fs_source": source("fs", si.get("fs_per_plane") or si.get("fs")),
         "frame_shape": [meta["Ly"], meta["Lx"]],

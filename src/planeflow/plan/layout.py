@@ -147,14 +147,19 @@ class Layout:
         return f"{self.root}/{session}/benchmarks/{step}/{self._job_name(step, plane, part)}.tsv"
 
     # ---- jobs ------------------------------------------------------------------------
-    def job_outputs(self, job: registry.Job, session, config: dict) -> list[str]:
+    def job_outputs(self, job: registry.Job, session, config: dict, kept: bool = False) -> list[str]:
         """Every output a job (planeflow.plan.registry.Job) declares: its step's files (and
-        postprocess' figures), merge's final plane folder; folders for merge and the zarr volume."""
+        postprocess' figures), merge's final plane folder; folders for merge and the zarr volume.
+        ``kept``: only those a finished run keeps (not the intermediates ``cleanup`` removes)."""
         step, p, q = job
         if step == "merge":
             return [self.plane_dir(session, p)]
         fmt = (config.get("raw_compress") or {}).get("format") if step == "raw_compress" else None
-        out = [self.step_file(step, k, session, p, q, fmt) for k in registry.STEPS[step].files]
+        keys = registry.STEPS[step].files
+        if kept:
+            removed = {k for s, k in registry.removed_outputs(config) if s == step}
+            keys = [k for k in keys if k not in removed]
+        out = [self.step_file(step, k, session, p, q, fmt) for k in keys]
         return out + [self.figure(k, session, p, q) for k in FIGURES] if step == "postprocess" else out
 
     # ---- a whole session ---------------------------------------------------------------
@@ -167,7 +172,7 @@ class Layout:
         sid = meta["session_id"]
         out = [self.metadata(sid)]
         for job in registry.session_jobs(meta, config, exports=optional):
-            out += self.job_outputs(job, sid, config)
+            out += self.job_outputs(job, sid, config, kept=True)
             out += [self.log(job.step, sid, job.plane, job.part), self.benchmark(job.step, sid, job.plane, job.part)]
         return out
 

@@ -61,6 +61,8 @@ class Step:
     when: str = "always"
     export: bool = False
     groups: tuple = ()
+    #: outputs (keys of ``files``) that ``cleanup`` removes once every step that reads them is done
+    removable: tuple = ()
 
     def estimate(self, meta: dict, config: dict, attempt: int, part=None) -> dict:
         """``{"mem_mb": .., "runtime": ..}`` of an attempt (1, 2, ...): both grow with it; memory
@@ -80,7 +82,7 @@ _EXTRACT = ("BinaryFile", "extraction_wrapper", "assign_overlaps", "preprocess",
 #: every step, in workflow order
 STEPS: dict[str, Step] = {s.name: s for s in (
     Step("binary_write", "part", "stream one plane (part) of the raw recording into suite2p's int16 binary",
-         res.mem_binary_write, 60, files={"bin": "data_raw.bin", "ops": "ops.npy"}, priority=3,
+         res.mem_binary_write, 60, files={"bin": "data_raw.bin", "ops": "ops.npy"}, priority=3, removable=("bin",),
          settings=("binary_write", "acquisition"), groups=("plane",)),
     Step("rigid_shifts", "part", "suite2p's rigid pass of one plane (part), shifts only (shared motion)",
          res.mem_rigid_shifts, 60, files={"shifts": "shifts.npz"}, priority=2, torch=True,
@@ -170,6 +172,20 @@ def step(name: str) -> Step:
 def of_scope(scope: str) -> tuple[str, ...]:
     """Names of the steps of one scope, in workflow order."""
     return tuple(n for n, s in STEPS.items() if s.scope == scope)
+
+
+#: ``cleanup`` settings (config) -> the step output they remove
+CLEANUP = {"raw_binary": ("binary_write", "bin")}
+
+
+def removed_outputs(config: dict) -> set:
+    """(step, output key) of the intermediates the run removes once every step that reads them
+    is done (config ``cleanup``; Snakemake's ``temp()``)."""
+    cleanup = dict(config.get("cleanup") or {})
+    rc = config.get("raw_compress") or {}
+    if rc.get("enabled") and rc.get("delete_originals"):
+        cleanup["raw_binary"] = False  # the raw files go: the binaries are what the steps can rerun from
+    return {CLEANUP[k] for k, on in cleanup.items() if on and k in CLEANUP}
 
 
 def enabled(name: str, meta: dict, config: dict) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_json
 from planeflow.io.scanimage.acquisition import volume_pages
-from planeflow.plan.config import with_defaults
+from planeflow.plan.config import raise_problems, with_defaults
 from planeflow.plan.layout import Layout
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -35,8 +35,29 @@ def natural_key(path: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.fspath(path))]
 
 
+def _folder_array(folder: Path, data_path: str, where: str) -> list[str]:
+    """The one zarr store or HDF5 file of a folder that holds no TIFF."""
+    from planeflow.io.arrays import arrays_in_folder
+
+    arrays = arrays_in_folder(folder)
+    if len(arrays) == 1:
+        return arrays
+    if arrays:
+        names = ", ".join(os.path.basename(a) for a in arrays)
+        raise PlaneflowError(
+            f"{where}the folder '{data_path}' holds no .tif/.tiff file but {len(arrays)} zarr/HDF5 "
+            f"recordings ({names}). Point data_path at one of them (one session each)."
+        )
+    raise PlaneflowError(
+        f"{where}the folder '{data_path}' holds no .tif/.tiff file, .zarr folder or HDF5 file. "
+        "Point data_path at the folder with the raw recording, a file, or a glob."
+    )
+
+
 def resolve_files(data_path: str, session_id: str = "") -> list[str]:
-    """Raw files of a session from a file, a glob pattern or a folder, in natural order."""
+    """Raw files of a session from a file, a glob pattern or a folder, in natural order.
+
+    A folder gives its TIFFs or, when it holds none, its one zarr store or HDF5 file."""
     where = f"session '{session_id}': " if session_id else ""
     p = Path(data_path).expanduser()
     if any(ch in data_path for ch in "*?["):
@@ -51,10 +72,7 @@ def resolve_files(data_path: str, session_id: str = "") -> list[str]:
     elif p.is_dir():
         files = [os.fspath(f) for f in p.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES]
         if not files:
-            raise PlaneflowError(
-                f"{where}the folder '{data_path}' holds no .tif/.tiff file. "
-                "Point data_path at the folder with the raw TIFFs, a file, or a glob."
-            )
+            files = _folder_array(p, data_path, where)
     elif p.is_file():
         files = [os.fspath(p)]
     else:
@@ -365,7 +383,7 @@ def build_metadata(row: dict, files: list[str], acq: dict | None = None,
 
 def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = None) -> dict:
     """zarr / HDF5 arrays of shape (T, Z, Y, X) or (T, Y, X)."""
-    from planeflow.io.arrays import inspect_array
+    from planeflow.io.arrays import axes_text, inspect_array
 
     sid = row["session_id"]
     info = inspect_array(path)
@@ -374,7 +392,8 @@ def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = Non
     nplanes = int(info["nplanes"])
     if row.get("nplanes") and int(row["nplanes"]) != nplanes:
         _stop(f"session '{sid}': the sheet says nplanes={row['nplanes']} but '{path}' has shape "
-              f"{tuple(info['shape'])} (T, Z, Y, X) with {nplanes} plane(s). Fix the sheet.", problems)
+              f"{tuple(info['shape'])} {axes_text(len(info['shape']))} with {nplanes} plane(s). Fix the sheet.",
+              problems)
     nframes = _check_frames(int(info["nframes"]), sid, problems)
     Ly, Lx = int(info["Ly"]), int(info["Lx"])
     bidi = dict(acq["bidiphase"])
@@ -392,11 +411,27 @@ def _array_metadata(row: dict, path: str, acq: dict, problems: list | None = Non
     }
 
 
-def session_metadata(row: dict, results_dir: str, acquisition: dict | None = None) -> dict:
+def session_metadata(row: dict, results_dir: str, acquisition: dict | None = None,
+                     problems: list | None = None, unsaved: list | None = None) -> dict | None:
     """Metadata for one sheet row, from the cache when it is still valid.
 
     ``acquisition``: the config's ``acquisition`` section (roi_mode, flyback planes, ...).
+    Everything a run would stop on is found (one line each): raised together, or appended to
+    ``problems``, and then None is returned. ``unsaved``: a list that receives ``(cache path,
+    metadata)`` of a rebuilt cache instead of writing it (the caller writes it once every session
+    is known to be good, so that a run that stops leaves nothing behind).
     """
+    if problems is None:
+        return _session_metadata(row, results_dir, acquisition, None, unsaved)
+    try:
+        return _session_metadata(row, results_dir, acquisition, problems, unsaved)
+    except PlaneflowError as e:
+        problems.append(str(e))
+        return None
+
+
+def _session_metadata(row: dict, results_dir: str, acquisition: dict | None, problems: list | None,
+                      unsaved: list | None):
     try:
         files = resolve_files(row["data_path"], row["session_id"])
     except PlaneflowError:
@@ -416,14 +451,22 @@ def session_metadata(row: dict, results_dir: str, acquisition: dict | None = Non
     meta = _archived_metadata(row, results_dir, acquisition)  # some raw files deleted
     if meta is not None:
         return meta
-    meta = build_metadata(row, files, acquisition)
+    found: list[str] = []
+    meta = build_metadata(row, files, acquisition, found)
+    if found and problems is not None:
+        problems.extend(found)
+        return None
+    raise_problems(found)
     meta["fingerprint"] = key
-    problems = metadata_problems(meta)
-    if problems:  # a planeflow bug, not the user's: say so before anything depends on it
+    wrong = metadata_problems(meta)
+    if wrong:  # a planeflow bug, not the user's: say so before anything depends on it
         raise PlaneflowError(f"session '{row['session_id']}': the metadata read from its raw files does "
-                             f"not match {METADATA_SCHEMA}: {problems}. Please report this with the "
+                             f"not match {METADATA_SCHEMA}: {wrong}. Please report this with the "
                              "output of `planeflow inspect` for the session.")
-    save_json(cache, meta)
+    if unsaved is None:
+        save_json(cache, meta)
+    else:
+        unsaved.append((cache, meta))
     return meta
 
 

@@ -198,7 +198,8 @@ def _jobs(lay: Layout, sid: str, meta: dict, config: dict | None) -> list[regist
 
 
 def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None) -> list[str]:
-    """The files whose presence makes a job done (a folder output by the files in it)."""
+    """The files whose presence makes a job done (a folder output by the files in it; not the
+    intermediates ``cleanup`` may have removed, such as binary_write's data_raw.bin)."""
     if job.step == "merge":
         return list(plane_folder_files(lay.plane_dir(sid, job.plane)).values())
     if job.step == "volume_stats":
@@ -206,7 +207,8 @@ def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None)
         return [f for f in lay.job_outputs(job, sid, config or {}) if f != zarr]
     if job.step == "raw_compress" and config is None:  # the archive's format is a setting
         return [lay.manifest(sid)]
-    return lay.job_outputs(job, sid, config or {})
+    removable = {lay.step_file(job.step, k, sid, job.plane, job.part) for k in registry.STEPS[job.step].removable}
+    return [f for f in lay.job_outputs(job, sid, config or {}) if f not in removable]
 
 
 def collect(results: str, sessions: list[str] | None = None, workdir: str | None = None,
@@ -354,4 +356,50 @@ def format_table(status: dict) -> str:
         lines += ["", "Run rerun commands in the folder Snakemake runs in"
                   + (f" ({status['workdir']})" if status["workdir"] else "")
                   + "; add the --configfile you ran with, if any."]
+    return "\n".join(lines)
+
+
+# ---- disk ----------------------------------------------------------------------------
+def _tree_bytes(path: str) -> int:
+    """Bytes of the files under ``path`` (a file: its size), links not followed."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def disk_footprint(results: str, session: str) -> dict:
+    """How much a session's results take against its raw files: ``results_bytes``,
+    ``raw_bytes`` (the files its metadata.json lists that are still there), ``ratio``
+    (None without raw files) and ``folders``: bytes of each folder of the session, largest first."""
+    lay = Layout(results)
+    sdir = os.path.join(lay.root, session)
+    folders = {e.name: _tree_bytes(e.path) for e in os.scandir(sdir)} if os.path.isdir(sdir) else {}
+    try:
+        with open(lay.metadata(session)) as fh:
+            files = json.load(fh).get("files") or []
+    except (OSError, ValueError):
+        files = []
+    raw = sum(_tree_bytes(f) for f in files if os.path.exists(f))
+    total = sum(folders.values())
+    return {"session": session, "results_bytes": total, "raw_bytes": raw,
+            "ratio": total / raw if raw else None,
+            "folders": dict(sorted(folders.items(), key=lambda kv: -kv[1]))}
+
+
+def format_disk(footprints: list[dict]) -> str:
+    """One line per session: results and raw size, their ratio and the largest folders."""
+    def mb(n):
+        return f"{n / 1e6:,.0f} MB" if n >= 1e6 else f"{n / 1e3:,.0f} kB"
+    lines = []
+    for d in footprints:
+        ratio = f"{d['ratio']:.2f}x the raw files ({mb(d['raw_bytes'])})" if d["ratio"] else "raw files not found"
+        top = ", ".join(f"{k} {mb(v)}" for k, v in list(d["folders"].items())[:3])
+        lines.append(f"disk: {d['session']}: results {mb(d['results_bytes'])}, {ratio}; largest: {top}")
     return "\n".join(lines)

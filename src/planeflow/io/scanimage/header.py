@@ -1,5 +1,6 @@
 """Reading a ScanImage TIFF header: the first page's Software/Artist tags (via
-tifffile's ``scanimage_metadata`` or our own parser), page counts and frame numbers."""
+tifffile's ``scanimage_metadata`` or our own parser), or the ImageDescription of
+ScanImage 3.x/4.x (via :mod:`.legacy`), page counts and frame numbers."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import re
 from typing import Any
 
 from planeflow import PlaneflowError
+from planeflow.io.scanimage.legacy import is_legacy_key, legacy_frame_data, legacy_si
 from planeflow.io.scanimage.syntax import _norm_key, _parse_key_values, parse_si_text
 
 #: at most this many pages' ImageDescription are read to count pages per frame number
@@ -96,7 +98,9 @@ def read_header(path, *, count_pages: bool = True,
     ``RoiGroups``     the ROI-group dict (``{"imagingRoiGroup": ...}``) or None
     ``source``        ``"tifffile"`` (tifffile's ``scanimage_metadata`` parsed it),
                       ``"tags"`` (parsed here from tags 305/315, or the description of
-                      older versions) or None (no ScanImage header)
+                      2015/2016a), ``"legacy"`` (a ScanImage 3.x ``state.*`` or 4.x
+                      ``scanimage.SI4.*`` description, its keys renamed to the modern
+                      ``SI.*`` ones by :mod:`.legacy`) or None (no ScanImage header)
     ``n_pages``       ``len(tif.pages)``, or None with ``count_pages=False``: counting
                       walks every IFD of the file, which is slow for huge files on
                       network storage; callers that count pages themselves pass False
@@ -178,6 +182,10 @@ def read_header(path, *, count_pages: bool = True,
                 si = parse_si_text(page0.description or "")
             if si:
                 source = "tags"
+        if not si:  # ScanImage 3.x/4.x: state.* / scanimage.SI4.* lines, renamed SI.*
+            si = legacy_si(page0.description or "", path, warnings)
+            if si:
+                source = "legacy"
         if roi_groups is None:
             roi_groups = _parse_artist(_tag_text(page0, 315), path, warnings)
             if roi_groups is not None and source is None:
@@ -190,7 +198,7 @@ def read_header(path, *, count_pages: bool = True,
         fn0 = _first_frame_number(desc0)
         if fn0 is not None:
             frame_data = {k: v for k, v in _parse_key_values(desc0).items()
-                          if _norm_key(k) is None}
+                          if _norm_key(k) is None and not is_legacy_key(k)}
             count = 1
             i = 1
             while i < max_description_pages + 1:
@@ -212,6 +220,8 @@ def read_header(path, *, count_pages: bool = True,
                     break
                 count += 1
                 i += 1
+        if source == "legacy" and "epoch" not in frame_data:
+            frame_data.update(legacy_frame_data(desc0))
 
     return {
         "SI": si,
