@@ -24,7 +24,8 @@ def test_read_sessions_types_and_empty_cells(tmp_path):
 @pytest.mark.parametrize("text, needle", [
     ("session_id\tnplanes\na\t3\n", "missing column(s) data_path"),
     ("session_id\tdata_path\tframes\na\t/x\t3\n", "unknown column(s) frames"),
-    ("session_id\tdata_path\tnplanes\na\t/x\tthree\n", "row 2 (session 'a'), column nplanes: 'three' is not an integer"),
+    ("session_id\tdata_path\tnplanes\na\t/x\tthree\n",
+     "row 2 (session 'a'), column nplanes: 'three' is not an integer"),
     ("session_id\tdata_path\na\t/x\na\t/y\n", "'a' appears twice"),
     ("session_id\tdata_path\n", "lists no session"),
 ])

@@ -29,8 +29,11 @@ def _fail(err):
 
 try:
     # `--config key=value` overrides arrive as strings: read them as the schemas' types
-    config.update(pfconfig.coerce_config(config, pfconfig.load_schema("config.schema.yaml"),
-                                         pfconfig.load_schema("suite2p_settings.schema.yaml")))
+    config.update(
+        pfconfig.coerce_config(
+            config, pfconfig.load_schema("config.schema.yaml"), pfconfig.load_schema("suite2p_settings.schema.yaml")
+        )
+    )
     # every problem of the config, the sheet and each session's raw files, reported together;
     # Snakemake's validation fills in the schema's defaults once the config is valid
     PROJECT = pfproject.load(config, lambda c: sm_validate(c, str(pfconfig.SCHEMA_DIR / "config.schema.yaml")))
