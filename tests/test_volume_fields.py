@@ -99,7 +99,7 @@ def test_sheet_offsets_parsed_and_checked(tmp_path):
     for bad in ("1:2.5", "1=2,3", "x:1,2", "1:2,3;1:0,0", "1:nan,2", ";"):
         with pytest.raises(PlaneflowError) as e:
             pfconfig.read_sessions(write_sheet(tmp_path / "bad.tsv", bad))
-        assert "bad.tsv', row 3, column offsets" in str(e.value), str(e.value)
+        assert "bad.tsv', row 3 (session 'b'), column offsets" in str(e.value), str(e.value)
     # the sheet wins over the config for its session, plane by plane; a missing plane is an error
     sheet = str(tmp_path / "ok.tsv")
     config = {"sessions": sheet, "volume": {"offsets": {1: [9, 9], 2: [7, 7]}}}
