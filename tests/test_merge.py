@@ -75,3 +75,23 @@ def test_two_parts_side_by_side(tmp_path):
     assert np.array_equal(ops["meanImg"][:, 30:], b["ops"]["meanImg"])
     assert ops["Lx"] == 55 and ops["nparts"] == 2
     assert [p["n_rois"] for p in ops["parts"]] == [3, 2]
+
+
+def test_registration_metrics_come_from_registration_only(tmp_path):
+    """suite2p's regPC/tPC (15 MB a plane at 256 px) are left out of detection's and postprocess'
+    ops and put back into the final folder from registration's ops."""
+    from planeflow.io.planefiles import REG_METRICS, without_reg_metrics
+
+    paths, files = fake_part(tmp_path / "p0", 3, 20, 30, 50, 0)
+    # registration lists them among its outputs; the part's ops (postprocess') no longer hold them
+    np.save(paths["ops"], {**files["ops"], "reg_output_keys": ["meanImg", *REG_METRICS]}, allow_pickle=True)
+    rng = np.random.default_rng(5)
+    reg = {"regPC": rng.random((2, 3, 20, 30)).astype(np.float32), "tPC": rng.random((50, 3)), "regDX": np.ones((3, 3))}
+    assert set(without_reg_metrics(reg)) == {"regDX"} and set(REG_METRICS) == {"regPC", "tPC"}
+    np.save(tmp_path / "reg_ops.npy", reg, allow_pickle=True)
+    out = outputs(tmp_path / "final")
+    merge([{**paths, "reg_ops": str(tmp_path / "reg_ops.npy")}], out, plane_shape=(20, 30), offsets=[(0, 0)])
+    ops = np.load(out["ops"], allow_pickle=True).item()
+    assert np.array_equal(ops["regPC"], reg["regPC"]) and np.array_equal(ops["tPC"], reg["tPC"])
+    assert "regDX" not in ops  # what the part's (postprocess) ops carry is kept as it was
+    assert np.array_equal(np.load(out["reg_outputs"], allow_pickle=True).item()["regPC"], reg["regPC"])

@@ -98,3 +98,62 @@ def test_real_64px_recording_runs_end_to_end(tmp_path, shared_data):
     else:
         errors = [ln for t in logs.values() for ln in t.splitlines() if "[ERROR] planeflow:" in ln]
         assert len(errors) == 1, (errors, proc.stderr[-3000:])
+
+
+@pytest.mark.parametrize("settings, nparts, expected", [
+    ({"diameter": [10, 10]}, 2, 2),                       # 12 px boxes for 10-px cells
+    ({"diameter": [12, 12]}, 4, 2),                       # suite2p's default diameter
+    ({"diameter": [8, 8]}, 2, 1),                         # log2(8/3) = 1.4: 6 px
+    ({"diameter": [25, 20]}, 2, 3),                       # mean 22.5 px: 24 px
+    ({"diameter": [400, 400]}, 2, 4),                     # within suite2p's 1..4
+    ({"diameter": [10, 10]}, 1, None),                    # a whole plane: suite2p's estimate
+    ({"diameter": [10, 10], "spatial_scale": 3}, 2, None),  # the user's own scale is kept
+    ({"diameter": [10, 10], "algorithm": "sourcery"}, 2, None),
+])
+def test_stripe_spatial_scale_from_the_diameter(settings, nparts, expected):
+    from planeflow.steps.detection import stripe_spatial_scale
+
+    s = {"diameter": settings["diameter"],
+         "detection": {"algorithm": settings.get("algorithm", "sparsery"),
+                       "sparsery_settings": {"spatial_scale": settings.get("spatial_scale", 0)}}}
+    got = stripe_spatial_scale(s, nparts)
+    if expected is None:
+        assert got is None
+    else:
+        assert got["to"] == expected and got["pixels"] == 3 * 2 ** expected and got["from"] == 0
+        assert "diameter" in got["reason"] and "spatial_scale" in got["reason"]
+
+
+def test_one_stripe_detects_its_planted_cells_at_the_diameter_scale(tmp_path):
+    """One 128 x 96 px mROI stripe with 9 planted 10-px cells (issue 19, narrow stripes).
+    suite2p's own spatial-scale estimate fails in a field this small (here 48 px: most cells
+    missed); as a part of a plane processed in stripes, planeflow's detection uses the
+    diameter's 12 px and finds every cell."""
+    import tifffile
+
+    from planeflow.steps.detection import OUTPUT_NAMES, detection
+    from planeflow.synth.groundtruth import load_ground_truth, match_rois
+    from planeflow.synth.simulate import simulate_session
+
+    sim = simulate_session(tmp_path / "raw", nplanes=1, nframes=400, Ly=128, Lx=96, cells_per_plane=9,
+                           diameter=10, fs=15.0, tau=1.0, max_shift=0, nfiles=1, seed=1, name="stripe")
+    tifffile.imread(sim["files"][0]).astype(np.int16).tofile(tmp_path / "data.bin")
+    labels = load_ground_truth(sim["ground_truth"])["labels"][0]
+    got = {}
+    for nparts in (1, 2):  # binary_write's ops say how many parts the plane has
+        np.save(tmp_path / "ops.npy", {"Ly": 128, "Lx": 96, "nframes": 400, "fs": 15.0, "nparts": nparts,
+                                       "yrange": [0, 128], "xrange": [0, 96]})
+        out = {n: str(tmp_path / f"{n}_{nparts}.npy") for n in OUTPUT_NAMES}
+        ops = detection(str(tmp_path / "ops.npy"), str(tmp_path / "data.bin"), out,
+                        {"torch_device": "cpu", "diameter": [10, 10], "tau": 1.0})
+        got[nparts] = ops, match_rois(np.load(out["stat"], allow_pickle=True), labels)
+    alone, m_alone = got[1]
+    ops, m = got[2]
+    # suite2p 1.1.0 alone on the stripe (measured: 48 px, recall 0.44)
+    assert "spatial_scale_set" not in alone and alone["spatscale_pix"] != 12, m_alone
+    assert ops["spatial_scale_set"]["to"] == 2 and ops["spatscale_pix"] == 12
+    assert ops["detection"]["sparsery_settings"]["spatial_scale"] == 2
+    entry = [h for h in ops["processing_history"] if h["step"] == "detection"][-1]
+    assert entry["extra"]["spatial_scale_set"]["pixels"] == 12
+    assert m["recall"] >= 0.9 and m["precision"] >= 0.9, m
+    assert m["recall"] > m_alone["recall"], (m, m_alone)

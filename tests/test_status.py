@@ -215,3 +215,23 @@ if __name__ == "__main__":  # python tests/test_status.py [SESSIONS PLANES]: the
     import sys
 
     print(measure(*map(int, sys.argv[1:3])) if len(sys.argv) > 2 else measure())
+
+
+def test_removed_intermediates_count_as_done_once_the_plane_folder_is(tmp_path, monkeypatch):
+    """cleanup.intermediates: a finished run keeps none of detection's outputs; detection is done
+    when the plane's final folder is, and pending when that folder is gone too."""
+    config = {**CONFIG, "cleanup": {"raw_binary": True, "intermediates": True}}
+    lay = build_tree(tmp_path / "results", 1, 2, config=config)
+    assert not os.path.exists(lay.part_file("detection", "stat", "s00", 0, 0))
+    assert not os.path.exists(lay.part_file("postprocess", "dff", "s00", 0, 0))
+    assert os.path.exists(lay.part_file("postprocess", "roi_stats", "s00", 0, 0))  # kept
+    for f in plane_folder_files(lay.plane_dir("s00", 1)).values():
+        os.unlink(f)
+    (tmp_path / ".snakemake").mkdir()
+    monkeypatch.chdir(tmp_path)
+    planes, _ = states(collect(str(tmp_path / "results"), config=config), "s00")
+    assert planes[0]["detection"] == "done" and planes[0]["postprocess"] == "done"
+    assert planes[1]["detection"] == "pending" and planes[1]["merge"] == "pending"
+    # without the setting, the same tree has detection's outputs missing
+    planes, _ = states(collect(str(tmp_path / "results"), config=CONFIG), "s00")
+    assert planes[0]["detection"] != "done"

@@ -239,11 +239,11 @@ def shared_motion_inputs(wc):
 
 
 def merge_inputs(wc):
-    """Each part's arrays of the final folder, named <array>_<part>."""
+    """Each part's arrays of the final folder (and registration's ops), named <input>_<part>."""
     return {
-        f"{name}_{q}": LAYOUT.part_file(step, name, wc.session, wc.plane, q)
+        f"{name}_{q}": LAYOUT.part_file(step, key, wc.session, wc.plane, q)
         for q in range(n_parts(wc.session))
-        for name, step in pflayout.PLANE_ARRAYS.items()
+        for name, (step, key) in pflayout.MERGE_INPUTS.items()
     }
 
 

@@ -27,6 +27,17 @@ def load_array(path, allow_pickle: bool = False, mmap_mode: str | None = None,
         raise PlaneflowError(f"cannot read '{path}' ({e}). {advice}") from e
 
 
+#: suite2p's registration-metric arrays (regPC: 2 x 30 PCs x Ly x Lx float32, 15 MB a plane at
+#: 256 px and 63 MB at 512 px; tPC). Registration's ops.npy and the final suite2p folder hold them;
+#: the steps in between leave them out of the ops they write (merge takes them from registration)
+REG_METRICS = ("regPC", "tPC")
+
+
+def without_reg_metrics(ops: dict) -> dict:
+    """``ops`` without :data:`REG_METRICS` (what a step after registration passes on)."""
+    return {k: v for k, v in ops.items() if k not in REG_METRICS}
+
+
 def load_ops(path) -> dict:
     """A suite2p ``ops.npy`` (a pickled dict)."""
     ops = load_array(path, allow_pickle=True)

@@ -35,6 +35,9 @@ FIGURES = {
 #: the arrays of a plane's final suite2p folder and the per-part step each comes from
 PLANE_ARRAYS = {"ops": "postprocess", "stat": "postprocess", "iscell": "postprocess", "dff": "postprocess",
                 "F": "detection", "Fneu": "detection", "spks": "detection"}
+#: what merge reads of each part: input name -> (step, output); registration's ops for
+#: suite2p's registration metrics, which only it and the final folder keep (io.planefiles.REG_METRICS)
+MERGE_INPUTS = {**{name: (step, name) for name, step in PLANE_ARRAYS.items()}, "reg_ops": ("registration", "ops")}
 #: suite2p 1.x's split of ops, written next to ops.npy in the final folder
 SUITE2P_SPLIT = ("db", "settings", "reg_outputs", "detect_outputs")
 #: every file of a final ``suite2p/plane<i>/`` folder, by name (file = name + ".npy")

@@ -106,12 +106,13 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("detection", "part", "suite2p detection, extraction, deconvolution and classification",
          res.mem_detection, 180, files={"stat": "stat.npy", "iscell": "iscell.npy", "F": "F.npy",
                                         "Fneu": "Fneu.npy", "spks": "spks.npy", "ops": "ops.npy"},
-         priority=1, torch=True, imports=(*_S2P, "sklearn"), suite2p=("detection_wrapper", *_EXTRACT),
+         removable=("stat", "iscell", "F", "Fneu", "spks", "ops"), priority=1, torch=True,
+         imports=(*_S2P, "sklearn"), suite2p=("detection_wrapper", *_EXTRACT),
          settings=("suite2p",), groups=("plane",)),
     Step("postprocess", "part", "dF/F, cell filters, per-ROI statistics and figures",
          res.mem_postprocess, 30, files={"ops": "ops.npy", "stat": "stat.npy", "iscell": "iscell.npy",
                                          "dff": "dff.npy", "roi_stats": "roi_stats.tsv"},
-         settings=("postprocess",), groups=("short", "plane")),
+         removable=("ops", "stat", "iscell", "dff"), settings=("postprocess",), groups=("short", "plane")),
     Step("merge", "plane", "a plane's final suite2p folder from its parts", res.mem_merge, 30,
          groups=("short", "plane")),
     # plane offsets, crosstalk, one ID per cell (rois, cells) and their figure (view); then the planes
@@ -174,8 +175,9 @@ def of_scope(scope: str) -> tuple[str, ...]:
     return tuple(n for n, s in STEPS.items() if s.scope == scope)
 
 
-#: ``cleanup`` settings (config) -> the step output they remove
-CLEANUP = {"raw_binary": ("binary_write", "bin")}
+#: ``cleanup`` settings (config) -> the step outputs (step, output key) they remove
+CLEANUP = {"raw_binary": (("binary_write", "bin"),),
+           "intermediates": tuple((n, k) for n in ("detection", "postprocess") for k in STEPS[n].removable)}
 
 
 def removed_outputs(config: dict) -> set:
@@ -185,7 +187,7 @@ def removed_outputs(config: dict) -> set:
     rc = config.get("raw_compress") or {}
     if rc.get("enabled") and rc.get("delete_originals"):
         cleanup["raw_binary"] = False  # the raw files go: the binaries are what the steps can rerun from
-    return {CLEANUP[k] for k, on in cleanup.items() if on and k in CLEANUP}
+    return {out for k, on in cleanup.items() if on and k in CLEANUP for out in CLEANUP[k]}
 
 
 def enabled(name: str, meta: dict, config: dict) -> bool:

@@ -197,7 +197,8 @@ def _jobs(lay: Layout, sid: str, meta: dict, config: dict | None) -> list[regist
     return registry.session_jobs(meta, None, steps=present)
 
 
-def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None) -> list[str]:
+def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None,
+                  listing: _Listing | None = None) -> list[str]:
     """The files whose presence makes a job done (a folder output by the files in it; not the
     intermediates ``cleanup`` may have removed, such as binary_write's data_raw.bin)."""
     if job.step == "merge":
@@ -208,7 +209,17 @@ def _done_outputs(lay: Layout, job: registry.Job, sid: str, config: dict | None)
     if job.step == "raw_compress" and config is None:  # the archive's format is a setting
         return [lay.manifest(sid)]
     removable = {lay.step_file(job.step, k, sid, job.plane, job.part) for k in registry.STEPS[job.step].removable}
-    return [f for f in lay.job_outputs(job, sid, config or {}) if f not in removable]
+    outputs = lay.job_outputs(job, sid, config or {})
+    kept = [f for f in outputs if f not in removable]
+    if kept:
+        return kept
+    removed = {k for s, k in registry.removed_outputs(config or {}) if s == job.step}
+    if set(registry.STEPS[job.step].files) <= removed and listing is not None \
+            and not any(listing(f) for f in outputs):
+        # every output is one the config's cleanup removes (detection, with cleanup.intermediates):
+        # gone, they are done when the plane's final folder, made from them, is
+        return _done_outputs(lay, registry.Job("merge", job.plane), sid, config)
+    return outputs
 
 
 def collect(results: str, sessions: list[str] | None = None, workdir: str | None = None,
@@ -256,7 +267,7 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
         session_steps = {}
         jobs = []
         for job in _jobs(lay, sid, meta, config):
-            outputs = _done_outputs(lay, job, sid, config)
+            outputs = _done_outputs(lay, job, sid, config, listing)
             log = lay.log(job.step, sid, job.plane, job.part)
             st = _job_state(outputs, log, markers, locked, listing)
             jobs.append({"step": job.step, "plane": job.plane, "part": job.part, "state": st["state"]})

@@ -183,6 +183,7 @@ def binary_write(metadata: str, plane: int, part: int, out_bin: str, out_ops: st
         "nchannels": 1,
         "iplane": plane,
         "iroi": part,
+        "nparts": len(meta["parts"]),
         "part_region": region,
         "Ly": Ly,
         "Lx": Lx,

@@ -24,7 +24,7 @@ import numpy as np
 from planeflow.core import volume as vol
 from planeflow.io.atomic import atomic_path, save_npy
 from planeflow.io.history import append_history
-from planeflow.io.planefiles import check_binary, load_ops, open_binary
+from planeflow.io.planefiles import check_binary, load_ops, open_binary, without_reg_metrics
 from planeflow.steps.crosstalk import offsets, read_table
 
 log = logging.getLogger("planeflow")
@@ -99,7 +99,7 @@ def crosstalk_subtract(in_ops: str, in_bin: str, table: str, sources: list[dict]
             del out_mm, tgt_mm, src_mm
             mean /= max(n, 1)
     done = [{k: u[k] for k in ("separation", "plane", "coefficient")} for u in used]
-    out = {**ops, "meanImg": mean.astype(np.float32), "crosstalk_subtracted": done,
+    out = {**without_reg_metrics(ops), "meanImg": mean.astype(np.float32), "crosstalk_subtracted": done,
            "reg_file": os.path.abspath(out_bin)}
     out = append_history(out, "crosstalk_subtract", [in_ops, in_bin, table] + [u["bin"] for u in used],
                          time.time() - t0, {"subtracted": done})

@@ -15,7 +15,7 @@ from scipy.stats import skew
 
 from planeflow import suite2p_api as s2p
 from planeflow.io.history import append_history
-from planeflow.io.planefiles import save_plane_outputs
+from planeflow.io.planefiles import save_plane_outputs, without_reg_metrics
 from planeflow.plan.layout import PART_FILES
 from planeflow.steps._suite2p import is_plane_failure, prepare_suite2p_step, select_classifier
 
@@ -27,9 +27,15 @@ OUTPUT_NAMES = tuple(PART_FILES["detection"])
 
 def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device: str = "cpu",
               threads: int = 1) -> dict:
-    """``out`` maps each of OUTPUT_NAMES to its path."""
+    """``out`` maps each of OUTPUT_NAMES to its path. A plane processed in several parts (mROI
+    stripes, ``acquisition.roi_mode: separate``; binary_write's ``ops["nparts"]``) gets sparsery's
+    spatial scale from the ROI diameter (:func:`stripe_spatial_scale`)."""
     t0 = time.time()
     ops, settings, device = prepare_suite2p_step(in_ops, in_bin, overrides, torch_device, threads)
+    scale_set = stripe_spatial_scale(settings, int(ops.get("nparts", 1)))
+    if scale_set:
+        settings["detection"]["sparsery_settings"]["spatial_scale"] = scale_set["to"]
+        log.info("detection: %s", scale_set["reason"])
     n, Ly, Lx = ops["nframes"], ops["Ly"], ops["Lx"]
     classfile = select_classifier(settings)
     times = {}
@@ -71,14 +77,17 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
             stat, f_reg, settings, classfile, device)
         times.update(more)
 
-    result = {**ops, **settings, **detect_outputs, "diameter": diameter,
+    result = {**without_reg_metrics(ops), **settings, **detect_outputs, "diameter": diameter,
               "classifier_path": str(classfile), "detect_output_keys": sorted(detect_outputs),
               "settings_keys": sorted(settings),
               "plane_times": {**ops.get("plane_times", {}), **times}}
     if failure:
         result["plane_failure"] = {"step": "detection", "reason": failure}
+    if scale_set:
+        result["spatial_scale_set"] = scale_set
     result = append_history(result, "detection", [in_ops, in_bin], time.time() - t0, {
         "failure": failure,
+        **({"spatial_scale_set": scale_set} if scale_set else {}),
         "n_rois": int(len(stat)),
         "n_cells": int(np.sum(iscell[:, 0])) if len(iscell) else 0,
         "algorithm": settings["detection"]["algorithm"],
@@ -86,6 +95,35 @@ def detection(in_ops: str, in_bin: str, out: dict, overrides: dict, torch_device
     })
     save_plane_outputs(out, stat, F, Fneu, spks, iscell, result)
     return result
+
+
+def stripe_spatial_scale(settings: dict, nparts: int) -> dict | None:
+    """The spatial scale sparsery detects at in one part of a plane processed in stripes
+    (``nparts`` > 1, ``acquisition.roi_mode: separate``) when suite2p would estimate it
+    (``detection.sparsery_settings.spatial_scale: 0``, its default), or None (nothing changes).
+
+    suite2p's estimate is the most common best scale among the 50 brightest peaks of its
+    correlation map, one peak per 11 x 11 px. In a stripe (e.g. 128 x 96 px, 9 cells) every
+    peak gets a vote, and background and edge peaks, which favour the smallest boxes, outvote
+    the cells: measured on planted 10-px cells, 6 px or 48 px instead of the 12 px estimated on
+    the stitched plane, and recall fell to 0.55 (docs/inputs.md). The stripes of a plane share
+    their optics and cells, so each part uses the scale of the ROI ``diameter`` (the sessions
+    sheet's or the config's, else suite2p's default): sparsery's box side ``3 * 2**scale`` px
+    nearest to it on a log scale, ``round(log2(diameter / 3))`` within suite2p's 1..4. A
+    spatial scale set in the config is kept, and so is every other detection algorithm.
+    """
+    det = settings.get("detection") or {}
+    sparsery = det.get("sparsery_settings") or {}
+    if nparts <= 1 or det.get("algorithm", "sparsery") != "sparsery" or int(sparsery.get("spatial_scale", 0)) > 0:
+        return None
+    d = float(np.mean(np.asarray(settings["diameter"], dtype=float)))
+    scale = int(np.clip(np.round(np.log2(max(d, 1e-6) / 3)), 1, 4))
+    return {"from": int(sparsery.get("spatial_scale", 0)), "to": scale, "pixels": 3 * 2 ** scale,
+            "diameter": d, "nparts": int(nparts),
+            "reason": (f"one of {nparts} mROI stripes of the plane: sparsery's spatial scale set to "
+                       f"{scale} ({3 * 2 ** scale} px, from the ROI diameter {d:g} px) instead of "
+                       "suite2p's estimate, which is unreliable in a field this small; set "
+                       "detection.sparsery_settings.spatial_scale to choose another")}
 
 
 class PlaneUnusable(Exception):

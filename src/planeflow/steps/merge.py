@@ -17,7 +17,7 @@ import numpy as np
 from planeflow import PlaneflowError
 from planeflow.io.atomic import save_npy
 from planeflow.io.history import append_history
-from planeflow.io.planefiles import load_array, load_ops
+from planeflow.io.planefiles import REG_METRICS, load_array, load_ops
 from planeflow.plan.layout import PLANE_FILES
 
 log = logging.getLogger("planeflow")
@@ -64,7 +64,9 @@ def _shift_stat(stat, oy: int, ox: int, Lx_part: int, Lx_plane: int):
 
 
 def merge(parts: list[dict], out: dict, plane_shape: tuple[int, int], offsets: list) -> dict:
-    """``parts``: one dict per part with paths ops, stat, iscell, F, Fneu, spks, dff.
+    """``parts``: one dict per part with paths ops, stat, iscell, F, Fneu, spks, dff, and
+    reg_ops: registration's ops, the one source of suite2p's registration metrics (regPC, tPC;
+    the first part's, as suite2p's GUI shows one set) that the steps in between leave out.
 
     ``offsets``: (y, x) of each part's top-left corner in the plane image of ``plane_shape``.
     """
@@ -103,6 +105,9 @@ def merge(parts: list[dict], out: dict, plane_shape: tuple[int, int], offsets: l
 
     base = part_ops[0]
     merged = dict(base)
+    if parts[0].get("reg_ops"):
+        reg = load_ops(parts[0]["reg_ops"])
+        merged.update({k: reg[k] for k in REG_METRICS if k in reg})
     merged.update({"Ly": Ly, "Lx": Lx, "yrange": yr, "xrange": xr, "nparts": len(parts)})
     for k in FULL_IMAGES:
         if k in present:
