@@ -1,16 +1,17 @@
 """Binary write against the disk: how close `binary_write` comes to a plain read of the file.
 
 Writes a multi-page TIFF of at least 2 GB (interleaved planes, as ScanImage saves them),
-then in one run:
-  1. reads it sequentially in 16 MB blocks (the disk's speed for this file);
-  2. runs `binary_write` for every plane through Snakemake with the local profile;
+then in one run, in rounds of A B B A (benchmarks/_timing.py):
+  A. reads it sequentially in 16 MB blocks (the disk's speed for this file);
+  B. runs `binary_write` for every plane through Snakemake with the local profile (timed from
+     the first job's start to the last one's end, from their logs);
 and prints both throughputs and their ratio (target >= 0.7). The page cache is dropped
 before each when this machine allows it (root), otherwise both are measured warm and the
-output says so. Then it runs binary_write on a movie a quarter as long and compares the
+output says so. Then it runs binary_write on a movie half as long and compares the
 peak RSS of one job (Snakemake's max_rss): it must not grow with movie length and must
 stay under 1 GiB.
 
-    python benchmarks/binary_write.py [--planes 4] [--size 512] [--frames 1000]
+    python benchmarks/binary_write.py [--planes 4] [--size 512] [--frames 1000] [--rounds 3] [--quick]
 """
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from planeflow.plan.layout import Layout
-import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -72,8 +76,8 @@ def sequential_read(path: Path, block: int = 16 << 20) -> float:
     return time.perf_counter() - t0
 
 
-def run_binary_write(work: Path, tif: Path, planes: int) -> tuple[float, list[dict]]:
-    """Snakemake `--until binary_write` on one session; (wall s, benchmark rows per job)."""
+def run_binary_write(work: Path, tif: Path, planes: int) -> tuple[float, list[dict], float]:
+    """Snakemake `--until binary_write` on one session; (wall s, benchmark rows per job, job span s)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     (work / "sessions.tsv").write_text(f"session_id\tdata_path\tnplanes\tfs\nb\t{tif}\t{planes}\t10\n")
@@ -118,8 +122,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--frames", type=int, default=1000, help="frames per plane of the long movie")
     ap.add_argument("--out", default="/tmp/planeflow-bench-bw")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each measurement (median printed)")
+    _timing.add_arguments(ap)
     a = ap.parse_args()
+    _timing.check_arguments(ap, a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     long_tif = out / f"long_{a.planes}x{a.size}x{a.frames}.tif"
@@ -127,36 +132,43 @@ def main() -> int:
     make_tiff(long_tif, a.planes, a.frames, a.size)
     make_tiff(short_tif, a.planes, a.frames // 2, a.size)
     size_mb = long_tif.stat().st_size / 1e6
+    cold = drop_caches()
 
-    # this machine's disk speed varies from run to run: take the median of a few of each
-    reads, runs = [], []
-    for _ in range(a.repeat):
-        cold = drop_caches()
-        reads.append(sequential_read(long_tif))
-        runs.append(run_binary_write(out / "work_long", long_tif, a.planes))
-    t_read = float(np.median(reads))
-    t_wall, rows, t_jobs = sorted(runs, key=lambda r: r[2])[len(runs) // 2]
+    def read():
+        drop_caches()
+        return sequential_read(long_tif)
+
+    def write():
+        wall, rows, span = run_binary_write(out / "work_long", long_tif, a.planes)  # drops the cache itself
+        return span, (wall, rows)
+
+    res = _timing.from_args({"sequential read": read, "binary_write": write}, a)
+    t_read, t_jobs = res.median("sequential read"), res.median("binary_write")
+    t_wall = float(np.median([w for w, _ in res.extras["binary_write"]]))
+    rows = res.extras["binary_write"][-1][1]
     _, rows_short, _ = run_binary_write(out / "work_short", short_tif, a.planes)
 
     rss_long = max(float(r["max_rss"]) for r in rows)
     rss_short = max(float(r["max_rss"]) for r in rows_short)
-    ratio = t_read / t_jobs
+    ratio, _, _ = res.ratio("sequential read", "binary_write")  # throughput ratio: read time / write time
     ratio_wall = t_read / t_wall
     cache = "page cache dropped before each" if cold else "warm page cache (cannot drop caches here)"
+    print("\n".join(res.header()))
     print(f"file: {size_mb / 1e3:.2f} GB TIFF, {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames; "
-          f"{os.cpu_count()} cores; {cache}")
-    print(f"sequential read:           {t_read:6.1f} s  {size_mb / t_read:7.0f} MB/s  "
-          f"(median of {', '.join(f'{t:.1f}' for t in reads)})")
-    print(f"binary_write, all planes:  {t_jobs:6.1f} s  {size_mb / t_jobs:7.0f} MB/s  "
-          f"({len(rows)} jobs, first start to last end, median of {', '.join(f'{r[2]:.1f}' for r in runs)}; "
-          f"whole snakemake call {t_wall:.1f} s)")
-    print(f"ratio binary_write / sequential read = {ratio:.2f}   target >= {TARGET_RATIO}   "
-          f"({'meets' if ratio >= TARGET_RATIO else 'misses'} target); "
+          f"{cache}")
+    print(f"sequential read:  {size_mb / t_read:7.0f} MB/s   " + res.side_line("sequential read", "time"))
+    print(f"binary_write:     {size_mb / t_jobs:7.0f} MB/s   " + res.side_line("binary_write", "time")
+          + f"   ({len(rows)} jobs, first start to last end; whole snakemake call {t_wall:.1f} s, median)")
+    print(res.ratio_line("sequential read", "binary_write",
+                         "ratio binary_write / sequential read throughput (= read time / write time)")
+          + f"   target >= {TARGET_RATIO}   ({res.target(ratio >= TARGET_RATIO)}); "
           f"including Snakemake's start-up: {ratio_wall:.2f}")
     print(f"peak RSS of one binary_write job: {rss_long:.0f} MB ({a.frames} frames), "
           f"{rss_short:.0f} MB ({a.frames // 2} frames); growth x{rss_long / rss_short:.2f}   "
           f"target < {TARGET_RSS_MB} MB and flat "
-          f"({'meets' if rss_long < TARGET_RSS_MB and rss_long < 1.2 * rss_short else 'misses'} target)")
+          f"({'meets' if rss_long < TARGET_RSS_MB and rss_long < 1.2 * rss_short else 'misses'} target; "
+          "memory, not time: the load does not change it)")
+    print(res.verdict_line())
     return 0
 
 

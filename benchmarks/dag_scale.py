@@ -1,11 +1,12 @@
 """DAG scale: time of `snakemake -n` for many sessions x planes with cached metadata.
 
 Makes N small synthetic sessions (tiny frames: only the number of planes matters for
-the DAG), builds their metadata caches with one dry run, then times a second dry run
-(what every later `snakemake` call pays) three times and prints the median and its
-ratio to the 15 s target.
+the DAG), builds their metadata caches with one dry run, then times a cached dry run (what
+every later `snakemake` call pays) against Snakemake's own floor, a minimal workflow with
+as many jobs, in rounds of A B B A (benchmarks/_timing.py), and prints the medians, their
+spread, the ratio to the floor and the verdict on the 15 s target.
 
-    python benchmarks/dag_scale.py [--sessions 50] [--planes 30] [--out /tmp/planeflow-dag]
+    python benchmarks/dag_scale.py [--sessions 50] [--planes 30] [--out /tmp/planeflow-dag] [--rounds 3] [--quick]
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import numpy as np
 import tifffile
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 15.0
 
@@ -29,8 +33,9 @@ def main() -> int:
     ap.add_argument("--planes", type=int, default=30)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--out", default="/tmp/planeflow-dag")
-    ap.add_argument("--repeat", type=int, default=3, help="cached dry runs timed (median printed)")
+    _timing.add_arguments(ap)
     a = ap.parse_args()
+    _timing.check_arguments(ap, a)
     out = Path(a.out)
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -52,22 +57,32 @@ def main() -> int:
     if first.returncode:
         print(first.stdout[-2000:], first.stderr[-3000:])
         return 1
-    times = []
-    for _ in range(a.repeat):
-        t0 = time.perf_counter()
-        second = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - t0)
-    t_cached = float(np.median(times))
     jobs = a.sessions * (5 * a.planes + 1) + 1
-    t_floor = floor_time(out, a.sessions, a.planes, a.repeat)
+    floor_cmd = floor_workflow(out, a.sessions, a.planes)
+
+    def timed(c):
+        def once():
+            t0 = time.perf_counter()
+            proc = subprocess.run(c, capture_output=True, text=True)
+            dt = time.perf_counter() - t0
+            if proc.returncode:
+                sys.exit(proc.stderr[-2000:])
+            return dt
+        return once
+
+    res = _timing.from_args({"planeflow": timed(cmd), "floor": timed(floor_cmd)}, a)
+    t_cached = res.median("planeflow")
+    print("\n".join(res.header()))
     print(f"sessions={a.sessions} planes={a.planes} jobs={jobs}")
-    print(f"dry run, metadata not cached: {t_first:.1f} s")
-    print(f"dry run, metadata cached:     {t_cached:.1f} s (median of {a.repeat}: "
-          f"{', '.join(f'{t:.1f}' for t in times)})   target {TARGET_S:.0f} s   "
-          f"ratio {t_cached / TARGET_S:.2f} ({'meets' if t_cached <= TARGET_S else 'misses'} target)")
-    print(f"Snakemake's own floor for as many jobs (5 chained rules, one input and one output "
-          f"each, with log and benchmark): {t_floor:.1f} s")
-    return 0 if second.returncode == 0 else 1
+    print(f"dry run, metadata not cached: {t_first:.1f} s (one run)")
+    print(res.side_line("planeflow", "dry run, metadata cached", width=28)
+          + f"   target {TARGET_S:.0f} s ({res.target(t_cached <= TARGET_S)})")
+    print(res.side_line("floor", "Snakemake's own floor", width=28))
+    print("  (floor: a minimal workflow with as many jobs, 5 chained rules, one input and one output each, "
+          "with log and benchmark)")
+    print(res.ratio_line("planeflow", "floor", "ratio planeflow / floor"))
+    print(res.verdict_line())
+    return 0
 
 
 FLOOR_SNAKEFILE = """
@@ -85,22 +100,14 @@ for i, (a, b) in enumerate(zip(["in", "bw", "reg", "det", "pp"], ["bw", "reg", "
 """
 
 
-def floor_time(out: Path, sessions: int, planes: int, repeat: int) -> float:
-    """Median time of `snakemake -n` on a minimal workflow with the same number of jobs:
-    what Snakemake itself needs, whatever the workflow."""
+def floor_workflow(out: Path, sessions: int, planes: int) -> list[str]:
+    """The `snakemake -n` command of a minimal workflow with the same number of jobs: what
+    Snakemake itself needs, whatever the workflow."""
     d = out / "floor"
     d.mkdir(parents=True, exist_ok=True)
     (d / "Snakefile").write_text(FLOOR_SNAKEFILE.format(sessions=sessions, planes=planes))
-    cmd = [str(Path(sys.executable).parent / "snakemake"), "-s", str(d / "Snakefile"), "-d", str(d),
-           "-n", "--quiet", "all", "--cores", "1"]
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - t0)
-        if proc.returncode:
-            sys.exit(proc.stderr[-2000:])
-    return float(np.median(times))
+    return [str(Path(sys.executable).parent / "snakemake"), "-s", str(d / "Snakefile"), "-d", str(d),
+            "-n", "--quiet", "all", "--cores", "1"]
 
 
 if __name__ == "__main__":

@@ -2,15 +2,17 @@
 
 Both run on the same synthetic session, with the same suite2p settings, pinned to the
 same CPU cores, each in a fresh process (so both pay their imports), one after the
-other in this run; with ``--rounds N`` in alternation (planeflow, run_s2p, run_s2p,
-planeflow, ...), reporting medians, since a shared machine drifts. Prints both wall
+other in this run, in ``--rounds`` rounds (default 3) of planeflow, run_s2p, run_s2p,
+planeflow (benchmarks/_timing.py), reporting medians and spreads, and whether the machine
+was quiet enough to trust them. Three rounds are 6 runs of each side: about 40 minutes on
+the default session on 2 cores, 20 with ``--short``. Prints both wall
 times and their ratio against the target (<= 0.85 on the default 4 x 256 x 256 x 2000
 session, <= 1.0 on the ``--short`` 4 x 192 x 192 x 800 one), where planeflow's time went
 (sum of each step's job times from Snakemake's benchmark files, and the jobs' fixed cost
 from their logs), and checks that both found the same cells.
 
-    python benchmarks/end_to_end.py [--short] [--rounds 1] [--planes 4] [--frames 2000] [--size 256] [--cores all]
-                                    [--shared-motion off|on]
+    python benchmarks/end_to_end.py [--short] [--rounds 3] [--planes 4] [--frames 2000] [--size 256] [--cores all]
+                                    [--shared-motion off|on] [--quick]
 
 With ``--shared-motion on`` planeflow registers the (simulated, simultaneous) planes with
 one consensus rigid motion; its extra cost, the rigid pass and the consensus, is printed
@@ -24,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -36,6 +37,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 TARGET = 0.85        # 4 planes x 256 x 256 px x 2000 frames (issue 15)
 TARGET_SHORT = 1.0   # 4 planes x 192 x 192 px x 800 frames (--short)
 STEPS = ("binary_write", "rigid_shifts", "shared_motion", "registration", "detection", "postprocess",
@@ -132,8 +135,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--short", action="store_true",
                     help="the short session: 4 planes x 192 x 192 px x 800 frames (target <= 1.0)")
-    ap.add_argument("--rounds", type=int, default=1,
-                    help="runs of each, alternating planeflow/run_s2p/run_s2p/planeflow; medians")
+    _timing.add_arguments(ap)
     ap.add_argument("--planes", type=int, default=4)
     ap.add_argument("--frames", type=int, default=None, help="default 2000 (800 with --short)")
     ap.add_argument("--size", type=int, default=None, help="Ly = Lx in pixels; default 256 (192 with --short)")
@@ -147,6 +149,7 @@ def main() -> int:
     ap.add_argument("snakemake_args", nargs="*",
                     help="extra Snakemake options for the planeflow run (after --), e.g. --set-threads registration=1")
     a = ap.parse_args()
+    _timing.check_arguments(ap, a)
     a.frames = a.frames or (800 if a.short else 2000)
     a.size = a.size or (192 if a.short else 256)
     target = TARGET_SHORT if (a.planes, a.size, a.frames) == (4, 192, 800) else TARGET
@@ -194,18 +197,12 @@ def main() -> int:
         env = {"PATH": f"{prefix}{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         return _timed(cmd, cores, env=env, log=out / "planeflow.log")
 
-    # alternate (planeflow, run_s2p), (run_s2p, planeflow), ... so drift hits both alike
-    t_pf, t_s2p, loads = [], [], [os.getloadavg()[0]]
-    for r in range(a.rounds):
-        order = ("pf", "s2p") if r % 2 == 0 else ("s2p", "pf")
-        for who in order:
-            if who == "pf":
-                t_pf.append(run_planeflow())
-            elif a.skip_run_s2p:
-                t_s2p.append(a.skip_run_s2p)
-            else:
-                t_s2p.append(run_s2p())
-            loads.append(os.getloadavg()[0])
+    # rounds of planeflow, run_s2p, run_s2p, planeflow, so drift hits both alike
+    sides = {"planeflow": run_planeflow,
+             "run_s2p": (lambda: a.skip_run_s2p) if a.skip_run_s2p else run_s2p}
+    tm = _timing.from_args(sides, a, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if a.skip_run_s2p:
+        tm.notes.append(f"run_s2p not run: its time ({a.skip_run_s2p} s, --skip-run-s2p) is from another run")
 
     # --- same cells found? (the last run of each)
     res = pf / "results" / "bench"
@@ -216,13 +213,13 @@ def main() -> int:
     steps = _step_seconds(res / "benchmarks")
     fixed = _fixed_seconds(res / "logs")
     volume_s = _volume_seconds(res / "logs")
-    m_pf, m_s2p = statistics.median(t_pf), statistics.median(t_s2p)
-    ratio = m_pf / m_s2p
+    m_pf = tm.median("planeflow")
+    ratio, _, _ = tm.ratio("planeflow", "run_s2p")
+    print("\n".join(tm.header()))
     print(f"session: {a.planes} planes x {a.size}x{a.size} px x {a.frames} frames ({raw_mb:.0f} MB of TIFF), "
-          f"{len(cores)} cores, load average {' / '.join(f'{v:.1f}' for v in loads)}")
-    print(f"suite2p.run_s2p:            {m_s2p:7.1f} s   (runs: {', '.join(f'{t:.1f}' for t in t_s2p)})")
-    print(f"planeflow (local profile):  {m_pf:7.1f} s   "
-          f"(runs: {', '.join(f'{t:.1f}' for t in t_pf)}; shared motion {a.shared_motion})")
+          f"{len(cores)} cores")
+    print(tm.side_line("run_s2p", "suite2p.run_s2p", width=27))
+    print(tm.side_line("planeflow", "planeflow (local profile)", width=27) + f"   shared motion {a.shared_motion}")
     print("planeflow job time per step (s, summed over planes): "
           + ", ".join(f"{k} {v:.1f}" for k, v in steps.items() if v))
     if a.shared_motion == "on":
@@ -235,8 +232,9 @@ def main() -> int:
     print("of which fixed cost, process start to first line of work (s, summed): "
           + ", ".join(f"{k} {v:.1f}" for k, v in fixed.items()))
     print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")
-    print(f"ratio planeflow / run_s2p = {ratio:.2f} (medians of {a.rounds})   target <= {target:.2f}   "
-          f"({'meets' if ratio <= target else 'misses'} target)")
+    print(tm.ratio_line("planeflow", "run_s2p", "ratio planeflow / run_s2p") + f"   target <= {target:.2f}   "
+          f"({tm.target(ratio <= target)})")
+    print(tm.verdict_line())
     return 0
 
 

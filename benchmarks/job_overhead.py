@@ -5,13 +5,14 @@ of Snakemake's script preamble, the import statements of ``scripts/<step>.py`` (
 from the script itself, in order), then what ``run_step`` does before it calls the
 step: limit threads and import ``planeflow.steps.<step>`` with everything it needs. The process reports the
 time from its start (the parent's clock when it was spawned) and its peak RSS
-(VmHWM) and private memory (RssAnon) at that point. Rounds go over all steps in
-turn (so a busy machine hits all alike); medians are printed, each against a bare
-interpreter (``python -c`` with no import), plus two references: ``import torch``
-alone and ``import suite2p`` (what a suite2p job paid before), and the imports a
-step's default work adds later (``DEFERRED``).
+(VmHWM) and private memory (RssAnon) at that point. Each round goes over all steps
+forwards, then backwards (benchmarks/_timing.py: a busy machine hits all alike, and the
+result says when it was busy); medians are printed, each against a bare interpreter
+(``python -c`` with no import), plus two references: ``import torch`` alone and
+``import suite2p`` (what a suite2p job paid before), and the imports a step's default
+work adds later (``DEFERRED``).
 
-    python benchmarks/job_overhead.py [--repeats 5] [--json out.json]
+    python benchmarks/job_overhead.py [--rounds 3] [--steps ...] [--json out.json] [--quick]
 """
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = ("binary_write", "registration", "detection", "postprocess", "merge", "volume_stats",
@@ -125,25 +129,29 @@ def run_once(name: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    _timing.add_arguments(ap)
     ap.add_argument("--steps", nargs="*", default=list(STEPS), choices=STEPS)
     ap.add_argument("--json", help="also write the medians to this file")
     a = ap.parse_args()
+    _timing.check_arguments(ap, a)
     names = ["python", "import torch", "import suite2p", *a.steps]
-    runs: dict[str, list[dict]] = {n: [] for n in names}
-    load0 = os.getloadavg()[0]
-    for _ in range(a.repeats):
-        for n in names:
-            runs[n].append(run_once(n))
-    load1 = os.getloadavg()[0]
+
+    def side(n):
+        def once():
+            r = run_once(n)
+            return r["fixed_s"], r
+        return once
+
+    res = _timing.from_args({n: side(n) for n in names}, a)
 
     def med(n, key):
-        vals = [r[key] for r in runs[n] if r.get(key) is not None]
+        vals = [r[key] for r in res.extras[n] if r.get(key) is not None]
         return statistics.median(vals) if vals else None
 
     base = med("python", "fixed_s")
-    print(f"job fixed cost: process start to first line of work; median of {a.repeats} "
-          f"(load average {load0:.1f} at start, {load1:.1f} at end, {os.cpu_count()} CPUs)")
+    print("\n".join(res.header()))
+    print(f"job fixed cost: process start to first line of work; median of {2 * a.rounds} runs"
+          + (f"   {res.label}" if res.label else ""))
     print(f"{'job':18s} {'fixed s':>8s} {'x python':>8s} {'cpu s':>6s} {'peak MB':>8s} {'anon MB':>8s}  "
           f"{'target':14s} {'met':4s} {'+later s':>8s} {'peak MB':>8s}  imports")
     summary, ok = {}, True
@@ -156,8 +164,8 @@ def main() -> int:
             good = fixed <= t_s and (t_mb is None or peak <= t_mb)
             ok &= good
             target = f"<= {t_s:g} s" + (f", {t_mb} MB" if t_mb else "")
-            met = "yes" if good else "NO"
-        mods = runs[n][-1]["modules"]
+            met = ("yes" if good else "NO") if not res.label else "-"
+        mods = res.extras[n][-1]["modules"]
         print(f"{n:18s} {fixed:8.2f} {fixed / base:8.1f} {cpu:6.2f} {peak:8.0f} {anon:8.0f}  {target:14s} {met:4s} "
               + (f"{later:8.2f} {later_mb:8.0f}" if later is not None else f"{'':8s} {'':8s}")
               + f"  {', '.join(mods) or '-'}")
@@ -171,9 +179,15 @@ def main() -> int:
           "while the page cache still holds the files as written: see docs/performance-jobs.md); "
           "+later: imports the step's default work adds on "
           "first use (see DEFERRED), with the peak after them.")
-    print(f"all fixed-cost targets met: {'yes' if ok else 'NO'}")
+    print("spread of the fixed cost per job (s): " + "; ".join(
+        f"{n} {lo:.2f}-{hi:.2f}" for n in names for lo, hi, _, _ in [res.spread(n)]))
+    print(f"all fixed-cost targets: {res.target(ok)}")
+    print(res.verdict_line())
     if a.json:
-        Path(a.json).write_text(json.dumps({"load": [load0, load1], "repeats": a.repeats,
+        Path(a.json).write_text(json.dumps({"command": res.command, "date": res.before.when,
+                                            "load": [res.before.load[0], res.after.load[0]],
+                                            "others_cores": res.others_cores, "rounds": a.rounds,
+                                            "label": res.label, "reasons": res.reasons(),
                                             "jobs": summary}, indent=1))
     return 0
 

@@ -3,18 +3,22 @@
 Times a job's imports (``planeflow.steps.<step>`` and the suite2p names its record in the step
 registry says it calls) in fresh interpreters, with the shims (as the jobs run) and without them (the
 scipy.signal and torchvision entries taken out of BARE_PACKAGES and LAZY_MODULES), in
-alternation A B B A, and prints the median of each side, the spread and the saving.
-The shims stay while the saving is >= 0.5 s per job (issue 20).
+rounds of A B B A (benchmarks/_timing.py), and prints the median of each side, the spread and the
+saving. The shims stay while the saving is >= 0.5 s per job (issue 20).
 
-    python benchmarks/shim_gain.py [--rounds 3] [--steps registration detection]
+    python benchmarks/shim_gain.py [--rounds 3] [--steps registration detection] [--quick]
 """
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402
+
+TARGET_S = 0.5  # saving per job that keeps the shims
 
 CODE = """
 import time
@@ -42,22 +46,24 @@ def once(step: str, off: bool) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    _timing.add_arguments(ap)
     ap.add_argument("--steps", nargs="+", default=["registration", "detection"])
     args = ap.parse_args()
-    print(f"load average before: {os.getloadavg()}")
+    _timing.check_arguments(ap, args)
     for step in args.steps:
         once(step, False)  # warm the page cache
-        with_, without = [], []
-        for _ in range(args.rounds):  # A B B A
-            with_.append(once(step, False))
-            without += [once(step, True), once(step, True)]
-            with_.append(once(step, False))
-        a, b = statistics.median(with_), statistics.median(without)
-        print(f"{step}: imports with shims {a:.2f} s (range {min(with_):.2f}-{max(with_):.2f}), "
-              f"without {b:.2f} s (range {min(without):.2f}-{max(without):.2f}); saving {b - a:.2f} s "
-              f"per job, ratio {b / a:.2f}")
-    print(f"load average after: {os.getloadavg()}")
+        res = _timing.from_args({"with shims": lambda s=step: once(s, False),
+                                 "without": lambda s=step: once(s, True)}, args)
+        print("\n".join(res.header()))
+        print(f"{step}: a job's imports plus the suite2p names it calls")
+        for n in res.names:
+            print("  " + res.side_line(n, width=12))
+        saving = res.median("without") - res.median("with shims")
+        lows = [b - a for a, b in zip(res.round_means("with shims"), res.round_means("without"))]
+        print(f"  saving {saving:.2f} s per job (per round {min(lows):.2f}-{max(lows):.2f})   target >= {TARGET_S} s "
+              f"({res.target(saving >= TARGET_S)})")
+        print("  " + res.ratio_line("without", "with shims", "ratio without / with"))
+        print(res.verdict_line())
 
 
 if __name__ == "__main__":
