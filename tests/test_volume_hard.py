@@ -92,6 +92,38 @@ def test_crosstalk_table_ignores_pairs_that_peak_off_the_recorded_pixel():
     assert rows[1]["pairs"].count("*") == 1
 
 
+def test_crosstalk_table_leaves_out_ambiguous_pairs_whose_reverse_shows_shared_tissue():
+    # c = 0.05 at k = 1 (the hard simulator's numbers): pairs 3>4 and 4>5 see a cell of both
+    # planes on the recorded pixel (tissue_px < AMBIGUOUS_PX) and read high; their reverses read
+    # 0.078 and 0.054, precisely: out, though 4>3 is less than half of 4>5. Pair 1>2 is
+    # ambiguous too, but its reverse comes from a dim source: large and imprecise, so it stays.
+    def r(c, sd, tissue=5.0, null=0.0):
+        return [dict(coefficient=c, null_mean=null, null_std=sd, n_pixels=500, peak=True, tissue_px=tissue)]
+
+    pairs = {(0, 1): r(0.052, 0.004), (1, 0): r(0.018, 0.006),
+             (1, 2): r(0.042, 0.0006, tissue=0.1), (2, 1): r(0.167, 0.064, tissue=0.1, null=-0.08),
+             (2, 3): r(-0.054, 0.13), (3, 2): r(0.003, 0.0006),
+             (3, 4): r(0.098, 0.004, tissue=0.6), (4, 3): r(0.078, 0.008, tissue=0.6),
+             (4, 5): r(0.138, 0.007, tissue=1.3), (5, 4): r(0.054, 0.004, tissue=1.3)}
+    rows = {row["separation"]: row for row in vol.crosstalk_table(pairs, 1, 6, 0.03)}
+    assert abs(rows[1]["coefficient"] - 0.05) <= 0.01 and rows[1]["significant"], rows[1]
+    used = [t.split(":")[0] for t in rows[1]["pairs"].split(";") if not t.endswith("*")]
+    assert "1>2" in used and "3>4" not in used and "4>5" not in used, rows[1]["pairs"]
+    # shared tissue away from the recorded pixel: the reverses no longer matter, every pair counts
+    far = {k: [{**v[0], "tissue_px": 5.0}] for k, v in pairs.items()}
+    far[(3, 4)][0]["coefficient"] = far[(4, 5)][0]["coefficient"] = 0.05
+    far_rows = {row["separation"]: row for row in vol.crosstalk_table(far, 1, 6, 0.03)}
+    assert "*" not in far_rows[1]["pairs"] and abs(far_rows[1]["coefficient"] - 0.05) <= 0.01, far_rows[1]
+    assert not rows[-1]["significant"]
+    # at c = 0.3 an ambiguous pair whose reverse reads under AMBIGUOUS_REVERSE of it counts
+    strong = {**pairs, (0, 1): r(0.282, 0.007), (4, 5): r(0.317, 0.004, tissue=1.0),
+              (5, 4): r(0.069, 0.005, tissue=1.0), (2, 3): r(0.004, 0.026), (1, 2): r(0.267, 0.003, tissue=0.1),
+              (2, 1): r(0.32, 0.01, tissue=0.1)}
+    rows = {row["separation"]: row for row in vol.crosstalk_table(strong, 1, 6, 0.03)}
+    assert abs(rows[1]["coefficient"] - 0.3) <= 0.02, rows[1]
+    assert [t for t in rows[1]["pairs"].split(";") if t.startswith("4>5")][0][-1] != "*", rows[1]["pairs"]
+
+
 def test_unreliable_planes_dim_and_unconfirmed():
     class R:  # the two attributes unreliable_planes reads of rois.Rois
         def __init__(self, n):
@@ -118,3 +150,25 @@ def test_volume_accuracy_benchmark_runs(tmp_path):
                           timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "offset err px" in proc.stdout and ("all targets met" in proc.stdout or "targets missed" in proc.stdout)
+    assert "confidence calibration over 2 planes" in proc.stdout   # 3 planes, plane 0 (the anchor) left out
+
+
+def benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("volume_accuracy", REPO / "benchmarks" / "volume_accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_confidence_calibration_summary():
+    calibration = benchmark_module().calibration
+    # (confidence, offset error px): the most confident plane more than 1 px off is at 0.7
+    lines = calibration([(0.3, 2.0), (0.5, 0.4), (0.7, 1.5), (0.85, 0.3), (0.95, 0.2), (0.999, 0.1)])
+    assert lines[0].startswith("confidence calibration over 6 planes")
+    rows = {ln.split(")")[0].split("]")[0].strip(" ["): ln.split()[-3:] for ln in lines[2:-1]}
+    assert rows["0.60, 0.80"] == ["0", "0.00", "1.50"] and rows["0.99, 1.00"] == ["1", "1.00", "0.10"]
+    assert "confidence > 0.700 was within 1 px (3 planes, lowest 0.850)" in lines[-1]
+    assert "every plane was within 1 px (lowest confidence seen 0.300)" in calibration([(0.3, 0.2), (0.99, 0.1)])[-1]
+    assert "most confident plane (0.990) was more than 1 px off" in calibration([(0.3, 0.2), (0.99, 1.1)])[-1]
