@@ -272,7 +272,9 @@ def score_volume(session_dir, ground_truth) -> dict:
 
     Accepted ROIs of each plane are matched one to one to the planted cells visible in it
     (:func:`~planeflow.synth.groundtruth.match_rois`, after the plane's reference offset);
-    accepted ROIs left over are matched to the crosstalk ghosts (``ghost_labels``).
+    accepted ROIs left over are matched to the crosstalk ghosts (``ghost_labels``), or the ghosts
+    first where they are brighter than the plane's own cells (crosstalk times the source plane's
+    ``brightness`` above the plane's own).
     Returns ``offset_err_px`` (largest error of plane_offsets.tsv against the planted offsets
     carried into the registered frames), ``duplicates_before`` (share of matched ROIs that
     are a second view of a cell), ``residual_duplicates`` (the same among primary matched
@@ -298,12 +300,21 @@ def score_volume(session_dir, ground_truth) -> dict:
         acc = np.flatnonzero(np.load(d / "iscell.npy")[:, 0] > 0.5)
         c = reference_offset(ops["yoff"], ops["xoff"], gt["shifts"])
         ref.append(c)
-        for r, lab in match_rois([stat[i] for i in acc], gt["labels"][p], offset=c)["matches"]:
-            cell_of[(p, int(acc[r]))] = int(lab)
-        rest = [int(i) for i in acc if (p, int(i)) not in cell_of]
-        if gt["crosstalk"] and rest:
-            for r, lab in match_rois([stat[i] for i in rest], gt["ghost_labels"][p], offset=c)["matches"]:
-                ghost_of[(p, rest[r])] = int(lab)
+        # an ROI is matched first to the brighter light: the plane's own cells, or the ghosts of
+        # the plane k above when those outshine them (a dim plane receiving crosstalk: its ROIs
+        # there are ghosts, though its own faint cells lie under them)
+        k = int(gt.get("crosstalk_k", 1))
+        b = np.asarray(gt.get("brightness", np.ones(n)), float)
+        ghost_first = bool(gt["crosstalk"]) and p >= k and float(gt["crosstalk"]) * b[p - k] > b[p]
+        order = [("ghost", gt["ghost_labels"][p]), ("cell", gt["labels"][p])] if ghost_first else \
+            [("cell", gt["labels"][p])] + ([("ghost", gt["ghost_labels"][p])] if gt["crosstalk"] else [])
+        rest = [int(i) for i in acc]
+        for kind, labels in order:
+            if not rest:
+                break
+            found = {rest[r]: int(lab) for r, lab in match_rois([stat[i] for i in rest], labels, offset=c)["matches"]}
+            (ghost_of if kind == "ghost" else cell_of).update({(p, i): lab for i, lab in found.items()})
+            rest = [i for i in rest if i not in found]
     ref = np.array(ref)
     true_off = gt["offsets"] + ref - ref[0]
     est = np.array([[float(r["dy_px"]), float(r["dx_px"])] for r in offs])
