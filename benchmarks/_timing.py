@@ -37,6 +37,7 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import shlex
 import statistics
 import sys
@@ -311,3 +312,37 @@ def measure(sides: dict[str, Callable[[], float | tuple[float, object]]], rounds
 def from_args(sides, args: argparse.Namespace, **kw) -> Result:
     """``measure`` with the --rounds/--quick/--max-load of ``add_arguments``."""
     return measure(sides, args.rounds, quick=args.quick, max_load=args.max_load, **kw)
+
+
+#: SLURM's client tools, hidden by ``slurm_tools_hidden``
+SLURM_TOOLS = ("scontrol", "sacct", "squeue", "sinfo", "sbatch")
+
+
+def slurm_tools_hidden(out, env: dict | None = None) -> dict | None:
+    """An environment (a copy of ``env`` or os.environ) whose PATH hides SLURM's client tools
+    behind stubs that fail at once, when the tools are installed but no controller answers;
+    None when there is nothing to hide (no SLURM, or a controller that answers).
+
+    Why: the SLURM executor plugin runs ``scontrol show config`` whenever Snakemake builds its
+    command line (every ``snakemake`` call, also a local dry run), and that waits ~9 s for a
+    controller that is down (a stopped test cluster). A machine without SLURM does not pay it,
+    and a cluster whose controller answers pays milliseconds; with the stubs a benchmark
+    measures what both see. The stubs are written to ``out``/no-slurm-bin."""
+    import subprocess
+    from pathlib import Path
+
+    if not shutil.which("scontrol"):
+        return None
+    try:
+        if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5).returncode == 0:
+            return None
+    except subprocess.TimeoutExpired:
+        pass
+    shadow = Path(out) / "no-slurm-bin"
+    shadow.mkdir(parents=True, exist_ok=True)
+    for tool in SLURM_TOOLS:
+        (shadow / tool).write_text("#!/bin/sh\nexit 1\n")
+        (shadow / tool).chmod(0o755)
+    env = dict(os.environ if env is None else env)
+    env["PATH"] = f"{shadow}{os.pathsep}{env.get('PATH', '')}"
+    return env

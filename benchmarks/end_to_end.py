@@ -110,25 +110,16 @@ def _volume_seconds(log_dir: Path) -> float:
 
 
 def _slurm_tools_shadow(out: Path) -> dict:
-    """Environment that hides SLURM's client tools when they are installed but their controller
-    does not answer (a test cluster that is stopped): the SLURM executor plugin runs
-    ``scontrol show config`` when Snakemake loads its plugins, which then waits ~9 s for the
-    controller. A laptop without SLURM, and a cluster whose controller answers, do not pay it;
-    with the tools shadowed this benchmark measures the same."""
-    if not shutil.which("scontrol"):
+    """SLURM's client tools hidden from planeflow's run when they are installed but no
+    controller answers (``_timing.slurm_tools_hidden``: the SLURM executor plugin's
+    ``scontrol show config`` would wait ~9 s in every Snakemake call; a laptop without SLURM
+    and a cluster whose controller answers do not pay it)."""
+    env = _timing.slurm_tools_hidden(out)
+    if env is None:
         return {}
-    try:
-        if subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5).returncode == 0:
-            return {}
-    except subprocess.TimeoutExpired:
-        pass
-    shadow = out / "no-slurm-bin"
-    shadow.mkdir(parents=True, exist_ok=True)
-    for tool in ("scontrol", "sacct", "squeue", "sinfo", "sbatch"):
-        (shadow / tool).write_text("#!/bin/sh\nexit 1\n")
-        (shadow / tool).chmod(0o755)
+    shadow = env["PATH"].split(os.pathsep)[0]
     print(f"SLURM tools installed but no controller answers: hidden from planeflow's run ({shadow})")
-    return {"PATH_PREFIX": str(shadow)}
+    return {"PATH_PREFIX": shadow}
 
 
 def main() -> int:

@@ -201,3 +201,11 @@ def test_suite2p_settings_known_to_fail_still_fail_in_suite2p():
     with pytest.raises(PlaneflowError, match="smooth_sigma_time = 1.0 does not work"):
         check_suite2p_settings({"registration": {"smooth_sigma_time": 1.0}}, "config")
     check_suite2p_settings({"registration": {"smooth_sigma_time": 0}}, "config")
+
+
+def test_schemas_read_as_yaml_safe_load_reads_them():
+    """The schemas are read with libyaml's C loader where PyYAML has it (every parse of the
+    Snakefile reads them): the result is the one yaml.safe_load gives."""
+    for path in sorted(pfc.SCHEMA_DIR.glob("*.yaml")):
+        with open(path) as fh:
+            assert pfc._load_yaml(path) == yaml.safe_load(fh), path.name

@@ -425,3 +425,14 @@ def test_true_requires_every_session_to_be_described(tmp_path):
     assert proc.returncode != 0
     assert "session 'bare': missing session_start_time" in proc.stderr and "enabled: auto" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_auto_warning_stays_short_for_many_sessions():
+    from planeflow.plan.nwb_meta import skipped_warning
+
+    wrong = {f"s{i:03d}": ["missing species, sex"] for i in range(100)}
+    wrong["odd"] = ["missing age"]
+    text = skipped_warning(wrong, "config/sessions.tsv")
+    assert text.startswith("no NWB file for 101 session(s)") and len(text) < 400, text
+    assert "s000, s001, s002 and 97 more: missing species, sex; odd: missing age" in text
+    assert "s003" not in text

@@ -168,6 +168,17 @@ def test_blank_values_are_unset(tmp_path):
     assert "slurm_partition" not in cfg["default-resources"]
 
 
+def test_submission_rate_is_a_key_snakemake_9_honours():
+    """Snakemake 9 ignores `max-jobs-per-second` (its `max-jobs-per-timespan` default, 100/1s,
+    wins; on the local SLURM 90 ready jobs went out within a second): the profile sets the
+    newer key, 5 submissions per second (docs/slurm-capacity.md)."""
+    types = pytest.importorskip("snakemake.settings.types")
+    cfg = render(PROFILE_SRC)
+    assert "max-jobs-per-second" not in cfg
+    rate = types.MaxJobsPerTimespan.parse_choice(cfg["max-jobs-per-timespan"])
+    assert (rate.max_jobs, rate.timespan) == (5, 1)
+
+
 def test_snakemake_parses_installed_profile(tmp_path):
     """Snakemake's own profile reader turns the installed file into CLI arguments."""
     profiles = pytest.importorskip("snakemake.profiles")

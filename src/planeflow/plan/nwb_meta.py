@@ -140,8 +140,14 @@ def resolve_sessions(rows: dict, nwb_config: dict, now: _dt.datetime | None = No
 
 
 def skipped_warning(wrong: dict, sheet: str) -> str:
-    """The one warning of nwb_export.enabled: auto about the sessions it leaves out."""
-    parts = "; ".join(f"{sid}: {', '.join(lines)}" for sid, lines in wrong.items())
+    """The one warning of nwb_export.enabled: auto about the sessions it leaves out: sessions
+    missing the same columns share one entry naming at most three of them (every parse prints
+    it, every cluster job's log too, so it stays short at a hundred sessions)."""
+    groups: dict = {}
+    for sid, lines in wrong.items():
+        groups.setdefault(tuple(lines), []).append(sid)
+    parts = "; ".join(f"{', '.join(ids[:3])}{f' and {len(ids) - 3} more' if len(ids) > 3 else ''}: {', '.join(lines)}"
+                      for lines, ids in groups.items())
     return (f"no NWB file for {len(wrong)} session(s) (nwb_export.enabled: auto), their metadata is "
             f"incomplete: {parts}. Add the columns to '{sheet}' or set nwb_export.metadata to export them.")
 
