@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -82,10 +81,8 @@ def main() -> int:
     if first.returncode:
         print(first.stdout[-2000:], first.stderr[-3000:])
         return 1
-    # binary_write, registration, detection, postprocess, merge per plane; volume_stats, qc per session; all
-    jobs = a.sessions * (5 * a.planes + 2) + 1
     floor_cmd = floor_workflow(out, a.sessions, a.planes)
-    status_cmd = status_tree(out, [f"s{s:03d}" for s in range(a.sessions)])
+    status_cmd, jobs = status_tree(out, [f"s{s:03d}" for s in range(a.sessions)])
 
     def timed(c, env=None):
         def once():
@@ -133,12 +130,13 @@ for i, (a, b) in enumerate(zip(["in", "bw", "reg", "det", "pp"], ["bw", "reg", "
 """
 
 
-def status_tree(out: Path, sessions: list[str]) -> list[str]:
+def status_tree(out: Path, sessions: list[str]) -> tuple[list[str], int]:
     """A finished results tree of ``sessions`` (their metadata.json from the dry run, every
     output, log and benchmark of their jobs under the default config, logs ending with
-    planeflow's done line) and the `planeflow status` command that reads it."""
+    planeflow's done line), the `planeflow status` command that reads it, and the number of
+    jobs of the dry run (the registry's, plus the target rule)."""
     from planeflow.plan.config import deep_merge, load_schema, schema_defaults
-    from planeflow.plan.layout import Layout, plane_folder_files
+    from planeflow.plan.layout import Layout
 
     tree = out / "status-results"
     config = deep_merge(schema_defaults(load_schema("config.schema.yaml")), {"results_dir": str(tree)})
@@ -146,27 +144,17 @@ def status_tree(out: Path, sessions: list[str]) -> list[str]:
                                                             "results_dir": str(tree)}))
     cmd = [str(Path(sys.executable).parent / "planeflow"), "status", str(tree),
            "--config", str(out / "status-config.yaml"), "--directory", str(out)]
-    done = ("2026-01-01 10:00:00,000 [INFO] planeflow: start rule x (threads=1)\n"
-            "2026-01-01 10:00:05,000 [INFO] planeflow: done rule x in 5.0 s\n")
-    lay, src = Layout(tree), Layout(out / "results")
+    from planeflow.synth.results_tree import write_finished_session
+
+    from planeflow.plan.registry import session_jobs
+
+    src, jobs = Layout(out / "results"), 1  # and the target rule, all
     for sid in sessions:
-        if os.path.isfile(lay.metadata(sid)):
-            continue  # written by an earlier run (the metadata last)
         meta = json.loads(Path(src.metadata(sid)).read_text())
-        for path in lay.session_outputs(meta, config):
-            if path == lay.metadata(sid):
-                continue
-            if "/suite2p/plane" in path and not path.endswith(".npy"):  # merge's folder
-                files = list(plane_folder_files(path).values())
-            elif path.endswith(".zarr"):
-                files = [os.path.join(path, ".zattrs")]
-            else:
-                files = [path]
-            for f in files:
-                os.makedirs(os.path.dirname(f), exist_ok=True)
-                Path(f).write_text(done if f.endswith(".log") else "")
-        shutil.copy(src.metadata(sid), lay.metadata(sid))
-    return cmd
+        jobs += len(session_jobs(meta, config))
+        if not os.path.isfile(Layout(tree).metadata(sid)):  # else written by an earlier run
+            write_finished_session(tree, meta, config)
+    return cmd, jobs
 
 
 def n_files(out: Path) -> int:

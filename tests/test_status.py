@@ -14,35 +14,21 @@ import pytest
 from planeflow import PlaneflowError
 from planeflow.plan.layout import Layout, plane_folder_files
 from planeflow.plan.status import collect, format_table, log_error
+from planeflow.synth.results_tree import DONE_LOG, write_finished_session
 
 CONFIG = {"cellpose": {"export": False}, "nwb_export": {"enabled": False}, "raw_compress": {"enabled": False},
           "registration": {"shared_motion": "off"}}
-DONE = ("2026-01-01 10:00:00,000 [INFO] planeflow: start rule x (threads=1)\n"
-        "2026-01-01 10:00:05,000 [INFO] planeflow: done rule x in 5.0 s\n")
+DONE = DONE_LOG
 
 
 def build_tree(root: Path, nsessions: int, nplanes: int, nparts: int = 1, config: dict = CONFIG) -> Layout:
     """A finished results tree: every output of session_outputs (with ``config``), logs ending
-    with 'done'."""
-    lay = Layout(root)
+    with 'done' (planeflow.synth.results_tree)."""
     for i in range(nsessions):
-        sid = f"s{i:02d}"
-        meta = {"session_id": sid, "planes": list(range(nplanes)),
+        meta = {"session_id": f"s{i:02d}", "planes": list(range(nplanes)),
                 "parts": [{"part": q} for q in range(nparts)]}
-        os.makedirs(lay.session_dir(sid), exist_ok=True)
-        Path(lay.metadata(sid)).write_text(json.dumps(meta))
-        for path in lay.session_outputs(meta, config):
-            if path == lay.metadata(sid):
-                continue
-            if path.endswith(".zarr") or "/suite2p/plane" in path and not path.endswith(".npy"):
-                for f in (plane_folder_files(path).values() if "/suite2p/" in path else []):
-                    os.makedirs(os.path.dirname(f), exist_ok=True)
-                    Path(f).touch()
-                os.makedirs(path, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            Path(path).write_text(DONE if path.endswith(".log") else "")
-    return lay
+        write_finished_session(root, meta, config)
+    return Layout(root)
 
 
 def mark_incomplete(workdir: Path, output: str):

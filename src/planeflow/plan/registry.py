@@ -176,8 +176,8 @@ def of_scope(scope: str) -> tuple[str, ...]:
 
 
 #: ``cleanup`` settings (config) -> the step outputs (step, output key) they remove
-CLEANUP = {"raw_binary": (("binary_write", "bin"),),
-           "intermediates": tuple((n, k) for n in ("detection", "postprocess") for k in STEPS[n].removable)}
+CLEANUP = {setting: tuple((n, k) for n in steps for k in STEPS[n].removable)
+           for setting, steps in (("raw_binary", ("binary_write",)), ("intermediates", ("detection", "postprocess")))}
 
 
 def removed_outputs(config: dict) -> set:
