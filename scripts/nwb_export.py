@@ -15,7 +15,8 @@ def arguments(sm):
                                     for b, q in zip(bins, parts)]
         planes.append(plane)
     return dict(planes=planes, out=sm.output.nwb, metadata=dict(sm.params.metadata), session=session,
-                options=dict(sm.params.options), volume_rois=sm.input.volume_rois)
+                options=dict(sm.params.options), volume_rois=sm.input.volume_rois,
+                tracked_cells=getattr(sm.input, "tracked_cells", None))
 
 
 run_step(snakemake, "nwb_export", arguments)  # noqa: F821 - snakemake is injected

@@ -318,6 +318,8 @@ def test_init_neuroblueprint_writes_one_row_per_session_and_a_dry_run_lists_ever
     assert written == sorted([(s, str(p)) for s in ("sub-001_ses-01", "sub-001_ses-02", "sub-002_ses-01")
                               for p in range(3)])
     assert sorted(w["session"] for rule, w in jobs if rule == "volume_stats") == [r["session_id"] for r in rows]
+    # one tracking job per NeuroBlueprint subject (issue 23)
+    assert sorted(w["subject"] for rule, w in jobs if rule == "tracking") == ["sub-001", "sub-002"]
 
 
 def test_init_flat_folders_and_refusal_without_force(tmp_path, capsys):

@@ -60,8 +60,10 @@ def test_estimates_grow_with_the_attempt():
             "parts": [{"part": 0, "shape": [256, 256], "offset": [0, 0]}]}
     cfg = {"binary_write": {"chunk_frames": 500, "chunk_mb": 32},
            "nwb_export": {"include_movie": True, "chunk_frames": 500}}
+    subject = registry.subject_meta("m1", [meta, meta])
     for name, s in registry.STEPS.items():
-        one, two = (s.estimate(meta, cfg, a, part=0) for a in (1, 2))
+        m = subject if s.scope == "subject" else meta
+        one, two = (s.estimate(m, cfg, a, part=0) for a in (1, 2))
         assert two["mem_mb"] > one["mem_mb"] > 0 and two["runtime"] > one["runtime"] > 0, name
 
 
@@ -93,11 +95,12 @@ def test_status_lists_the_jobs_the_dry_run_plans(tmp_path, optional):
     st = collect(cfg["results_dir"], workdir=str(tmp_path), config=config)
     (sess,) = st["sessions"]
     listed = {(j["step"], j["plane"], j["part"]) for j in sess["jobs"]}
+    listed |= {(step, None, None) for sub in st["subjects"] for step in sub["steps"]}  # per subject
     assert listed == planned
     assert st["counts"]["pending"] == len(planned)
     steps = {j[0] for j in planned}
     optional_steps = {"rigid_shifts", "shared_motion", "crosstalk", "crosstalk_subtract", "cellpose_export",
-                      "nwb_export", "raw_compress", "mat_export"}
+                      "nwb_export", "raw_compress", "mat_export", "tracking"}  # tracking: a subject_id
     assert (optional_steps <= steps) if optional else not (optional_steps & steps)
 
 
@@ -145,7 +148,8 @@ def test_every_job_asks_for_its_steps_resources_and_priority(tmp_path):
         if job["rule"] in TARGETS:
             continue
         step = registry.STEPS[job["rule"]]
-        want = step.estimate(meta, config, 1, job["wildcards"].get("part") if step.scope == "part" else None)
+        m = registry.subject_meta(job["wildcards"]["subject"], [meta]) if step.scope == "subject" else meta
+        want = step.estimate(m, config, 1, job["wildcards"].get("part") if step.scope == "part" else None)
         got = {k: int(job["resources"][k]) for k in ("mem_mb", "runtime")}
         assert got == want and job["priority"] == step.priority, (job, want)
         checked.add(job["rule"])

@@ -50,12 +50,16 @@ VOLUME_OFFSETS = PROJECT.volume_offsets
 CROSSTALK_SUBTRACT = PROJECT.crosstalk_subtract
 #: sessions registered with shared motion (config registration.shared_motion)
 SHARED_MOTION = PROJECT.shared_motion
+#: subject_id -> its sessions (sheet order) tracked together (config tracking)
+SUBJECTS = PROJECT.subjects
+SESSION_SUBJECT = {s: sub for sub, sessions in SUBJECTS.items() for s in sessions}
 
 
 wildcard_constraints:
     session="[A-Za-z0-9][A-Za-z0-9_.-]*",
     plane=r"\d+",
     part=r"\d+",
+    subject="[A-Za-z0-9][A-Za-z0-9_.-]*",
 
 
 # ---- paths: every one comes from planeflow.plan.layout ----------------------------------
@@ -124,11 +128,14 @@ def step_resources(step):
     rec = STEP[step]
     per_part = rec.scope == "part"
 
+    def meta(wc):
+        return subject_meta(wc.subject) if rec.scope == "subject" else META[wc.session]
+
     def mem_mb(wc, attempt):
-        return rec.estimate(META[wc.session], config, attempt, wc.part if per_part else None)["mem_mb"]
+        return rec.estimate(meta(wc), config, attempt, wc.part if per_part else None)["mem_mb"]
 
     def runtime(wc, attempt):
-        return rec.estimate(META[wc.session], config, attempt)["runtime"]
+        return rec.estimate(meta(wc), config, attempt)["runtime"]
 
     res = {"mem_mb": mem_mb, "runtime": runtime}
     if rec.torch and config["gpu"]["enabled"]:
@@ -264,10 +271,13 @@ def raw_compress_inputs(wc):
 
 
 def nwb_inputs(wc):
-    """Every final plane folder, volume_stats' rois.tsv, and with nwb_export.include_movie the registration
-    binaries of every plane and part (plane by plane, part by part)."""
+    """Every final plane folder, volume_stats' rois.tsv, the subject's tracked_cells.tsv when the
+    session is tracked, and with nwb_export.include_movie the registration binaries of every plane and part (plane by plane, part by part).
+    """
     m = META[wc.session]
     files = {"planes": final_plane_dirs(wc), "volume_rois": LAYOUT.volume_file("rois", wc.session)}
+    if wc.session in SESSION_SUBJECT:  # its track IDs (an added session of the subject reruns the export)
+        files["tracked_cells"] = LAYOUT.subject_file("tracking", "cells", SESSION_SUBJECT[wc.session])
     if config["nwb_export"]["include_movie"]:
         files["movie"] = [
             LAYOUT.part_file("registration", "bin", wc.session, p, q)
@@ -335,8 +345,36 @@ def qc_session(wc):
     }
 
 
+def subject_meta(subject):
+    """A subject's sessions' metadata (planeflow.plan.registry.subject_meta)."""
+    return pfreg.subject_meta(subject, [META[s] for s in SUBJECTS[subject]])
+
+
+def tracking_inputs(wc):
+    """Each of the subject's sessions' volume tables and final plane folders (sheet order)."""
+    sessions = SUBJECTS[wc.subject]
+    files = {k: [LAYOUT.volume_file(k, s) for s in sessions] for k in ("cells", "rois", "offsets")}
+    files["planes"] = [LAYOUT.plane_dir(s, p) for s in sessions for p in META[s]["planes"]]
+    return files
+
+
+def tracking_sessions(subject):
+    """Rule tracking's view of each session: id, planes and voxel size."""
+    return [{k: META[s][k] for k in ("session_id", "planes", "dx", "dy", "dz")} for s in SUBJECTS[subject]]
+
+
+def tracking_options(subject):
+    """Rule tracking's settings (config tracking:, without the switch); the reference session
+    only for the subject it belongs to (the others start from their first session)."""
+    opts = {k: v for k, v in config["tracking"].items() if k != "enabled"}
+    if opts.get("reference") not in SUBJECTS[subject]:
+        opts["reference"] = None
+    return opts
+
+
 def all_outputs():
-    return [f for sid in META for f in LAYOUT.session_targets(META[sid], config)]
+    sessions = [f for sid in META for f in LAYOUT.session_targets(META[sid], config)]
+    return sessions + [f for sub in SUBJECTS for f in LAYOUT.subject_targets(subject_meta(sub), config)]
 
 
 def cellpose_seg_path(session, plane):

@@ -50,6 +50,8 @@ CELLPOSE_EXPORT_FILES = registry.STEPS["cellpose_export"].files
 CELLPOSE_IMPORT_FILES = registry.STEPS["cellpose_import"].files
 
 METADATA = "metadata.json"
+#: the folder under the results folder that holds one folder per subject (per-subject steps)
+SUBJECTS = "subjects"
 
 #: how often each step runs: "part" (plane x part), "plane", or "session" (registry)
 STEP_SCOPE = {n: st.scope for n, st in registry.STEPS.items()}
@@ -79,6 +81,8 @@ class Layout:
         name = registry.STEPS[step].files[key].replace("{session}", str(session))
         name = name.replace("{plane}", str(plane)).replace("{format}", str(fmt))
         scope = STEP_SCOPE[step]
+        if scope == "subject":  # ``session`` is the subject
+            return f"{self.subject_dir(session)}/{name}"
         if scope == "part":
             return f"{self.part_dir(step, session, plane, part)}/{name}"
         if scope == "plane":
@@ -107,6 +111,19 @@ class Layout:
 
     def manifest(self, session) -> str:
         return self.step_file("raw_compress", "manifest", session)
+
+    # ---- per subject -------------------------------------------------------------------
+    def subject_dir(self, subject) -> str:
+        """A subject's folder: the outputs of its steps (tracking), their logs and benchmarks."""
+        return f"{self.root}/{SUBJECTS}/{subject}"
+
+    def subject_file(self, step: str, key: str, subject) -> str:
+        return self.step_file(step, key, subject)
+
+    def subject_targets(self, meta: dict, config: dict) -> list[str]:
+        """What the default target asks for of a subject (``meta``: registry.subject_meta)."""
+        return [f for job in registry.subject_jobs(meta, config)
+                for f in self.job_outputs(job, meta["subject"], config)]
 
     # ---- per plane and part ------------------------------------------------------------
     def part_dir(self, step: str, session, plane, part) -> str:
@@ -143,10 +160,15 @@ class Layout:
         return f"plane{plane}" if scope == "plane" else "session"
 
     def log(self, step: str, session, plane=None, part=None) -> str:
-        """The log of one job (per part, per plane or per session, by the step's scope)."""
+        """The log of one job (per part, per plane or per session, by the step's scope; per
+        subject: ``session`` is the subject)."""
+        if STEP_SCOPE[step] == "subject":
+            return f"{self.subject_dir(session)}/logs/{step}.log"
         return f"{self.root}/{session}/logs/{step}/{self._job_name(step, plane, part)}.log"
 
     def benchmark(self, step: str, session, plane=None, part=None) -> str:
+        if STEP_SCOPE[step] == "subject":
+            return f"{self.subject_dir(session)}/benchmarks/{step}.tsv"
         return f"{self.root}/{session}/benchmarks/{step}/{self._job_name(step, plane, part)}.tsv"
 
     # ---- jobs ------------------------------------------------------------------------

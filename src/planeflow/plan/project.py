@@ -8,6 +8,7 @@ and each session's cached ``metadata.json`` are read, never frames.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,6 +17,9 @@ from planeflow.io.atomic import save_json
 from planeflow.plan import config as pfconfig
 from planeflow.plan import nwb_meta
 from planeflow.plan.layout import Layout
+
+#: a subject_id that can name its results folder and a Snakemake wildcard
+SUBJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass
@@ -35,6 +39,8 @@ class Project:
     #: session_id -> whether crosstalk is subtracted / motion shared (the registry's answer)
     crosstalk_subtract: dict
     shared_motion: dict
+    #: subject_id -> its sessions (sheet order) whose subject's steps run (tracking)
+    subjects: dict = field(default_factory=dict)
     #: what the run goes on despite, one line each
     warnings: list = field(default_factory=list)
 
@@ -88,6 +94,7 @@ def load(config: dict, fill_defaults: Callable[[dict], None] | None = None) -> P
     _check_nwb(project, config, sheet, problems)
     unsaved: list = []
     _read_sessions(project, config, [r["session_id"] for r in good], problems, unsaved)
+    _group_subjects(project, config, sheet, problems)
     pfconfig.raise_problems(problems)
     for path, meta in unsaved:  # only now: a run that stops writes nothing
         save_json(path, meta)
@@ -129,3 +136,42 @@ def _read_sessions(project: Project, config: dict, sessions: list[str], problems
         project.volume_offsets[sid] = offsets
         project.crosstalk_subtract[sid] = subtract
         project.shared_motion[sid] = registry.enabled("shared_motion", meta, config)
+
+
+def _group_subjects(project: Project, config: dict, sheet: str, problems: list) -> None:
+    """The subjects whose steps run (tracking), each with its sessions; a subject whose sessions
+    cannot be compared (plane count, pixel size) or whose id cannot name a folder is a problem."""
+    from planeflow.plan import registry
+    from planeflow.plan.layout import SUBJECTS
+
+    if SUBJECTS in project.rows:
+        problems.append(f"sessions sheet '{sheet}': session_id '{SUBJECTS}' is reserved (the folder of the "
+                        f"per-subject results, <results>/{SUBJECTS}/); rename the session")
+    ref = (config.get("tracking") or {}).get("reference")
+    if ref and ref not in project.rows:
+        problems.append(f"config tracking.reference: '{ref}' is not a session of the sheet '{sheet}'; give a "
+                        "session_id (its subject's sessions are aligned to it) or null (each subject's first)")
+    groups: dict = {}
+    for sid, row in project.rows.items():
+        if row.get("subject_id") and sid in project.meta:
+            groups.setdefault(row["subject_id"], []).append(sid)
+    for subject, sessions in groups.items():
+        meta = registry.subject_meta(subject, [project.meta[s] for s in sessions])
+        if not registry.subject_jobs(meta, config):
+            continue
+        if not SUBJECT_ID.match(subject):
+            problems.append(f"sessions sheet '{sheet}', session {sessions[0]}: subject_id '{subject}' names the "
+                            f"subject's results folder (<results>/{SUBJECTS}/<subject_id>/): use letters, digits, "
+                            "_ . - only (or set tracking.enabled: false)")
+            continue
+        for what, key in (("plane count", lambda m: len(m["planes"])),
+                          ("pixel size (dx, dy in µm)", lambda m: (m.get("dx"), m.get("dy")))):
+            values = {s: key(project.meta[s]) for s in sessions}
+            if len(set(values.values())) > 1:
+                listed = ", ".join(f"{s}: {v}" for s, v in values.items())
+                problems.append(f"sessions sheet '{sheet}': the sessions of subject '{subject}' differ in "
+                                f"{what} ({listed}); tracking compares them voxel by voxel. Give them the same "
+                                "value, or another subject_id, or set tracking.enabled: false")
+                break
+        else:
+            project.subjects[subject] = sessions

@@ -24,7 +24,9 @@ from planeflow.plan import nwb_meta
 from planeflow.plan import resources as res
 from planeflow.plan.config import crosstalk_subtract_enabled, shared_motion_enabled
 
-SCOPES = ("part", "plane", "session")
+#: how often a step runs: per plane and part, per plane, per session, or per subject (over every
+#: session of one animal: the sheet's ``subject_id``)
+SCOPES = ("part", "plane", "session", "subject")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,11 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("mat_export", "plane", "a plane's results as suite2p's Fall.mat (MATLAB)", res.mem_mat_export, 15,
          files={"mat": "Fall.mat"}, imports=("suite2p",), suite2p=("save_mat",), settings=("suite2p",),
          when="mat_export", export=True),
+    # the same neuron across the sessions of one subject, in 3-D (after every session's volume_stats)
+    Step("tracking", "subject", "the same neuron followed across a subject's sessions, in 3-D",
+         res.mem_tracking, 30, extra_minutes=res.minutes_tracking, settings=("tracking",), when="tracking",
+         files={"cells": "tracked_cells.tsv", "tracks": "tracks.tsv", "pairs": "pairs.tsv",
+                "figure": "tracking.png", "summary": "tracking.json"}),
     Step("raw_compress", "session", "the raw files packed into one verified archive",
          res.mem_raw_compress, 30, extra_minutes=res.minutes_raw_compress, settings=("raw_compress",),
          when="raw_compress", export=True, files={"archive": "{session}_raw.{format}", "manifest": "manifest.json"}),
@@ -157,6 +164,8 @@ CONDITIONS: dict[str, Callable[[dict, dict], bool]] = {
     # suite2p's own setting: its pipeline writes Fall.mat then
     "mat_export": lambda meta, config: bool(((config.get("suite2p") or {}).get("io") or {}).get("save_mat")),
     "on_request": lambda meta, config: False,
+    # a subject's step: ``meta`` is the subject's (:func:`subject_meta`)
+    "tracking": lambda meta, config: bool((config.get("tracking") or {}).get("enabled", True)),
 }
 
 #: the large packages any step's job may import (named in each job's log)
@@ -218,6 +227,8 @@ def session_jobs(meta: dict, config: dict | None, exports: bool = False,
                 continue
         elif not (enabled(name, meta, config) or exports and s.export):
             continue
+        if s.scope == "subject":
+            continue  # subject_jobs
         if s.scope == "part":
             jobs += [Job(name, int(p), q) for p in planes for q in range(nparts)]
         elif s.scope == "plane":
@@ -225,6 +236,17 @@ def session_jobs(meta: dict, config: dict | None, exports: bool = False,
         else:
             jobs.append(Job(name))
     return jobs
+
+
+def subject_meta(subject: str, metas: list[dict]) -> dict:
+    """What a subject's steps know of it: its id and its sessions' metadata (sheet order)."""
+    return {"subject": subject, "sessions": list(metas)}
+
+
+def subject_jobs(meta: dict, config: dict | None, steps: list[str] | None = None) -> list[Job]:
+    """The jobs of one subject (:func:`subject_meta`) under ``config`` (``steps``: of these steps)."""
+    return [Job(n) for n, s in STEPS.items() if s.scope == "subject"
+            and (n in steps if steps is not None else enabled(n, meta, config))]
 
 
 def grouped_steps(group_jobs: str, shared_motion: bool, crosstalk_subtract: bool) -> tuple[str, ...]:

@@ -201,3 +201,23 @@ def minutes(step: str, meta: dict, config: dict) -> float:
 def estimate(step: str, meta: dict, config: dict, attempt: int, part=None) -> dict:
     """``{"mem_mb": .., "runtime": ..}`` of an attempt (1, 2, ...): both grow with it."""
     return _step(step).estimate(meta, config, attempt, part)
+
+
+# ---- per subject (``meta`` = registry.subject_meta: the subject's sessions' metadata) ----
+def _subject_volume_mb(meta: dict) -> float:
+    """MB of one float32 mean-image volume of each of a subject's sessions, summed."""
+    return sum(len(m["planes"]) * m["plane_shape"][0] * m["plane_shape"][1] * 4 / 1e6 for m in meta["sessions"])
+
+
+def mem_tracking(meta: dict, config: dict, part=None) -> float:
+    """Every session's mean images (and their high-passed copies) at once, plus the FFTs of one
+    registration of two volumes (complex128, four volumes' worth of the largest session), the
+    imports and the figure. Not yet measured at the size of a real subject."""
+    largest = max(len(m["planes"]) * m["plane_shape"][0] * m["plane_shape"][1] for m in meta["sessions"])
+    return 600 + 2 * _subject_volume_mb(meta) + 4 * 16 * largest / 1e6
+
+
+def minutes_tracking(meta: dict, config: dict) -> float:
+    """Pairs of sessions are aligned and matched: grows with their square."""
+    n = len(meta["sessions"])
+    return n * (n - 1) / 2 * 2

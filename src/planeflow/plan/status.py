@@ -252,6 +252,7 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
         known = [s for s in known if s in sessions]
     out = {"results": results, "workdir": workdir, "locks": locks, "sessions": [], "problems": []}
     counts = dict.fromkeys(STATES, 0)
+    metas: dict = {}
 
     for sid in known:
         try:
@@ -288,9 +289,49 @@ def collect(results: str, sessions: list[str] | None = None, workdir: str | None
         states = [s for row in planes.values() for s in row.values()] + list(session_steps.values())
         out["sessions"].append({"session": sid, "nparts": nparts, "planes": planes, "jobs": jobs,
                                 "session_steps": session_steps, "state": _worst(states or ["pending"])})
+        metas[sid] = meta
+    out["subjects"] = []
+    for subject, meta in _subjects(lay, config, metas, filtered=bool(sessions)).items():
+        steps = {}
+        for job in (registry.subject_jobs(meta, config) if config is not None
+                    else registry.subject_jobs(meta, None, steps=list(registry.of_scope("subject")))):
+            outputs = lay.job_outputs(job, subject, config or {})
+            log = lay.log(job.step, subject)
+            st = _job_state(outputs, log, markers, locked, listing)
+            steps[job.step] = st["state"]
+            counts[st["state"]] += 1
+            if st["state"] in ("failed", "incomplete", "running"):
+                out["problems"].append({"state": st["state"], "session": f"subject {subject}", "plane": None,
+                                        "part": None, "step": job.step, "log": log,
+                                        **{k: v for k, v in st.items() if k != "state"},
+                                        "rerun": rerun_commands(outputs[0])})
+        if not steps:
+            continue
+        out["subjects"].append({"subject": subject, "sessions": [m["session_id"] for m in meta["sessions"]],
+                                "steps": steps, "state": _worst(list(steps.values()) or ["pending"])})
     out["counts"] = counts
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _subjects(lay: Layout, config: dict | None, metas: dict, filtered: bool) -> dict:
+    """subject -> registry.subject_meta of the subjects to show: with a config, those of the
+    sessions sheet's subject_id column among the sessions shown (their metadata in ``metas``);
+    without one, every folder under ``<results>/subjects/`` (not when sessions were chosen)."""
+    from planeflow.plan.layout import SUBJECTS
+
+    groups: dict = {}
+    if config is not None and isinstance(config.get("sessions"), str):
+        from planeflow.plan.config import read_sessions
+
+        for row in read_sessions(config["sessions"], problems=[]):
+            if row.get("subject_id") and row["session_id"] in metas:
+                groups.setdefault(row["subject_id"], []).append(metas[row["session_id"]])
+    elif not filtered:
+        base = os.path.join(lay.root, SUBJECTS)
+        names = sorted(os.listdir(base)) if os.path.isdir(base) else []
+        groups = {n: [] for n in names if os.path.isdir(os.path.join(base, n))}
+    return {sub: registry.subject_meta(sub, ms) for sub, ms in groups.items()}
 
 
 # ---- text ----------------------------------------------------------------------------
@@ -334,6 +375,10 @@ def format_table(status: dict) -> str:
             rows.append([s["session"], "-", *["-"] * len(steps), sess])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    for sub in status.get("subjects", []):
+        steps = ", ".join(f"{k}: {v}" for k, v in sub["steps"].items())
+        sessions = f" ({', '.join(sub['sessions'])})" if sub["sessions"] else ""
+        lines.append(f"subject {sub['subject']}{sessions}: {steps or 'no step'}")
     c = status["counts"]
     lines.append("")
     lines.append(f"{sum(c.values())} jobs: " + ", ".join(f"{c[k]} {k}" for k in STATES if c[k])

@@ -356,6 +356,12 @@ def _add_roi_columns(ps, plane: dict, p: int) -> None:
     vrows = plane.get("volume")
     if vrows is not None:
         _add_volume_columns(ps, vrows, n, p)
+        if plane.get("tracks") is not None:
+            ps.add_column(name="TrackID", data=np.array([plane["tracks"].get(str(vrows[i]["cell_id"]), -1)
+                                                         for i in range(n)], np.int64),
+                          description="the subject's track this ROI's cell belongs to, the same ID in every "
+                                      "session of the subject (subjects/<subject>/tracked_cells.tsv "
+                                      "track_id; -1: a ROI of no tracked cell)")
 
 
 def _add_trace_series(ophys, containers: dict, region, plane: dict, trace: tuple, p: int, sfx: str,
@@ -471,7 +477,7 @@ def build_nwbfile(planes: list[dict], metadata: dict, session: dict, options: di
 
 
 def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: dict,
-               volume_rois=None) -> dict:
+               volume_rois=None, tracked_cells=None) -> dict:
     """Write the session's NWB file to ``out`` (temporary name beside it, then renamed).
 
     ``planes``: per plane, in plane order, ``plane`` (index) and the paths ``ops``, ``stat``,
@@ -480,7 +486,8 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
     ``metadata``: from :func:`planeflow.plan.nwb_meta.resolve_metadata`; ``session``: session_id,
     fs, dx, dy, dz (µm), nplanes; ``options``: include_movie, chunk_frames, compression;
     ``volume_rois``: volume_stats' rois.tsv (adds CellID, Primary, DuplicateReason and
-    VolumePosition to every PlaneSegmentation).
+    VolumePosition to every PlaneSegmentation); ``tracked_cells``: the subject's
+    tracked_cells.tsv (rule tracking; adds TrackID).
     """
     from planeflow.plan.nwb_meta import resolve_metadata
 
@@ -492,8 +499,15 @@ def nwb_export(planes: list[dict], out, metadata: dict, session: dict, options: 
     loaded = [_read_plane(f) for f in planes]
     if volume_rois:
         vrows = _volume_rows(volume_rois)
+        tracks = None
+        if tracked_cells:
+            from planeflow.io.tables import read_tsv
+
+            tracks = {r["cell_id"]: int(r["track_id"]) for r in read_tsv(tracked_cells)
+                      if r["session"] == str(session["session_id"])}
         for f, pl in zip(planes, loaded):
             pl["volume"] = vrows.get(int(f["plane"]), {})
+            pl["tracks"] = tracks
     totals = {}
     for f, pl in zip(planes, loaded):
         n, nt = pl["n"], pl["nframes"]

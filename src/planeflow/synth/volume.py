@@ -88,11 +88,22 @@ def _place_cells_3d(rng, n, Ly, Lx, margin, min_dist, z_lo, z_hi, z_near, max_tr
     return pts
 
 
+def _given_tissue(tissue: dict, p: int, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Plane ``p``'s static background and neuropil brightness from a given ``tissue``."""
+    out = []
+    for key in ("static", "neuropil"):
+        a = np.asarray(tissue[key], dtype=float)
+        if a.shape != shape:
+            raise ValueError(f"tissue[{key!r}] must have shape {shape} (planes, canvas), got {a.shape}")
+        out.append(np.clip(a[p], 0.0, None))
+    return out[0], out[1]
+
+
 def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_per_plane=25,
                     diameter=10, dz_um=15.0, dx_um=1.0, axial_sigma_um=7.0, visible_weight=0.35,
                     offsets=None, max_offset=4.0, subpixel=False, crosstalk=0.0, crosstalk_k=1,
                     fs=15.0, tau=1.0, max_shift=3, nfiles=1, seed=0, name="volume",
-                    noise=True, brightness=None) -> dict:
+                    noise=True, brightness=None, cells=None, tissue=None) -> dict:
     """Write a synthetic 3-D population imaged by ``nplanes`` planes, and its truth.
 
     Parameters (besides those of :func:`~planeflow.synth.simulate.simulate_session`)
@@ -117,6 +128,18 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
         as when a beam's power drops deep in the tissue); crosstalk a plane receives is
         ``crosstalk`` times its source's light as recorded (source factor applied), so a dim
         plane receives full-strength ghosts of its bright neighbours.
+    cells : dict, optional
+        A given population instead of a drawn one (several sessions of one subject,
+        :mod:`planeflow.synth.subject`): ``pos`` (n, 3) = (y px, x px in plane 0's frame,
+        z µm from plane 0), ``f0``, ``dff`` (n,) resting brightness and dF/F per spike,
+        ``shape_seeds`` (n,) int seeds of the footprint shapes. Activity is drawn as usual;
+        ``cells_per_plane`` is then ignored.
+    tissue : dict, optional
+        A given static tissue instead of a drawn one: ``static`` and ``neuropil``, each
+        (nplanes, Ly + 2 * max_shift, Lx + 2 * max_shift), the static background and the
+        neuropil's resting brightness (photons/pixel/frame) of every plane on its canvas
+        (canvas pixel ``(y + max_shift, x + max_shift)`` is pixel ``(y, x)`` of the plane,
+        its offset applied). None: the default texture, vessels and neuropil.
 
     Files
     -----
@@ -174,24 +197,34 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     ves = sim._vessels(rs, (H + 2 * M, W + 2 * M), nvessels=3)
     shared = sim.BACKGROUND * np.clip(tex, 0.2, None) * (1.0 - 0.75 * ves)
     for p, pl in enumerate(planes):
+        if tissue is not None:
+            pl.static, pl.npil = _given_tissue(tissue, p, (nplanes, H, W))
+            continue
         moved = nd_shift(shared, offsets[p], order=3, mode="nearest")[M:M + H, M:M + W]
         pl.static = (1 - SHARED_BACKGROUND) * pl.static + SHARED_BACKGROUND * np.clip(moved, 0, None)
 
     # the population
     dz = float(dz_um)
     sig = float(axial_sigma_um)
-    ncells = int(cells_per_plane) * nplanes
+    ncells = int(cells_per_plane) * nplanes if cells is None else len(cells["pos"])
     radius = float(diameter) / 2.0
     z_vis = sig * np.sqrt(2 * np.log(1 / float(visible_weight)))   # visible up to this far
     margin = m + M + radius * 1.15 + 1.0
-    pos = _place_cells_3d(rng_c, ncells, Ly, Lx, margin, sim.MIN_DIST_FACTOR * float(diameter),
-                          -dz / 2, (nplanes - 1) * dz + dz / 2, 2 * z_vis)
+    if cells is None:
+        pos = _place_cells_3d(rng_c, ncells, Ly, Lx, margin, sim.MIN_DIST_FACTOR * float(diameter),
+                              -dz / 2, (nplanes - 1) * dz + dz / 2, 2 * z_vis)
+    else:
+        pos = np.asarray(cells["pos"], dtype=float).reshape(ncells, 3)
     weight = np.exp(-0.5 * ((pos[:, 2:3] - dz * np.arange(nplanes)[None]) / sig) ** 2)
     visible = weight >= float(visible_weight)
-    f0 = rng_c.uniform(*sim.CELL_F0, ncells)
-    dff = rng_c.uniform(*sim.CELL_DFF, ncells)
+    if cells is None:
+        f0 = rng_c.uniform(*sim.CELL_F0, ncells)
+        dff = rng_c.uniform(*sim.CELL_DFF, ncells)
+    else:
+        f0, dff = (np.asarray(cells[k], dtype=float).reshape(ncells) for k in ("f0", "dff"))
     spikes, calcium = sim._spikes_and_calcium(rng_c, ncells, nframes, float(fs), float(tau))
-    shape_seeds = rng_c.integers(0, 2**63 - 1, ncells)
+    shape_seeds = (rng_c.integers(0, 2**63 - 1, ncells) if cells is None
+                   else np.asarray(cells["shape_seeds"], dtype=np.int64).reshape(ncells))
     for p, pl in enumerate(planes):
         pl.patches, cells = [], []
         for c in np.flatnonzero(weight[:, p] >= RENDER_WEIGHT):
