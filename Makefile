@@ -29,6 +29,7 @@ demo: demo-data
 	@echo "  per-plane figures:         results/demo/postprocess/plane*/part0/figures/"
 	@echo "  the volume:                results/demo/volume_stats/ (cells.tsv: one ID per cell; rois.tsv, plane_offsets.tsv, volume.zarr, summary.png)"
 	@echo "  QC verdict per plane:      results/demo/qc/qc.tsv"
+	@echo "  cells tracked per subject: results/subjects/demo-mouse-01/ (tracked_cells.tsv, tracks.tsv; one session here)"
 	@echo "  NWB file:                  results/demo/nwb_export/demo.nwb"
 	@echo "  cellpose _seg.npy files:   results/demo/cellpose_export/plane*/"
 	@echo "  HTML report (all figures): results/report.html"

@@ -285,11 +285,16 @@ def test_volume_columns_equal_rois_table(nwb_run, nwb_file):
 
     with open(nwb_run["res"] / "volume_stats" / "rois.tsv") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
+    # the sheet's subject_id m042: the session is tracked (its subject's only one), its ROIs carry the track
+    with open(nwb_run["res"].parent / "subjects" / "m042" / "tracked_cells.tsv") as fh:
+        track_of = {r["cell_id"]: int(r["track_id"]) for r in csv.DictReader(fh, delimiter="\t")}
+    assert track_of
     seg = nwb_file.processing["ophys"]["ImageSegmentation"]
     for p in (0, 1):
         ps = seg[f"PlaneSegmentationChan1Plane{p}"]
         mine = [r for r in rows if r["plane"] == str(p)]
         assert list(ps["CellID"].data[:]) == [int(r["cell_id"]) for r in mine]
+        assert list(ps["TrackID"].data[:]) == [track_of.get(r["cell_id"], -1) for r in mine]
         assert list(ps["Primary"].data[:]) == [r["primary"] == "true" for r in mine]
         assert list(ps["DuplicateReason"].data[:]) == [r["duplicate_of_reason"] for r in mine]
         pos = np.asarray(ps["VolumePosition"].data[:])
