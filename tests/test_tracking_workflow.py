@@ -133,7 +133,16 @@ def test_a_subject_with_one_session_gets_a_table_of_its_cells(finished_session):
     assert read_tsv(lay.subject_file("tracking", "pairs", "mouse-7")) == []
     summary = json.loads(open(lay.subject_file("tracking", "summary", "mouse-7")).read())
     assert summary["sessions"] == ["fin"] and summary["n_tracks"] == len(tracked)
-    assert (tmp / "results" / "subjects" / "mouse-7" / "tracking.png").stat().st_size > 1000
+    fig = tmp / "results" / "subjects" / "mouse-7" / "tracking.png"
+    assert fig.stat().st_size > 1000
+    # the figure is in `snakemake --report`, under its subject, with its caption
+    import base64
+
+    html_path = tmp / "report_subject.html"
+    snakemake(path, f"--report={html_path}", workdir=tmp, check=True)
+    html = html_path.read_text()
+    assert base64.b64encode(fig.read_bytes()).decode() in html
+    assert "subject mouse-7" in html and "Cells of subject mouse-7 followed across its sessions" in html
 
 
 @pytest.mark.workflow
