@@ -56,11 +56,14 @@ def offsets(ops: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(y, float).ravel(), np.asarray(x, float).ravel()
 
 
-def _frames(path: str, ops: dict, start: int, stop: int) -> np.ndarray:
+def _activity(path: str, ops: dict, start: int, stop: int, sigma: float) -> np.ndarray:
+    """Activity (:func:`planeflow.core.volume.activity_frames`) of frames ``start:stop`` of a
+    binary, converted to float32 once, straight from the memory map."""
     mm = open_binary(path, ops)
-    out = np.asarray(mm[start:stop], np.float32)
-    del mm
-    return out
+    try:
+        return vol.activity_frames(mm[start:stop], sigma)
+    finally:
+        del mm
 
 
 def tissue_offsets(ops: dict) -> np.ndarray | None:
@@ -104,12 +107,14 @@ def measure_pairs(parts: list[dict], options: dict) -> dict:
         # each plane's activity is computed once and kept while a target within
         # crosstalk_max_separation still needs it (at most 2 D + 1 planes at a time)
         act: dict = {}
+        lag: dict = {}      # each plane's lag-1 sums per half, for the pairs that do not move it
         for tgt in sorted(planes):
             for i in [i for i in act if i < tgt - D]:
                 del act[i]
+                lag.pop(i, None)
             for i in sorted(planes):
                 if abs(i - tgt) <= D and i not in act:
-                    act[i] = vol.activity_frames(_frames(planes[i]["bin"], ops[i], start, stop), sigma)
+                    act[i] = _activity(planes[i]["bin"], ops[i], start, stop, sigma)
             o_t = ops[tgt]
             for src in sorted(planes):
                 if src == tgt or abs(tgt - src) > D:
@@ -118,7 +123,9 @@ def measure_pairs(parts: list[dict], options: dict) -> dict:
                 if (o_s["Ly"], o_s["Lx"]) != (o_t["Ly"], o_t["Lx"]):
                     continue
                 S = vol.source_in_target(act[src], *offs[src], *offs[tgt])
-                res = vol.crosstalk_pair(S, act[tgt], diameter)
+                if S is act[src] and src not in lag:       # not moved (same offsets every frame)
+                    lag[src] = vol.half_lag_sums(S.reshape(len(S), -1))
+                res = vol.crosstalk_pair(S, act[tgt], diameter, src_lag=lag[src] if S is act[src] else None)
                 if tissue is not None:  # where the same tissue lies, relative to the recorded pixel
                     rec = np.array([np.median(offs[src][a] - offs[tgt][a]) for a in (0, 1)])
                     res["tissue_px"] = float(np.abs(tissue[tgt] - tissue[src] - rec).max())
