@@ -184,11 +184,7 @@ class Result:
     @property
     def others_cores(self) -> float | None:
         """Cores other processes used on average during the run (None: cannot tell)."""
-        if self.before.busy_s is None or self.after.busy_s is None:
-            return None
-        wall = self.after.clock - self.before.clock
-        others = (self.after.busy_s - self.before.busy_s) - (self.after.own_s - self.before.own_s)
-        return max(others, 0.0) / wall if wall > 0 else 0.0
+        return others_cores(self.before, self.after)
 
     def reasons(self) -> list[str]:
         """Why the result is unreliable; empty when it is not."""
@@ -225,18 +221,9 @@ class Result:
 
     # --- text
     def header(self) -> list[str]:
-        b, a = self.before, self.after
-        others = self.others_cores
         letters = [chr(ord("A") + i) for i in range(len(self.names))]
         return [
-            f"date: {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(b.when))}   command: {self.command}",
-            f"machine: {b.cpus} CPUs ({b.usable} usable), {_machine_name()}, Python {platform.python_version()}; "
-            f"load average (1/5/15 min) {'/'.join(f'{x:.2f}' for x in b.load)} at the start, "
-            f"{'/'.join(f'{x:.2f}' for x in a.load)} at the end (the end counts this benchmark's own processes)",
-            "other processes during the run: "
-            + ("unknown" if others is None else f"{others:.2f} cores on average"
-               + (f" (steal {(a.steal_s - b.steal_s) / max(a.clock - b.clock, 1e-9):.2f})" if b.steal_s is not None
-                  else "")),
+            *provenance(self.before, self.after, self.command),
             f"order: {self.rounds} round{'s' * (self.rounds != 1)} of {' '.join([*letters, *reversed(letters)])} "
             f"({', '.join(f'{k} = {n}' for k, n in zip(letters, self.names))}), {2 * self.rounds} runs of each"
             + (f"; --quick: {QUICK}" if self.quick else ""),
@@ -263,6 +250,48 @@ class Result:
             return f"result: {UNRELIABLE}: {'; '.join(reasons)}"
         return (f"result: reliable (load {self.before.load[0]:.2f} at the start <= {self.max_load:g}, "
                 f"others {self.others_cores:.2f} cores <= {OTHERS_CORES:g}, every side within {MAX_SPREAD:g}x)")
+
+
+def others_cores(before: MachineState, after: MachineState) -> float | None:
+    """Cores other processes used on average between two states (None: cannot tell)."""
+    if before.busy_s is None or after.busy_s is None:
+        return None
+    wall = after.clock - before.clock
+    others = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
+    return max(others, 0.0) / wall if wall > 0 else 0.0
+
+
+def provenance(before: MachineState, after: MachineState, command: str | None = None) -> list[str]:
+    """The date, the command, the machine and the loads before and after: the first lines of
+    every report, also of the benchmarks that measure one run (memory, disk, job counts)."""
+    b, a = before, after
+    others = others_cores(b, a)
+    return [
+        f"date: {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(b.when))}   "
+        f"command: {command_line() if command is None else command}",
+        f"machine: {b.cpus} CPUs ({b.usable} usable), {_machine_name()}, Python {platform.python_version()}; "
+        f"load average (1/5/15 min) {'/'.join(f'{x:.2f}' for x in b.load)} at the start, "
+        f"{'/'.join(f'{x:.2f}' for x in a.load)} at the end (the end counts this benchmark's own processes)",
+        "other processes during the run: "
+        + ("unknown" if others is None else f"{others:.2f} cores on average"
+           + (f" (steal {(a.steal_s - b.steal_s) / max(a.clock - b.clock, 1e-9):.2f})" if b.steal_s is not None
+              else "")),
+    ]
+
+
+def quiet_reasons(before: MachineState, after: MachineState, max_load: float = QUIET_LOAD) -> list[str]:
+    """Why wall times taken between two states are UNRELIABLE (the rules of ``Result.reasons``
+    without the spread of repeated runs); empty when the machine was quiet."""
+    out = []
+    if before.load[0] > max_load:
+        out.append(f"load average {before.load[0]:.2f} at the start > {max_load:g} (the machine was not quiet)")
+    others = others_cores(before, after)
+    if others is None:
+        out.append("cannot tell whether other processes ran during the run (no /proc/stat)")
+    elif others > OTHERS_CORES:
+        out.append(f"other processes used {others:.2f} cores on average during the run "
+                   f"(> {OTHERS_CORES:g}; the load rose)")
+    return out
 
 
 def add_arguments(ap: argparse.ArgumentParser, rounds_help: str = "") -> None:
@@ -346,3 +375,216 @@ def slurm_tools_hidden(out, env: dict | None = None) -> dict | None:
     env = dict(os.environ if env is None else env)
     env["PATH"] = f"{shadow}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# ---- the jobs of a finished workflow run: time, peak memory, request ------------------------
+def _tsv_row(path) -> dict:
+    import csv
+
+    with open(path) as fh:
+        return next(csv.DictReader(fh, delimiter="\t"), {}) or {}
+
+
+def _float(v) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def workflow_jobs(config: dict) -> list[dict]:
+    """Every job of every session of a finished run of ``config`` (a planeflow config as a
+    dict, the sheet written): one dict per job with
+
+    - ``step``, ``plane``, ``part``, ``session``;
+    - ``s``: Snakemake's wall time of the job (its benchmark file), ``start``/``end``: when it
+      ran (the benchmark file is written as the job ends; start = end - s);
+    - ``max_rss``: Snakemake's sample of the job's process tree (MB; every 0.5 s for the first
+      15 s, then every 30 s, so it misses short peaks of long jobs);
+    - ``peak_mb``: the job process's own peak (VmHWM, exact; the "peak RSS" line of its log);
+    - ``fixed_s``: process start to its first line of work (the "work starts" line);
+      ``exit_s``: its last line ("done rule ...") to the end of the job (the benchmark file);
+    - ``model_mb``: the step's memory model (``planeflow.plan.resources``, the job's own
+      process), ``request_mb``: the ``mem_mb`` the rule asks for on a first attempt (the model
+      plus ``resources.RUNNER_MB`` for the Snakemake process that runs it on a cluster node).
+    """
+    import datetime
+    import re
+
+    from planeflow.plan import project as pfproject
+    from planeflow.plan import registry
+
+    config = {**config}
+    proj = pfproject.load(config)
+    lay = proj.layout
+    out = []
+    for sid, meta in proj.meta.items():
+        for job in registry.session_jobs(meta, config):
+            bench, log = lay.benchmark(job.step, sid, job.plane, job.part), lay.log(job.step, sid, job.plane, job.part)
+            rec = {"session": sid, "step": job.step, "plane": job.plane, "part": job.part,
+                   "s": None, "start": None, "end": None, "max_rss": None, "peak_mb": None, "fixed_s": None,
+                   "exit_s": None}
+            if os.path.exists(bench):
+                row = _tsv_row(bench)
+                rec["s"], rec["max_rss"] = _float(row.get("s")), _float(row.get("max_rss"))
+                rec["end"] = os.path.getmtime(bench)
+                rec["start"] = rec["end"] - (rec["s"] or 0.0)
+            if os.path.exists(log):
+                text = open(log, errors="replace").read()
+                m = re.search(r"peak RSS (\d+) MB", text)
+                rec["peak_mb"] = float(m.group(1)) if m else None
+                m = re.search(r"work starts ([\d.]+) s and \d+ MB after process start", text)
+                rec["fixed_s"] = float(m.group(1)) if m else None
+                m = re.search(r"^(\S+ \S+) \[INFO\] planeflow: done rule", text, re.M)
+                if m and rec["end"] is not None:  # the job's last line to the end of its process
+                    done = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    rec["exit_s"] = rec["end"] - done
+            step = registry.STEPS[job.step]
+            part = job.part if step.scope == "part" else None
+            rec["model_mb"] = step.memory(meta, config, part)
+            rec["request_mb"] = step.estimate(meta, config, 1, part)["mem_mb"]
+            out.append(rec)
+    return out
+
+
+def job_peak(rec: dict) -> float | None:
+    """A job's peak memory (MB): its own VmHWM where its log has it, else Snakemake's sample."""
+    vals = [v for v in (rec.get("peak_mb"), rec.get("max_rss")) if v is not None]
+    return max(vals) if vals else None
+
+
+def tree_bytes(*paths) -> int:
+    """Bytes of the files under ``paths`` (allocated blocks: sparse files count what they hold)."""
+    total = 0
+    for top in paths:
+        for root, _dirs, files in os.walk(top):
+            for f in files:
+                try:
+                    st = os.lstat(os.path.join(root, f))
+                except OSError:
+                    continue
+                total += min(st.st_size, st.st_blocks * 512) if hasattr(st, "st_blocks") else st.st_size
+    return total
+
+
+class DiskPoller:
+    """The high-water mark of the bytes under some folders, polled in a thread every ``every`` s."""
+
+    def __init__(self, *paths, every: float = 2.0):
+        import threading
+
+        self.paths, self.every, self.peak, self.samples = paths, every, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_bytes(*self.paths))
+            self.samples += 1
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_bytes(*self.paths))
+
+
+class JobMemorySampler:
+    """Peak private (anonymous) and file-backed resident memory of every job process of a
+    workflow run, polled in a thread every ``every`` s.
+
+    Why: a job's VmHWM and Snakemake's max_rss count the pages of the memory-mapped binaries
+    (suite2p's BinaryFile) that the job has touched; those are page cache, which the kernel drops
+    under pressure, not memory the job needs. ``RssAnon`` (/proc/<pid>/status) is what it needs.
+    A job process is one whose command runs a script from ``<workdir>/.snakemake/scripts/``; it is
+    named by its log (the file its standard output points to, ``steps._job``)."""
+
+    def __init__(self, workdir, every: float = 1.0):
+        import threading
+
+        self.marker = os.path.join(os.path.abspath(workdir), ".snakemake", "scripts") + os.sep
+        self.every = every
+        self.jobs: dict[str, dict] = {}   # log path -> {"anon_mb", "file_mb", "rss_mb"}
+        self._pids: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _job_of(self, pid: int) -> str | None:
+        if pid in self._pids:
+            return self._pids[pid]
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().decode(errors="replace")
+            if self.marker not in cmd:
+                return None
+            log = os.readlink(f"/proc/{pid}/fd/1")
+        except OSError:
+            return None
+        if not log.endswith(".log"):
+            return None  # not yet pointed at its log
+        self._pids[pid] = log
+        return log
+
+    def sample(self) -> None:
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            log = self._job_of(int(d))
+            if log is None:
+                continue
+            try:
+                with open(f"/proc/{d}/status") as fh:
+                    f = {ln.split(":")[0]: ln.split()[1] for ln in fh if ln.startswith(("RssAnon", "RssFile", "VmRSS"))}
+            except OSError:
+                continue
+            rec = self.jobs.setdefault(log, {"anon_mb": 0.0, "file_mb": 0.0, "rss_mb": 0.0})
+            for key, name in (("anon_mb", "RssAnon"), ("file_mb", "RssFile"), ("rss_mb", "VmRSS")):
+                if name in f:
+                    rec[key] = max(rec[key], int(f[name]) / 1024)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def annotate(self, jobs: list[dict], layout_root) -> None:
+        """Add ``anon_mb`` (peak private memory) and ``file_mb`` to the records of ``workflow_jobs``."""
+        from planeflow.plan.layout import Layout
+
+        lay = Layout(str(layout_root))
+        for j in jobs:
+            log = os.path.abspath(lay.log(j["step"], j["session"], j["plane"], j["part"]))
+            s = self.jobs.get(log)
+            j["anon_mb"] = s["anon_mb"] if s else None
+            j["file_mb"] = s["file_mb"] if s else None
+
+
+def merge_samples(jobs: list[dict], path, layout_root) -> None:
+    """Add ``anon_mb``/``file_mb`` from a saved ``JobMemorySampler.jobs`` (a JSON file: log path ->
+    peaks, or marker -> that) to jobs that have none (a run sampled by a separate process)."""
+    import json
+
+    from planeflow.plan.layout import Layout
+
+    data = json.loads(open(path).read())
+    flat = {}
+    for k, v in data.items():
+        flat.update(v if k.endswith(os.sep) else {k: v})
+    lay = Layout(str(layout_root))
+    for j in jobs:
+        if j.get("anon_mb") is None:
+            s = flat.get(os.path.abspath(lay.log(j["step"], j["session"], j["plane"], j["part"])))
+            if s:
+                j["anon_mb"], j["file_mb"] = s["anon_mb"], s["file_mb"]

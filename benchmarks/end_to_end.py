@@ -109,6 +109,37 @@ def _volume_seconds(log_dir: Path) -> float:
     return total
 
 
+def breakdown(jobs: list[dict], wall: float, cores: int) -> list[str]:
+    """Where one planeflow run's wall time went (issue 22, item 5), from its jobs' benchmark
+    files and logs (``_timing.workflow_jobs``): Snakemake before the first job and after the last,
+    the cores' idle time while jobs ran (the per-session steps wait for every plane), and each
+    step's job time split into start (process start to the first line of work: Python, imports),
+    work, and exit (its last line to the end of the process)."""
+    done = [j for j in jobs if j["s"] is not None and j["start"] is not None]
+    if not done:
+        return []
+    first, last = min(j["start"] for j in done), max(j["end"] for j in done)
+    phase = last - first
+    busy = sum(j["s"] for j in done)
+    per_plane_end = max((j["end"] for j in done if j["plane"] is not None), default=last)
+    lines = [f"where planeflow's {wall:.1f} s went (its last run; core-seconds / {cores} cores = wall seconds):",
+             f"  Snakemake before the first job and after the last: {wall - phase:.1f} s (start, parse, DAG; "
+             "finish, exit)",
+             f"  jobs running: {phase:.1f} s = {phase * cores:.1f} core-s: job time {busy:.1f}, idle cores "
+             f"{phase * cores - busy:.1f} (of which the per-session steps after the last plane job: "
+             f"{last - per_plane_end:.1f} s with {cores - 1} of {cores} cores idle)"]
+    for step in STEPS:
+        js = [j for j in done if j["step"] == step]
+        if not js:
+            continue
+        start = sum(j["fixed_s"] or 0 for j in js)
+        end = sum(j["exit_s"] or 0 for j in js)
+        tot = sum(j["s"] for j in js)
+        lines.append(f"  {step:13s} {len(js)} job{'s' * (len(js) != 1)}: {tot:6.1f} core-s = start {start:5.1f} "
+                     f"+ work {tot - start - end:6.1f} + exit {end:4.1f}")
+    return lines
+
+
 def _slurm_tools_shadow(out: Path) -> dict:
     """SLURM's client tools hidden from planeflow's run when they are installed but no
     controller answers (``_timing.slurm_tools_hidden``: the SLURM executor plugin's
@@ -223,6 +254,8 @@ def main() -> int:
     print("of which fixed cost, process start to first line of work (s, summed): "
           + ", ".join(f"{k} {v:.1f}" for k, v in fixed.items()))
     print(f"ROIs per plane: planeflow {n_pf}, run_s2p {n_s2p}")
+    cfg = yaml.safe_load((pf / "config.yaml").read_text())
+    print("\n".join(breakdown(_timing.workflow_jobs(cfg), tm.samples["planeflow"][-1], len(cores))))
     print(tm.ratio_line("planeflow", "run_s2p", "ratio planeflow / run_s2p") + f"   target <= {target:.2f}   "
           f"({tm.target(ratio <= target)})")
     print(tm.verdict_line())

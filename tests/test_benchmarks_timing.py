@@ -216,3 +216,19 @@ def test_timing_benchmark_quick_run(name, tmp_path):
     assert "\ndate: " in "\n" + proc.stdout and "command: " in proc.stdout and "load average" in proc.stdout
     assert "result: NOT A MEASUREMENT (--quick, 1 round)" in proc.stdout
     assert "no verdict: NOT A MEASUREMENT" in proc.stdout  # its timing target is not judged
+
+
+#: the benchmarks of a session's shape (issue 22 items 2 and 3: memory, disk, job counts against the
+#: requests), one workflow run each in their --tiny form (about 30 s each here)
+SHAPE = {"long_plane": "peak memory per job", "scale": "jobs whose peak is in the band"}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", SHAPE)
+def test_shape_benchmark_tiny_run(name, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--tiny", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "\ndate: " in "\n" + proc.stdout and "command: " in proc.stdout and "load average" in proc.stdout
+    assert "NOT A MEASUREMENT" in proc.stdout and SHAPE[name] in proc.stdout
+    assert not any(tmp_path.glob("raw_*")), "the run's data is deleted after it is read"

@@ -46,10 +46,6 @@ def _metrics_frames(meta: dict, part) -> int:
     return min(n, 2000 if n < 5000 or Ly > 700 or Lx > 700 else 5000)
 
 
-def _fm_n(meta: dict, part) -> tuple[float, int]:
-    return _frame_mb(meta, part), meta["nframes"]
-
-
 # ---- memory models (MB of the job's own process), one per step, named in planeflow.plan.registry.
 # Fitted to the peak resident memory (VmHWM) of jobs measured on 128² to 512² planes of 500 to
 # 1500 frames, plus about 15 % (docs/performance-jobs.md). fm: MB of one float32 frame, n: frames.
@@ -61,15 +57,41 @@ def mem_binary_write(meta: dict, config: dict, part=None) -> float:
 
 
 def mem_registration(meta: dict, config: dict, part=None) -> float:
-    """A batch of frames and its reference sample, and its PC metrics a sample of frames."""
+    """A batch of frames and its reference sample, and its PC metrics a sample of frames:
+    ``get_pc_metrics`` holds the int16 sample, its cropped copy, a float32 copy and PCA's
+    centred copy, about 2.4 float32 frames per sampled frame above the job's base (measured:
+    VmHWM 13.8 GB, private 12.7 GB at 512² x 5000 frames, 5000 sampled; the old 1.6 put the
+    request at 13.5 GB, under the peak; benchmarks/long_plane.py, docs/performance.md)."""
     fm = _frame_mb(meta, part)
-    return 1100 + 3600 * fm + 1.6 * _metrics_frames(meta, part) * fm
+    return 1100 + 3600 * fm + 2.0 * _metrics_frames(meta, part) * fm
+
+
+#: the shortest indicator decay time (s) the estimates assume: suite2p bins the movie for detection
+#: in round(tau * fs) frames, and a session's tau (a sheet column) is not in its metadata
+TAU_MIN_S = 0.5
+
+
+def binned_frames(meta: dict, config: dict) -> int:
+    """At most the frames of suite2p's binned movie (``detection.detect``: bin_size = max(1,
+    n // nbins, round(tau * fs)), at most nbins frames) for an indicator with tau >= TAU_MIN_S
+    (or the config's suite2p tau where it is lower)."""
+    n = int(meta["nframes"])
+    s2p = config.get("suite2p") or {}
+    det = s2p.get("detection") or {}
+    nbins = int(det.get("nbins") or 5000)
+    tau = min(TAU_MIN_S, float(s2p.get("tau") or TAU_MIN_S))
+    bin_size = int(det.get("bin_size") or max(1, n // nbins, round(tau * float(meta.get("fs") or 0))))
+    return min(nbins, n // bin_size)
 
 
 def mem_detection(meta: dict, config: dict, part=None) -> float:
-    """A binned movie of up to 5000 frames."""
-    fm, n = _fm_n(meta, part)
-    return 1200 + 1100 * fm + 0.65 * min(n, 5000) * fm
+    """suite2p's binned movie and sparsery's copies of it (4.5 of them: measured private memory
+    400 + 4.5 binned frames at 512² x 5,000, 10,000 and 20,000 frames, benchmarks/long_plane.py),
+    on top of the imports and maps. The job also maps the registered movie it reads (the page
+    cache counted in its VmHWM, up to the whole int16 movie), which the kernel drops under the
+    job's memory limit; the request does not hold it (docs/performance.md, long planes)."""
+    fm = _frame_mb(meta, part)
+    return 1200 + 1100 * fm + 4.5 * binned_frames(meta, config) * fm
 
 
 def mem_postprocess(meta: dict, config: dict, part=None) -> float:
