@@ -154,3 +154,40 @@ def test_tracking_figure_draws_every_session(subject, tracked):
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert len(titled) >= 4
     assert any("reference" in ax.get_title() for ax in fig.axes)
+
+
+@pytest.fixture(scope="module")
+def at_limits(tmp_path_factory):
+    """Every move at the issue's limits (translation 20 px, rotation 5°, z shift of one plane):
+    in this subject (seed 1) a neuron of the first session has, in the second, a silent twin at
+    its depth and another neuron straight below it, 29 µm deeper, that lies a plane away."""
+    out = tmp_path_factory.mktemp("limits")
+    sim = simulate_subject(out, nsessions=3, nplanes=4, nframes=20, Ly=128, Lx=128, cells_per_plane=25,
+                           max_shift=0, at_limits=True, seed=1)
+    truth = load_truth(sim["truth"])
+    sessions = [truth_session(s["folder"], s["name"]) for s in sim["sessions"]]
+    pop = [truth_ids(sc, ids) for sc, ids in zip(sessions, truth["ids"])]
+    return dict(sessions=sessions, truth=truth, pop=pop, names=[s.session for s in sessions])
+
+
+def test_moves_at_the_limits_and_no_match_across_depth(at_limits):
+    moves = at_limits["truth"]["moves"]
+    assert np.allclose(np.abs(moves[1:, 0]), 5.0) and np.allclose(np.hypot(moves[1:, 1], moves[1:, 2]), 20.0)
+    assert np.allclose(np.abs(moves[1:, 3]), 1.0)
+    s3 = _score(at_limits, track_subject(at_limits["sessions"], {}))
+    sp = _score(at_limits, track_subject(at_limits["sessions"], {"across_planes": False}))
+    # no track holds two neurons (without the depth gate the neuron above is matched, P_same 1.0)
+    assert s3["all"]["correct"] == s3["all"]["predicted"] and s3["purity"] == 1.0, s3["pairs"]
+    assert s3["all"]["recall"] >= 0.95, s3["pairs"]
+    assert s3["z_shifted"]["recall"] >= sp["z_shifted"]["recall"] + 0.5
+
+
+def test_cells_a_plane_apart_in_depth_are_no_candidates():
+    from planeflow.core.tracking.features import Unit, _splat, candidates
+
+    patch = _splat(np.repeat(np.arange(10.0, 16.0), 6), np.tile(np.arange(20.0, 26.0), 6), np.ones(36))
+    a = [Unit(session=0, index=0, y=12.5, x=22.5, z=1.0, patches={1: patch})]
+    b = [Unit(session=1, index=0, y=12.5, x=22.5, z=z, patches={1: patch, 2: patch}) for z in (1.4, 2.6)]
+    found = candidates(a, b, 0.0, 0.0, pixel_um=(1.0, 1.0), max_distance=12.0, max_plane_distance=1.0,
+                       max_depth_difference=1.0)
+    assert [j for _, j, _, _ in found] == [0]

@@ -77,14 +77,26 @@ def _smooth_warp(rng, shape, amplitude):
     return amplitude * w / (np.abs(w).max() + 1e-12)
 
 
-def draw_moves(rng, nsessions, shape, *, max_translation, max_rotation, warp_px, max_z_shift, z_shifts=None):
-    """One :class:`SessionMove` per session, the first the identity."""
+def draw_moves(rng, nsessions, shape, *, max_translation, max_rotation, warp_px, max_z_shift, z_shifts=None,
+               at_limits=False):
+    """One :class:`SessionMove` per session, the first the identity. ``at_limits``: every move at
+    its limit instead of drawn up to it (a translation of ``max_translation`` px in a random
+    direction, a rotation of ±``max_rotation``, a z shift of ±``max_z_shift`` unless ``z_shifts``
+    gives them; the signs drawn)."""
     moves = [SessionMove(0, 0, 0, 0, None, shape)]
     for s in range(1, nsessions):
-        t = rng.uniform(-1, 1, 2) * max_translation / np.sqrt(2)
-        z = rng.uniform(-max_z_shift, max_z_shift) if z_shifts is None else float(z_shifts[s])
-        moves.append(SessionMove(rng.uniform(-max_rotation, max_rotation), t[0], t[1], z,
-                                 _smooth_warp(rng, shape, warp_px), shape))
+        if at_limits:
+            a = rng.uniform(0, 2 * np.pi)
+            t = max_translation * np.array([np.sin(a), np.cos(a)])
+            theta = max_rotation * rng.choice([-1.0, 1.0])
+            z = max_z_shift * rng.choice([-1.0, 1.0])
+        else:       # (this order of draws keeps the moves of a seed as they were)
+            t = rng.uniform(-1, 1, 2) * max_translation / np.sqrt(2)
+            z = rng.uniform(-max_z_shift, max_z_shift) if z_shifts is None else 0.0
+            theta = rng.uniform(-max_rotation, max_rotation)
+        if z_shifts is not None:
+            z = float(z_shifts[s])
+        moves.append(SessionMove(theta, t[0], t[1], z, _smooth_warp(rng, shape, warp_px), shape))
     return moves
 
 
@@ -132,15 +144,16 @@ def _session_tissue(tissue, origin, move, offsets, nplanes, Ly, Lx, m, dz):
 
 def simulate_subject(out_dir, *, nsessions=3, nplanes=4, nframes=600, Ly=128, Lx=128, cells_per_plane=25,
                      diameter=10, dz_um=15.0, dx_um=1.0, max_translation=20.0, max_rotation=5.0, warp_px=1.5,
-                     max_z_shift=1.0, z_shifts=None, silent=0.15, new=0.1, offsets=None, max_offset=4.0,
-                     max_shift=3, seed=0, noise=True, name="subject") -> dict:
+                     max_z_shift=1.0, z_shifts=None, at_limits=False, silent=0.15, new=0.1, offsets=None,
+                     max_offset=4.0, max_shift=3, seed=0, noise=True, name="subject") -> dict:
     """Write ``nsessions`` recordings of one subject into ``out_dir/<name>_s<k>/`` (module
     docstring) and ``out_dir/subject_truth.npz``: ``pop_pos`` (N, 3) population positions
     (y, x px in the first session's plane-0 frame, z µm from its plane 0), ``present``
     (nsessions, N) bool, ``moves`` (nsessions, 4) = (rotation deg, ty, tx px, z shift planes),
     ``ids_<k>`` (cells of session k,) population id of each planted cell, ``offsets`` (the plane
     offsets, shared by every session), ``sessions`` (names). ``z_shifts``: one z shift per session
-    (planes, the first 0) instead of drawn ones. Returns the sessions' folders, names and
+    (planes, the first 0) instead of drawn ones; ``at_limits``: every move at its limit
+    (:func:`draw_moves`). Returns the sessions' folders, names and
     ``simulate_volume`` results and the truth path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +167,8 @@ def simulate_subject(out_dir, *, nsessions=3, nplanes=4, nframes=600, Ly=128, Lx
         offsets = _draw_offsets(rng, nplanes, float(max_offset), False)
     offsets = np.asarray(offsets, float)
     moves = draw_moves(np.random.default_rng(s_move), nsessions, (Ly, Lx), max_translation=max_translation,
-                       max_rotation=max_rotation, warp_px=warp_px, max_z_shift=max_z_shift, z_shifts=z_shifts)
+                       max_rotation=max_rotation, warp_px=warp_px, max_z_shift=max_z_shift, z_shifts=z_shifts,
+                       at_limits=at_limits)
     # the block: the field of view with room for every move
     pad = int(np.ceil(max_translation + 0.5 * max(Ly, Lx) * np.deg2rad(max_rotation) * 1.5 + warp_px
                       + np.abs(offsets).max() + m + diameter))

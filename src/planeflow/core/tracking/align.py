@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates, median_filter
+from scipy import fft as sp_fft
+from scipy.ndimage import affine_transform, gaussian_filter, map_coordinates, median_filter
 
 #: phase correlation is smoothed by a Gaussian of this sigma (px) in the image domain
 CORR_SMOOTH = 1.0
@@ -120,22 +121,33 @@ def _taper(shape, frac: float = 0.1) -> np.ndarray:
 
 
 def _rotated(img: np.ndarray, theta_deg: float) -> np.ndarray:
+    """``Transform(theta_deg).warp(img)``, by an affine resampling (no coordinate grid: the
+    rotation search calls this for every plane at every angle)."""
     if theta_deg == 0:
         return img
     t = Transform(theta_deg=theta_deg, shape=img.shape)
-    return t.warp(img)
+    rt = t._rot().T                    # reference pixel q -> B pixel R^T (q - c) + c
+    c = t.centre
+    return affine_transform(np.asarray(img, np.float32), rt, offset=c - rt @ c, order=1, mode="constant",
+                            cval=0.0)
 
 
-def _phase_corr(fa: list, fb: list) -> np.ndarray:
-    """Mean phase correlation (smoothed, fft-shifted: centre = no shift) of paired spectra;
-    its peak at ``s`` means A(x) ~ B(x - s)."""
+def _phase_corr(fa: list, fb: list, shape: tuple | None = None) -> np.ndarray:
+    """Mean phase correlation (smoothed, fft-shifted: centre = no shift) of paired spectra
+    (full ones, or real-input half ones of images of ``shape``: :func:`_spectrum`); its peak at
+    ``s`` means A(x) ~ B(x - s)."""
     acc = None
     for a, b in zip(fa, fb):
         x = a * np.conj(b)
         x /= np.abs(x) + 1e-6 * (np.abs(x).max() + 1e-30)
         acc = x if acc is None else acc + x
-    corr = np.real(np.fft.ifft2(acc)) / len(fa)
+    corr = (np.real(np.fft.ifft2(acc)) if shape is None else sp_fft.irfft2(acc, s=shape)) / len(fa)
     return gaussian_filter(np.fft.fftshift(corr), CORR_SMOOTH, mode="wrap")
+
+
+def _spectrum(img: np.ndarray) -> np.ndarray:
+    """Half spectrum of a real image (single precision): the rotation search's FFTs."""
+    return sp_fft.rfft2(np.asarray(img, np.float32))
 
 
 def _peak(corr: np.ndarray, max_shift: float) -> tuple[float, float, float]:
@@ -163,13 +175,14 @@ def _pairs(n: int, k: int) -> list[tuple[int, int]]:
 
 def _rigid_score(fa: list, b_prep: np.ndarray, theta: float, ks: list[int], max_shift: float) -> dict:
     """Best translation and score per plane shift k, for B rotated by ``theta``."""
-    fb = [np.fft.fft2(_rotated(img, theta)) for img in b_prep]
+    fb = [_spectrum(_rotated(img, theta)) for img in b_prep]
+    shape = b_prep.shape[1:]
     out = {}
     for k in ks:
         pr = _pairs(len(fb), k)
         if not pr:
             continue
-        dy, dx, h = _peak(_phase_corr([fa[j] for _, j in pr], [fb[i] for i, _ in pr]), max_shift)
+        dy, dx, h = _peak(_phase_corr([fa[j] for _, j in pr], [fb[i] for i, _ in pr], shape), max_shift)
         out[k] = (dy, dx, h)
     return out
 
@@ -180,7 +193,7 @@ def rigid(a_prep: np.ndarray, b_prep: np.ndarray, *, max_rotation: float, rotati
     then a finer one around the best angle; a parabola through the scores of neighbouring angles
     and plane shifts gives the subdegree angle and the fractional z shift."""
     n = len(a_prep)
-    fa = [np.fft.fft2(img) for img in a_prep]
+    fa = [_spectrum(img) for img in a_prep]
     ks = list(range(-min(max_z_shift, n - 1), min(max_z_shift, n - 1) + 1))
     coarse = np.arange(-max_rotation, max_rotation + 1e-9, rotation_step) if max_rotation > 0 else np.array([0.0])
     scores = {float(th): _rigid_score(fa, b_prep, float(th), ks, max_shift) for th in coarse}
@@ -203,7 +216,13 @@ def rigid(a_prep: np.ndarray, b_prep: np.ndarray, *, max_rotation: float, rotati
         step = min(th - thetas[i - 1], thetas[i + 1] - th)
         d = a - 2 * h + c
         theta = th + (0.0 if d >= 0 else float(np.clip(0.5 * (a - c) / d, -0.5, 0.5)) * step)
-    here = scores[th]
+    here = dict(scores[th])
+    if max_z_shift > 0:
+        # a shift at the limit of the search: the plane shift beyond it is scored too (never
+        # chosen), so that the fractional part has a neighbour on both sides
+        beyond = [j for j in (k - 1, k + 1) if j not in here and abs(j) <= n - 1]
+        if beyond:
+            here.update(_rigid_score(fa, b_prep, th, beyond, max_shift))
     z = float(k)
     if k - 1 in here and k + 1 in here:
         a, c = here[k - 1][2], here[k + 1][2]

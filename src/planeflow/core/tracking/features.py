@@ -102,9 +102,13 @@ def best_correlation(a: Unit, b: Unit, za: float, zb: float, max_plane_distance:
 
 
 def candidates(ua: list[Unit], ub: list[Unit], za: float, zb: float, *, pixel_um: tuple, max_distance: float,
-               max_plane_distance: float) -> list[tuple[int, int, float, float]]:
+               max_plane_distance: float, max_depth_difference: float | None = None
+               ) -> list[tuple[int, int, float, float]]:
     """(i in ``ua``, j in ``ub``, centroid distance µm, footprint correlation) of every pair within
-    ``max_distance`` µm whose footprints share a plane pair (:func:`best_correlation`)."""
+    ``max_distance`` µm whose footprints share a plane pair (:func:`best_correlation`) and, unless
+    ``max_depth_difference`` is None, whose cells' depths (reference planes) differ by at most that.
+    The depth gate keeps a neuron from matching another one straight above or below it: the
+    footprint correlation, taken over neighbouring planes, cannot tell them apart."""
     if not ua or not ub:
         return []
     sy, sx = pixel_um
@@ -114,6 +118,8 @@ def candidates(ua: list[Unit], ub: list[Unit], za: float, zb: float, *, pixel_um
     out = []
     for i, near in enumerate(tree.query_ball_point(pa, max_distance)):
         for j in near:
+            if max_depth_difference is not None and abs(ua[i].z - ub[j].z) > max_depth_difference + 1e-6:
+                continue
             r = best_correlation(ua[i], ub[j], za, zb, max_plane_distance)
             if r is None:
                 continue

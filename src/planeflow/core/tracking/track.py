@@ -37,7 +37,8 @@ DEFAULTS = dict(
     max_rotation_deg=6.0,       # largest rotation searched
     rotation_step_deg=1.0,      # coarse angle grid (refined 4x finer around the best)
     max_z_shift_planes=1,       # largest z shift searched, whole planes (fractional estimate within)
-    max_plane_distance=1.0,     # footprints compared across planes this far apart after the z shift
+    max_plane_distance=1.0,     # footprints compared across planes this far apart after the z shift, and
+                                # candidate cells' depths (after the z shift) at most this far apart
     nonrigid=True,              # non-rigid refinement of the registration
     nonrigid_block_px=64,       # its block size
     nonrigid_max_px=5.0,        # its largest displacement
@@ -125,6 +126,8 @@ def _candidate_pairs(all_units, transforms, pixel_um, opt) -> list[tuple]:
             for i, j, d, r in features.candidates(all_units[a], all_units[b], za, zb, pixel_um=pixel_um,
                                                   max_distance=float(opt["max_distance_um"]),
                                                   max_plane_distance=0.0 if per_plane else
+                                                  float(opt["max_plane_distance"]),
+                                                  max_depth_difference=None if per_plane else
                                                   float(opt["max_plane_distance"])):
                 out.append((a, i, b, j, d, r))
     return out
