@@ -102,10 +102,22 @@ def mem_merge(meta: dict, config: dict, part=None) -> float:
     return 300 + 80 * _frame_mb(meta, None) + 0.2 * meta["nframes"]
 
 
+def _crosstalk_activity_mb(meta: dict, config: dict) -> float:
+    """The crosstalk measure's frames: the activity (float32) of up to 2 D + 1 planes of the
+    sampled frames at a time, a moved copy and crosstalk_pair's work arrays (3 frames' worth)."""
+    v = _volume(config)
+    held = min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + 3
+    return held * min(meta["nframes"], v["crosstalk_frames"]) * _frame_mb(meta, None)
+
+
 def mem_volume_stats(meta: dict, config: dict, part=None) -> float:
-    """F and Fneu (float64) of up to 500 candidate ROIs of two planes at a time, then the mean
-    images of every plane."""
-    return 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
+    """The larger of its two phases: first the crosstalk measure on the frames (estimate mode,
+    or what is left after subtract), then F and Fneu (float64) of up to 500 candidate ROIs of two
+    planes at a time and the mean images of every plane. Measured VmHWM 1,788 MB at 4 planes x
+    256² x 2000 frames (1,000 sampled; the former estimate, without the frames, 1,648 MB) and
+    1,576 MB at 30 planes x 256² x 600 frames (docs/performance.md)."""
+    tables = 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
+    return max(tables, 500 + _crosstalk_activity_mb(meta, config))
 
 
 def mem_rigid_shifts(meta: dict, config: dict, part=None) -> float:
@@ -122,9 +134,7 @@ def mem_crosstalk(meta: dict, config: dict, part=None) -> float:
     """The activity (float32) of up to 2 D + 1 planes of sampled frames at a time, a moved copy
     and crosstalk_pair's work arrays; measured peak 1.6 GB (3 planes) and 2.3 GB (6 planes) at
     256² x 1000 frames, estimate 2.6 and 3.6 GB."""
-    v = _volume(config)
-    held = min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + 3
-    return 1000 + held * min(meta["nframes"], v["crosstalk_frames"]) * _frame_mb(meta, None)
+    return 1000 + _crosstalk_activity_mb(meta, config)
 
 
 def mem_crosstalk_subtract(meta: dict, config: dict, part=None) -> float:
