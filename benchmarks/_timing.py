@@ -467,20 +467,23 @@ def tree_bytes(*paths) -> int:
     return total
 
 
-class DiskPoller:
-    """The high-water mark of the bytes under some folders, polled in a thread every ``every`` s."""
+class _Poller:
+    """Calls ``sample()`` in a thread every ``every`` s while the ``with`` block runs, and once
+    more at its end."""
 
-    def __init__(self, *paths, every: float = 2.0):
+    def __init__(self, every: float):
         import threading
 
-        self.paths, self.every, self.peak, self.samples = paths, every, 0, 0
+        self.every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def sample(self) -> None:
+        raise NotImplementedError
+
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_bytes(*self.paths))
-            self.samples += 1
+            self.sample()
             self._stop.wait(self.every)
 
     def __enter__(self):
@@ -490,10 +493,22 @@ class DiskPoller:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self.sample()
+
+
+class DiskPoller(_Poller):
+    """The high-water mark of the bytes under some folders, polled in a thread every ``every`` s."""
+
+    def __init__(self, *paths, every: float = 2.0):
+        super().__init__(every)
+        self.paths, self.peak, self.samples = paths, 0, 0
+
+    def sample(self) -> None:
         self.peak = max(self.peak, tree_bytes(*self.paths))
+        self.samples += 1
 
 
-class JobMemorySampler:
+class JobMemorySampler(_Poller):
     """Peak private (anonymous) and file-backed resident memory of every job process of a
     workflow run, polled in a thread every ``every`` s.
 
@@ -504,14 +519,10 @@ class JobMemorySampler:
     named by its log (the file its standard output points to, ``steps._job``)."""
 
     def __init__(self, workdir, every: float = 1.0):
-        import threading
-
+        super().__init__(every)
         self.marker = os.path.join(os.path.abspath(workdir), ".snakemake", "scripts") + os.sep
-        self.every = every
         self.jobs: dict[str, dict] = {}   # log path -> {"anon_mb", "file_mb", "rss_mb"}
         self._pids: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _job_of(self, pid: int) -> str | None:
         if pid in self._pids:
@@ -545,19 +556,6 @@ class JobMemorySampler:
             for key, name in (("anon_mb", "RssAnon"), ("file_mb", "RssFile"), ("rss_mb", "VmRSS")):
                 if name in f:
                     rec[key] = max(rec[key], int(f[name]) / 1024)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(self.every)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
     def annotate(self, jobs: list[dict], layout_root) -> None:
         """Add ``anon_mb`` (peak private memory) and ``file_mb`` to the records of ``workflow_jobs``."""
