@@ -13,6 +13,7 @@ share of planes within 1 px of the truth).
                                          [--frames 900] [--size 160] [--crosstalk C] [--separation K]
                                          [--tiny] [--rerun-volume]
     python benchmarks/volume_accuracy.py --sweep [--modes on-estimate,on-subtract] [--seed 11,12] [--out DIR]
+                                         [--strengths 0.05,0.15] [--separations 1]
 
 ``--crosstalk`` and ``--separation`` plant another crosstalk strength and plane separation
 than HARD's (0.15 at 3). ``--sweep`` runs every combination of c in SWEEP_C (0.05, 0.1, 0.15,
@@ -22,7 +23,8 @@ combination and mode: the measured coefficient at k and its error, the coefficie
 separations (``*`` significant), residual duplicates, false merges, unique recall and the largest
 offset error; then the confidence calibration over every plane of every run (plane 0, the
 anchor, left out). Finished runs in ``--out`` are reused (Snakemake has nothing to do), so an
-interrupted sweep resumes.
+interrupted sweep resumes. ``--strengths`` and ``--separations`` restrict the sweep to some of
+SWEEP_C and SWEEP_K (or other values; the folders are named the same way).
 
 ``--out`` keeps the runs (default: a temporary folder removed at the end); ``--rerun-volume``
 reuses finished runs in ``--out`` and reruns only the volume half (volume_stats and what follows),
@@ -290,6 +292,8 @@ def main(argv=None) -> int:
     ap.add_argument("--crosstalk", type=float, help="planted crosstalk coefficient (HARD: 0.15)")
     ap.add_argument("--separation", type=int, help="planted crosstalk separation, planes (HARD: 3)")
     ap.add_argument("--sweep", action="store_true", help="every c of SWEEP_C at every k of SWEEP_K")
+    ap.add_argument("--strengths", help="with --sweep: these c only, e.g. 0.05,0.15 (default SWEEP_C)")
+    ap.add_argument("--separations", help="with --sweep: these k only, e.g. 1 (default SWEEP_K)")
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--rerun-volume", action="store_true")
     ap.add_argument("--json", type=Path, help="write the scores here")
@@ -303,6 +307,10 @@ def main(argv=None) -> int:
         sys.exit("--seed: several seeds only with --sweep")
     if args.sweep and (args.tiny or args.crosstalk is not None or args.separation is not None):
         sys.exit("--sweep plants its own crosstalk (SWEEP_C x SWEEP_K); leave out --crosstalk, --separation, --tiny")
+    if (args.strengths or args.separations) and not args.sweep:
+        sys.exit("--strengths, --separations: only with --sweep (else --crosstalk, --separation)")
+    sweep_c = tuple(float(v) for v in args.strengths.split(",")) if args.strengths else SWEEP_C
+    sweep_k = tuple(int(v) for v in args.separations.split(",")) if args.separations else SWEEP_K
     out = args.out or Path(tempfile.mkdtemp(prefix="volume_accuracy_"))
     try:
         if not args.sweep:
@@ -317,11 +325,11 @@ def main(argv=None) -> int:
             print("\n" + ("targets missed:\n  " + "\n  ".join(missed) if missed else "all targets met"))
             return 1 if missed and not args.tiny else 0
         missed, rows, points, everything = [], [], [], {}
-        print(f"sweep: c {SWEEP_C} x k {SWEEP_K}, seeds {seeds}, modes {modes}, {args.frames} frames of "
+        print(f"sweep: c {sweep_c} x k {sweep_k}, seeds {seeds}, modes {modes}, {args.frames} frames of "
               f"{args.size}x{args.size} px, in {out}\n" + SWEEP_HEADER, flush=True)
         for seed in seeds:
-            for k in SWEEP_K:
-                for c in SWEEP_C:
+            for k in sweep_k:
+                for c in sweep_c:
                     label = f"c{c:g}_k{k}" + (f"_s{seed}" if len(seeds) > 1 or seed != 11 else "")
                     t0 = time.perf_counter()
                     try:

@@ -258,3 +258,77 @@ def test_crosstalk_runtime_grows_with_planes_pairs_frames_and_pixels():
     assert 10 < small < 15 and 45 < big < 120, (small, big)
     assert minutes("crosstalk", meta(30, 512, n=500), cfg) < big      # fewer frames to sample
     assert estimate("crosstalk", meta(30, 512), cfg, 2)["runtime"] >= 2 * int(big) - 1
+
+
+# ---- shared tissue at k = 1: the pairs' table (crosstalk_table) on planted numbers -----------
+def seed12_pairs():
+    """Per plane pair of 6 planes (plane 2 40x dimmer), c = 0.15 at k = 1, as measured on the hard
+    simulator, seed 12 (benchmarks/volume_accuracy.py; cells 10 px): pairs 3>4 and 4>5 see a cell
+    of both planes 3.1 and 3.5 px off the recorded pixel and read 0.176 and 0.201, their reverses
+    19 % and 25 % of that; 0>1 (tissue on the recorded pixel) reads 0.267, its reverse 0.154; the
+    right pair into the dim plane (1>2, 0.135) has a reverse from the dim plane that reads 0.8.
+    ``activity``: the source's (variance; the dim plane's ~1/400 of the others')."""
+    def r(c, sd, tissue, activity, null=0.0, peak=True):
+        return [dict(coefficient=c, null_mean=null, null_std=sd, n_pixels=600, peak=peak, tissue_px=tissue,
+                     activity=activity, diameter=10.0)]
+
+    return {(0, 1): r(0.267, 0.008, 0.27, 6454), (1, 0): r(0.154, 0.011, 0.27, 5565),
+            (1, 2): r(0.135, 0.0026, 0.09, 4881), (2, 1): r(0.808, 0.37, 0.09, 13.7),
+            (2, 3): r(0.094, 0.095, 4.5, 44.2, null=-0.037), (3, 2): r(0.004, 0.002, 4.5, 3217),
+            (3, 4): r(0.176, 0.008, 3.1, 3377), (4, 3): r(0.033, 0.007, 3.1, 5235, peak=False),
+            (4, 5): r(0.201, 0.010, 3.5, 5108), (5, 4): r(0.049, 0.012, 3.5, 6028, peak=False)}
+
+
+def table(pairs):
+    return {row["separation"]: row for row in vol.crosstalk_table(pairs, 1, 6, 0.03)}
+
+
+def test_shared_tissue_judged_by_the_reverse_scaled_by_brightness():
+    """Seed 12's pairs at c = 0.15, k = 1: the former rule (the reverse unscaled, within 1.5 px)
+    kept 3>4 and 4>5 whole and left out the right pair into the dim plane: 0.188."""
+    rows = table(seed12_pairs())
+    assert abs(rows[1]["coefficient"] - 0.15) <= 0.02 and rows[1]["significant"], rows[1]
+    assert not rows[-1]["significant"], rows[-1]
+    out = {t.split(":")[0] for t in rows[1]["pairs"].split(";") if t.endswith("*")}
+    # the pair into the dim plane counts: its reverse, from the dim plane, reads above
+    # MAX_COEFFICIENT (no tissue measure; scaled by the brightness it would be ~0.002); the
+    # pairs whose reverse (x the planes' activity ratio) is a quarter of them or more are out,
+    # 3>4 and 4>5 too, though their tissue lies 3 px off the recorded pixel (cells 10 px)
+    assert "1>2" not in out and {"0>1", "3>4", "4>5"} <= out, rows[1]["pairs"]
+
+
+def test_tissue_part_scales_the_reverse_by_the_planes_brightness():
+    from planeflow.core.volume.crosstalk import MAX_COEFFICIENT, tissue_part
+
+    def r(c, sd=0.005, null=0.0, activity=100.0):
+        return [dict(coefficient=c, null_mean=null, null_std=sd, n_pixels=500, activity=activity)]
+
+    t, e = tissue_part(r(0.2), r(0.05))                       # planes alike: the reverse
+    assert abs(t - 0.05) < 1e-12 and abs(e - 0.01) < 1e-12             # its spread, floored
+    t, _ = tissue_part(r(0.2), r(0.05, activity=25.0))         # target half as bright: a quarter
+    assert abs(t - 0.0125) < 1e-12
+    t, _ = tissue_part(r(0.135), r(0.4, activity=100 / 1600))  # a dim target's large reverse
+    assert t < 0.001
+    assert tissue_part(r(0.2), r(MAX_COEFFICIENT + 0.3)) == (0.0, 0.0)    # no tissue measure
+    assert tissue_part(r(0.2), r(0.05, null=0.06))[0] == 0.0            # not above its null
+    assert tissue_part(r(0.2), []) == (0.0, 0.0)
+    assert np.isnan(tissue_part(r(0.2, activity=0.0), r(0.05))[0])      # a source with no activity
+    t, _ = tissue_part([dict(coefficient=0.2, null_mean=0.0, null_std=0.005, n_pixels=500)],
+                       [dict(coefficient=0.05, null_mean=0.0, null_std=0.005, n_pixels=500)])
+    assert abs(t - 0.05) < 1e-12                                         # brightness not known: alike
+
+
+def test_one_way_crosstalk_on_the_recorded_pixel_is_kept_whole():
+    """Crosstalk one way, planes whose shared tissue lies on the recorded pixel but who share no
+    cell: the reverses read 0, every pair counts whole, the reverse direction is not significant."""
+    pairs = {}
+    for p in range(5):
+        pairs[(p, p + 1)] = [dict(coefficient=0.15 + 0.002 * (p - 2), null_mean=0.0, null_std=0.005, n_pixels=500,
+                                  peak=True, tissue_px=0.5, activity=100.0)]
+        pairs[(p + 1, p)] = [dict(coefficient=0.001 * (p - 2), null_mean=0.0, null_std=0.005, n_pixels=500,
+                                  peak=True, tissue_px=0.5, activity=100.0)]
+    rows = table(pairs)
+    assert abs(rows[1]["coefficient"] - 0.15) <= 0.005 and rows[1]["significant"], rows[1]
+    assert "*" not in rows[1]["pairs"], rows[1]        # every pair counts (at most 0.002 off)
+    # every reverse pair is out (its own reverse, the crosstalk, is large): nan
+    assert not rows[-1]["significant"] and not rows[-1]["coefficient"] >= 0.03, rows[-1]

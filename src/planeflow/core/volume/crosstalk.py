@@ -83,13 +83,22 @@ MAX_COLLINEARITY = 0.3
 #: distance); keeps one very clean pair from taking all the weight
 PAIR_SIGMA_FLOOR = 0.01
 #: a plane pair whose shared tissue lies within this distance (px) of the recorded pixel cannot
-#: tell crosstalk from a cell both planes see; its coefficient is left out when the reverse pair
-#: shows shared tissue (:func:`crosstalk_table`)
+#: tell crosstalk from a cell both planes see, where the cell diameter is not known (else
+#: TISSUE_REACH diameters); its coefficient is left out when the reverse pair shows shared
+#: tissue (:func:`crosstalk_table`)
 AMBIGUOUS_PX = 1.5
 #: ... and at least this fraction of the pair's coefficient (a cell both planes see adds about
 #: 0.05 to the pair, whatever the crosstalk; measured on the hard simulator at k = 1, c 0.05-0.3,
-#: seed 11: 0.2 let a 0.05 excess through at c = 0.15, 0.33 left out a pair needed at c = 0.3)
+#: seed 11: 0.2 let a 0.05 excess through at c = 0.15, 0.33 left out a pair needed at c = 0.3);
+#: the reverse is first scaled by the planes' brightness (:func:`tissue_part`). Subtracting that
+#: part instead of leaving the pair out was measured worse (the reverse grows with c: 0.269 and
+#: 0.254 for 0.3 at k = 1, seeds 11 and 12)
 AMBIGUOUS_REVERSE = 0.25
+#: a pair's shared tissue counts as near the recorded pixel within this many cell diameters
+#: (``tissue_px``; AMBIGUOUS_PX where the pair's diameter is not known): a cell a few px off still
+#: covers most of the recorded pixel's footprint (hard simulator, seed 12, k = 1, cells 10 px:
+#: pairs with tissue 3.1 and 3.5 px off read 0.176 and 0.201 at c = 0.15)
+TISSUE_REACH = 0.5
 
 
 def combine_pairs(values, sigmas) -> tuple[float, float, np.ndarray]:
@@ -505,14 +514,17 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: n
     directions) exceeds the one at the recorded pixel by more than two null deviations
     (floored at PAIR_SIGMA_FLOOR): the pair then measures shared tissue, not crosstalk.
     ``src_lag``: :func:`half_lag_sums` of the source, when known (a source plane that is not
-    moved serves several targets)."""
+    moved serves several targets). ``activity``: the median, over the pixels measured, of the
+    source's lag-1 sum ``sum(2 S[t] S[t-1])`` on the measuring half (its activity's variance
+    there, free of shot noise; :func:`tissue_part` compares two planes' brightness with it)."""
     d = max(6, int(round(1.5 * diameter)))
     near = max(2, int(round(diameter / 3)))
     dirs = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
     shifts = [(0, 0)] + [(a * d, b * d) for a, b in dirs] + [(a * near, b * near) for a, b in dirs]
     sums, npx = split_half_ratios(src, tgt, d + 1, shifts, src_lag=src_lag)
     if npx < 10:
-        return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0, peak=False)
+        return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0, peak=False,
+                    activity=np.nan)
     if PAIR_STATISTIC == "median":
         est = [weighted_median(n / np.where(dd > 0, dd, np.nan), w) for n, dd, w in sums]
     else:
@@ -524,8 +536,48 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: n
     # thousandths off the recorded pixel of a very quiet pair is no peak
     top = float(np.nanmax(around)) if np.isfinite(around).any() else float("nan")
     peak = bool(np.isfinite(c) and not top > c + 2 * max(np.nan_to_num(ns), PAIR_SIGMA_FLOOR))
+    # the source's activity at the pixels measured: the median of their lag-1 sums on the measuring
+    # half (free of shot noise, and of the noise that chose them)
+    activity = float(np.median(sums[0][1])) if len(sums[0][1]) else float("nan")
     return dict(coefficient=c, null_mean=float(np.mean(null)) if null else float("nan"), null_std=ns,
-                n_pixels=int(npx), peak=peak, around=top)
+                n_pixels=int(npx), peak=peak, around=top, activity=activity, diameter=float(diameter))
+
+
+def tissue_part(forward: list, reverse: list) -> tuple[float, float]:
+    """The part of a plane pair ``p -> q``'s coefficient that is tissue both planes see (a cell
+    between them), not crosstalk, and its uncertainty, from the reverse pair ``q -> p``
+    (``forward``, ``reverse``: their :func:`crosstalk_pair` results, one per part).
+
+    Model: crosstalk ``c`` from ``p`` into ``q`` only, tissue of strength ``t`` seen by both,
+    the planes' activity brightness ratio ``rho = b_q / b_p``: forward ``= c + t rho``, reverse
+    ``= t / rho``, so the tissue's part of the forward pair is ``reverse rho**2``. ``rho**2`` is
+    the ratio of the two sources' ``activity`` (variances of their activity at the pixels
+    measured, free of shot noise; 1 where not known): two equally bright planes subtract the
+    reverse; a bright source over a dim target (``rho**2`` ~ 1/400 on the hard simulator)
+    barely changes, however large its reverse reads. The reverse counts above its null's mean
+    (if that is positive) and not below 0; one above MAX_COEFFICIENT (a dim source under a
+    bright target's own cells) measures no tissue and counts 0. A forward source with no
+    activity gives nan (the pair measures nothing). Uncertainty: the reverse's (its null's
+    spread, floored at PAIR_SIGMA_FLOOR) times ``rho**2``."""
+    def ok(r):
+        return r["n_pixels"] and np.isfinite(r["coefficient"])
+
+    back = [r for r in reverse if ok(r) and r["coefficient"] <= MAX_COEFFICIENT]
+    if not back:
+        return 0.0, 0.0
+    v = float(np.mean([r["coefficient"] - max(np.nan_to_num(r["null_mean"]), 0.0) for r in back]))
+    e = max(float(np.mean([np.nan_to_num(r["null_std"], nan=np.inf) for r in back])), PAIR_SIGMA_FLOOR)
+    a_p = np.mean([r.get("activity", np.nan) for r in forward if ok(r)] or [np.nan])
+    a_q = np.mean([r.get("activity", np.nan) for r in back])
+    if not (np.isfinite(a_p) and np.isfinite(a_q)):
+        rho2 = 1.0
+    elif a_p <= 0:
+        return float("nan"), float("nan")
+    else:
+        rho2 = max(float(a_q), 0.0) / float(a_p)
+    if rho2 == 0:
+        return 0.0, 0.0
+    return rho2 * max(v, 0.0), rho2 * e
 
 
 def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coefficient: float) -> list[dict]:
@@ -536,15 +588,15 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
     reverse (tissue shared by both planes reads both ways), so ``k`` is ``significant`` only
     when its coefficient reaches ``min_coefficient``, stands 3 uncertainties above the null
     mean and exceeds the reverse direction's (``-k``) by ``min_coefficient``. Pairs whose ratio
-    peaks off the recorded pixel (``peak`` False: a cell both planes see), or whose shared tissue
-    lies within AMBIGUOUS_PX of the recorded pixel (``tissue_px``, where known) while the reverse
-    pair reads clearly above zero (above its null's mean, if positive, by 3 of its uncertainties
-    floored at PAIR_SIGMA_FLOOR: tissue reads both ways, crosstalk one way) and at least
-    AMBIGUOUS_REVERSE of the pair's coefficient, get no weight. A cell both planes see adds to an
-    ambiguous pair a roughly constant amount, whatever the crosstalk (hard simulator, k = 1:
-    pairs read 0.098 and 0.138 at c = 0.05, 0.20 at 0.15, with reverses 0.05-0.09), so a
-    reverse half as large as the pair (the former rule) let the excess through at small c; the
-    reverse of a dim source reads large but imprecise, and does not count."""
+    peaks off the recorded pixel (``peak`` False: a cell both planes see) get no weight, unless
+    they read no more than their null. A pair whose shared tissue lies near the recorded pixel
+    (``tissue_px`` within TISSUE_REACH of the pair's ``diameter``, where known) reads crosstalk
+    plus a cell both planes see (hard simulator, k = 1: 0.176 and 0.201 at c = 0.15, seed 12,
+    tissue 3 px off, reverses 0.033 and 0.049). It gets no weight when the tissue's part, the
+    reverse pair scaled by the planes' brightness (:func:`tissue_part`), is clearly above zero
+    (3 of its uncertainties) and at least AMBIGUOUS_REVERSE of the pair (a dim target's reverse,
+    however large, barely counts). A pair whose tissue part is unknown (a source with no
+    activity) or above MAX_COEFFICIENT is left out."""
     rows = {}
     for ks in range(1, min(max_separation, nplanes - 1) + 1):
         for k in (ks, -ks):
@@ -556,19 +608,7 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
                                pairs="")
                 continue
             c = [r["coefficient"] for _, _, r in res]
-            # a pair whose ratio peaks off the recorded pixel measures shared tissue: no weight
-            def reverse_shows_tissue(p, q):
-                back = [r for r in pairs.get((q, p), []) if r["n_pixels"] and np.isfinite(r["coefficient"])]
-                if not back:
-                    return False
-                v = float(np.mean([r["coefficient"] - max(np.nan_to_num(r["null_mean"]), 0.0) for r in back]))
-                e = float(np.mean([np.nan_to_num(r["null_std"], nan=np.inf) for r in back]))
-                fwd = float(np.mean([r["coefficient"] for r in pairs.get((p, q), [])]))
-                return v > 3 * max(e, PAIR_SIGMA_FLOOR) and v >= AMBIGUOUS_REVERSE * fwd
 
-            # where shared tissue lies on the recorded pixel, a cell both planes see reads both
-            # ways, crosstalk one way: an ambiguous pair whose reverse reads clearly above 0 and a
-            # quarter of it or more is out
             # A pair that reads no more than its null at the recorded pixel says "no crosstalk here"
             # whatever peaks a few px away, and keeps its weight (it outvotes a pair where tissue
             # shared by the source and the target's own source lies on the recorded pixel)
@@ -576,11 +616,21 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
                 return r["coefficient"] > (np.nan_to_num(r["null_mean"])
                                            + 3 * max(np.nan_to_num(r["null_std"], nan=np.inf), PAIR_SIGMA_FLOOR))
 
-            # a pair above MAX_COEFFICIENT measures no crosstalk (pixels where the target is that
-            # active are left out): a dim source under a bright target's cells reads 0.8 or 10
-            usable = [(r.get("peak", True) or not reads_above_null(r)) and r["coefficient"] <= MAX_COEFFICIENT
-                      and not (r.get("tissue_px", np.inf) < AMBIGUOUS_PX and reverse_shows_tissue(p, q))
+            # where shared tissue lies near the recorded pixel, a cell both planes see reads both ways
+            # (scaled by the planes' brightness), crosstalk one way
+            def near(r):
+                reach = TISSUE_REACH * r["diameter"] if np.isfinite(r.get("diameter", np.nan)) else AMBIGUOUS_PX
+                return r.get("tissue_px", np.inf) < reach
+
+            tissue = [tissue_part(pairs.get((p, q), []), pairs.get((q, p), [])) if near(r) else (0.0, 0.0)
                       for p, q, r in res]
+            # a pair above MAX_COEFFICIENT measures no crosstalk (pixels where the target is that
+            # active are left out): a dim source under a bright target's cells reads 0.8 or 10; nor
+            # does one whose tissue part is unknown (a source with no activity) or above it
+            usable = [(r.get("peak", True) or not reads_above_null(r)) and r["coefficient"] <= MAX_COEFFICIENT
+                      and np.isfinite(t) and t <= MAX_COEFFICIENT
+                      and not (t > 3 * te and t >= AMBIGUOUS_REVERSE * v)
+                      for (p, q, r), v, (t, te) in zip(res, c, tissue)]
             coef, err, w = combine_pairs([v if ok else np.nan for v, ok in zip(c, usable)],
                                          [r["null_std"] for _, _, r in res])
             wsum = w.sum() if w.sum() > 0 else 1.0
