@@ -102,11 +102,12 @@ def mem_merge(meta: dict, config: dict, part=None) -> float:
     return 300 + 80 * _frame_mb(meta, None) + 0.2 * meta["nframes"]
 
 
-def _crosstalk_activity_mb(meta: dict, config: dict) -> float:
+def _crosstalk_activity_mb(meta: dict, config: dict, work: int = 3) -> float:
     """The crosstalk measure's frames: the activity (float32) of up to 2 D + 1 planes of the
-    sampled frames at a time, a moved copy and crosstalk_pair's work arrays (3 frames' worth)."""
+    sampled frames at a time, plus ``work`` more planes' worth (a moved copy and crosstalk_pair's
+    work arrays)."""
     v = _volume(config)
-    held = min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + 3
+    held = min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + work
     return held * min(meta["nframes"], v["crosstalk_frames"]) * _frame_mb(meta, None)
 
 
@@ -114,10 +115,11 @@ def mem_volume_stats(meta: dict, config: dict, part=None) -> float:
     """The larger of its two phases: first the crosstalk measure on the frames (estimate mode,
     or what is left after subtract), then F and Fneu (float64) of up to 500 candidate ROIs of two
     planes at a time and the mean images of every plane. Measured VmHWM 1,788 MB at 4 planes x
-    256² x 2000 frames (1,000 sampled; the former estimate, without the frames, 1,648 MB) and
-    1,576 MB at 30 planes x 256² x 600 frames (docs/performance.md)."""
+    256² x 2000 frames (1,000 sampled; the former estimate, without the frames, 1,648 MB), 1,576 MB
+    at 30 planes x 256² x 600 frames and 3,399 MB (private 3,348) at 30 x 256² x 3000, where the
+    former estimate was 2,427 MB and 5 work planes' worth are needed (docs/performance.md)."""
     tables = 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
-    return max(tables, 500 + _crosstalk_activity_mb(meta, config))
+    return max(tables, 500 + _crosstalk_activity_mb(meta, config, work=5))
 
 
 def mem_rigid_shifts(meta: dict, config: dict, part=None) -> float:
