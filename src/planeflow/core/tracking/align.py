@@ -90,7 +90,14 @@ class Transform:
         return qy, qx
 
     def warp(self, img: np.ndarray) -> np.ndarray:
-        """B's image in the reference frame (0 outside B's field)."""
+        """B's image in the reference frame (0 outside B's field). A rigid transform is one
+        affine resampling (no coordinate grid: the rotation search warps every plane at every
+        angle); a non-rigid one samples B at :meth:`inverse` of every reference pixel."""
+        if self.flow is None:
+            rt = self._rot().T              # reference pixel q -> B pixel R^T (q - c - t) + c
+            c = self.centre
+            return affine_transform(np.asarray(img, np.float32), rt, offset=c - rt @ (c + [self.ty, self.tx]),
+                                    order=1, mode="constant", cval=0.0)
         yy, xx = np.mgrid[0:self.shape[0], 0:self.shape[1]].astype(float)
         sy, sx = self.inverse(yy, xx)
         return map_coordinates(np.asarray(img, np.float32), [sy, sx], order=1, mode="constant", cval=0.0)
@@ -121,15 +128,9 @@ def _taper(shape, frac: float = 0.1) -> np.ndarray:
 
 
 def _rotated(img: np.ndarray, theta_deg: float) -> np.ndarray:
-    """``Transform(theta_deg).warp(img)``, by an affine resampling (no coordinate grid: the
-    rotation search calls this for every plane at every angle)."""
     if theta_deg == 0:
         return img
-    t = Transform(theta_deg=theta_deg, shape=img.shape)
-    rt = t._rot().T                    # reference pixel q -> B pixel R^T (q - c) + c
-    c = t.centre
-    return affine_transform(np.asarray(img, np.float32), rt, offset=c - rt @ c, order=1, mode="constant",
-                            cval=0.0)
+    return Transform(theta_deg=theta_deg, shape=img.shape).warp(img)
 
 
 def _phase_corr(fa: list, fb: list, shape: tuple | None = None) -> np.ndarray:
