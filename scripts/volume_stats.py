@@ -7,4 +7,4 @@ run_step(snakemake, "volume_stats", lambda sm: dict(  # noqa: F821 - snakemake i
     session=dict(sm.params.session), options=dict(sm.params.options),
     parts=[{"plane_index": i, "part": q, "ops": o, "bin": b}
            for (i, q), o, b in zip(sm.params.index_parts, sm.input.parts_ops, sm.input.bins)],
-    subtracted=sm.input.get("subtracted")))
+    subtracted=sm.input.get("subtracted"), threads=sm.threads))

@@ -100,7 +100,7 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          groups=("plane",)),
     Step("crosstalk", "session", "crosstalk coefficient per plane separation (volume.crosstalk: subtract)",
          res.mem_crosstalk, 10, extra_minutes=res.minutes_crosstalk, files={"table": "coefficients.tsv"},
-         settings=("volume", "suite2p"), when="crosstalk_subtract"),
+         settings=("volume", "suite2p"), when="crosstalk_subtract", threads=res.CROSSTALK_THREADS),
     Step("crosstalk_subtract", "part", "a plane's registered binary minus the other planes' crosstalk",
          res.mem_crosstalk_subtract, 30, extra_minutes=res.minutes_crosstalk_subtract,
          files={"bin": "data.bin", "ops": "ops.npy"}, priority=1, settings=("volume",),
@@ -120,7 +120,7 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     # plane offsets, crosstalk, one ID per cell (rois, cells) and their figure (view); then the planes
     # table, the summary, the aligned OME-Zarr volume (a folder) and the summary figure
     Step("volume_stats", "session", "plane offsets, crosstalk, one ID per cell, the OME-Zarr volume",
-         res.mem_volume_stats, 30, settings=("volume",),
+         res.mem_volume_stats, 30, settings=("volume",), threads=res.CROSSTALK_THREADS,
          files={"offsets": "plane_offsets.tsv", "crosstalk": "crosstalk.tsv", "rois": "rois.tsv",
                 "cells": "cells.tsv", "view": "volume_view.png", "table": "planes.tsv", "summary": "volume.json",
                 "zarr": "volume.zarr", "figure": "summary.png"}),

@@ -66,22 +66,22 @@ def _mean_images(ops: list[dict]) -> list[np.ndarray]:
     return means
 
 
-def frame_crosstalk(parts: list | None, options: dict, nplanes: int) -> list | None:
+def frame_crosstalk(parts: list | None, options: dict, nplanes: int, threads: int = 1) -> list | None:
     """Crosstalk per separation measured on the frames of the binaries detection read
     (:func:`planeflow.steps.crosstalk.measure_pairs`, pooled by
     :func:`planeflow.core.volume.crosstalk_table`); None when not measured (volume.crosstalk
-    off, one plane, no binaries given)."""
+    off, one plane, no binaries given); ``threads``: as :func:`measure_pairs`."""
     if not parts or options.get("crosstalk", "estimate") == "off" or nplanes < 2:
         return None
     from planeflow.steps.crosstalk import measure_pairs
 
-    found = measure_pairs(parts, options)
+    found = measure_pairs(parts, options, threads)
     return vol.crosstalk_table(found["pairs"], int(options["crosstalk_max_separation"]), found["nplanes"],
                                float(options["crosstalk_min"]))
 
 
 def read_planes(planes: list[dict], session: dict, options: dict | None = None, parts: list | None = None,
-                subtracted: str | None = None) -> vol.Planes:
+                subtracted: str | None = None, threads: int = 1) -> vol.Planes:
     """What the identity of cells needs of a session's final plane folders (``planes``: per
     plane the files ops, stat, iscell, F, Fneu), the traces read on demand; crosstalk measured
     on the frames of ``parts`` (:func:`frame_crosstalk`) and the coefficients taken out of them
@@ -100,20 +100,20 @@ def read_planes(planes: list[dict], session: dict, options: dict | None = None, 
         part_rects=rects, part_shifts=part_shifts, fields=session.get("fields"),
         neucoeffs=[_neucoeff(o) for o in ops], fs=float(session.get("fs") or ops[0].get("fs", 1.0)),
         tau=_tau(ops[0]), traces=lambda p, rows: _traces(planes[p], rows),
-        frame_crosstalk=frame_crosstalk(parts, options or {}, len(planes)),
+        frame_crosstalk=frame_crosstalk(parts, options or {}, len(planes), threads),
         subtracted=read_table(subtracted) if subtracted else {})
 
 
 def cells_across_planes(planes: list[dict], out: dict, session: dict, options: dict, parts: list | None = None,
-                        subtracted: str | None = None) -> dict:
+                        subtracted: str | None = None, threads: int = 1) -> dict:
     """``planes``: per plane (session order) the files of its final folder (ops, stat,
     iscell, F, Fneu); ``session``: session_id, planes (plane numbers), dx, dy, dz, fs, nrois
     and the scan fields of multi-ROI sessions (:func:`planeflow.plan.session.scan_fields`);
     ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number. Writes the
     four tables (and the figure ``out["view"]``) from :func:`planeflow.core.volume.identify_cells`;
-    ``parts`` and ``subtracted`` as :func:`read_planes`."""
+    ``parts``, ``subtracted`` and ``threads`` as :func:`read_planes`."""
     t0 = time.time()
-    found = vol.identify_cells(read_planes(planes, session, options, parts, subtracted), session, options)
+    found = vol.identify_cells(read_planes(planes, session, options, parts, subtracted, threads), session, options)
     off_rows, xt_rows, roi_rows, cell_rows = (found[k] for k in ("offsets", "crosstalk", "rois", "cells"))
     write_tsv(out["offsets"], off_rows, OFFSET_COLUMNS)
     write_tsv(out["crosstalk"], xt_rows, CROSSTALK_COLUMNS)

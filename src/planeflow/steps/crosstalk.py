@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -56,12 +58,12 @@ def offsets(ops: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(y, float).ravel(), np.asarray(x, float).ravel()
 
 
-def _activity(path: str, ops: dict, start: int, stop: int, sigma: float) -> np.ndarray:
+def _activity(path: str, ops: dict, start: int, stop: int, sigma: float, threads: int = 1) -> np.ndarray:
     """Activity (:func:`planeflow.core.volume.activity_frames`) of frames ``start:stop`` of a
     binary, converted to float32 once, straight from the memory map."""
     mm = open_binary(path, ops)
     try:
-        return vol.activity_frames(mm[start:stop], sigma)
+        return vol.activity_frames(mm[start:stop], sigma, threads)
     finally:
         del mm
 
@@ -78,13 +80,29 @@ def tissue_offsets(ops: dict) -> np.ndarray | None:
     return np.array([[r["dy_px"], r["dx_px"]] for r in rows])
 
 
-def measure_pairs(parts: list[dict], options: dict) -> dict:
+def _measure_pair(act: dict, offs: dict, lag: dict, tissue, diameter: float, tgt: int, tgt_t: np.ndarray,
+                  src: int) -> dict:
+    """One pair of :func:`measure_pairs`: the source's activity moved onto the target's recorded
+    pixels, measured (``lag`` keeps the lag sums of a source that is not moved)."""
+    S = vol.source_in_target(act[src], *offs[src], *offs[tgt])
+    if S is act[src] and src not in lag:       # not moved (same offsets every frame)
+        lag[src] = vol.half_lag_sums(S.reshape(len(S), -1))
+    res = vol.crosstalk_pair(S, act[tgt], diameter, src_lag=lag[src] if S is act[src] else None, tgt_t=tgt_t)
+    if tissue is not None:  # where the same tissue lies, relative to the recorded pixel
+        rec = np.array([np.median(offs[src][a] - offs[tgt][a]) for a in (0, 1)])
+        res["tissue_px"] = float(np.abs(tissue[tgt] - tissue[src] - rec).max())
+    return res
+
+
+def measure_pairs(parts: list[dict], options: dict, threads: int = 1) -> dict:
     """Every plane pair's coefficient of crosstalk from the registered binaries
     (:func:`planeflow.core.volume.crosstalk_pair`). ``parts``: per plane and part (session
     order) ``plane_index, part, ops, bin``; ``options``: ``crosstalk_max_separation``,
     ``crosstalk_frames`` and the session's ``diameter`` (its suite2p setting; None = suite2p's
     default). Returns ``pairs`` ({(source, target): [result per part]}), ``nplanes``,
-    ``frames`` (sampled per plane) and ``diameter``."""
+    ``frames`` (sampled per plane) and ``diameter``. ``threads``: each plane's activity is
+    filtered in that many blocks of frames at once, and the sources of one target are measured
+    that many at a time (each holds a moved copy of its source; the results do not depend on it)."""
     by_part: dict = {}
     for p in parts:
         by_part.setdefault(int(p["part"]), {})[int(p["plane_index"])] = p
@@ -114,38 +132,36 @@ def measure_pairs(parts: list[dict], options: dict) -> dict:
                 lag.pop(i, None)
             for i in sorted(planes):
                 if abs(i - tgt) <= D and i not in act:
-                    act[i] = _activity(planes[i]["bin"], ops[i], start, stop, sigma)
+                    act[i] = _activity(planes[i]["bin"], ops[i], start, stop, sigma, threads)
             o_t = ops[tgt]
-            for src in sorted(planes):
-                if src == tgt or abs(tgt - src) > D:
-                    continue
-                o_s = ops[src]
-                if (o_s["Ly"], o_s["Lx"]) != (o_t["Ly"], o_t["Lx"]):
-                    continue
-                S = vol.source_in_target(act[src], *offs[src], *offs[tgt])
-                if S is act[src] and src not in lag:       # not moved (same offsets every frame)
-                    lag[src] = vol.half_lag_sums(S.reshape(len(S), -1))
-                res = vol.crosstalk_pair(S, act[tgt], diameter, src_lag=lag[src] if S is act[src] else None)
-                if tissue is not None:  # where the same tissue lies, relative to the recorded pixel
-                    rec = np.array([np.median(offs[src][a] - offs[tgt][a]) for a in (0, 1)])
-                    res["tissue_px"] = float(np.abs(tissue[tgt] - tissue[src] - rec).max())
+            tgt_t = vol.pixels_by_frames(act[tgt])      # read by every source of this target
+
+            measure = partial(_measure_pair, act, offs, lag, tissue, diameter, tgt, tgt_t)
+            sources = [s for s in sorted(planes) if s != tgt and abs(tgt - s) <= D
+                       and (ops[s]["Ly"], ops[s]["Lx"]) == (o_t["Ly"], o_t["Lx"])]
+            if threads > 1 and len(sources) > 1:
+                with ThreadPoolExecutor(min(threads, len(sources))) as pool:
+                    results = list(pool.map(measure, sources))
+            else:
+                results = [measure(s) for s in sources]
+            for src, res in zip(sources, results):
                 pairs.setdefault((src, tgt), []).append(res)
                 log.info("crosstalk: part %d plane index %d -> %d: %.3f (null %.3f +- %.3f, %d px)%s", q_part,
                          src, tgt, res["coefficient"], res["null_mean"], res["null_std"], res["n_pixels"],
                          "" if res.get("peak", True) else
                          f"; {res['around']:.3f} a few px away: shared tissue, not crosstalk")
-                del S
+            del tgt_t, results
         del act
     return dict(pairs=pairs, nplanes=nplanes, frames=stop - start, diameter=diameter)
 
 
-def crosstalk(parts: list[dict], out_table: str, options: dict) -> dict:
+def crosstalk(parts: list[dict], out_table: str, options: dict, threads: int = 1) -> dict:
     """``parts``: per plane and part (session order) ``plane_index, part, ops, bin`` of the
     registration outputs; ``options``: ``crosstalk_max_separation``, ``crosstalk_frames``,
     ``crosstalk_min`` (the config's ``volume`` group) and the session's ``diameter`` (its
-    suite2p setting; None = suite2p's default)."""
+    suite2p setting; None = suite2p's default); ``threads``: as :func:`measure_pairs`."""
     t0 = time.time()
-    found = measure_pairs(parts, options)
+    found = measure_pairs(parts, options, threads)
     pairs, nplanes = found["pairs"], found["nplanes"]
     rows = vol.crosstalk_table(pairs, int(options["crosstalk_max_separation"]), nplanes,
                                float(options["crosstalk_min"]))

@@ -37,20 +37,21 @@ def _stage_times(ops: dict) -> dict:
 
 
 def volume_stats(planes: list[dict], out: dict, session: dict, options: dict, parts: list | None = None,
-                 subtracted: str | None = None) -> dict:
+                 subtracted: str | None = None, threads: int = 1) -> dict:
     """``planes``: per plane (in plane order) the files of its final folder (ops, stat, iscell,
     F, Fneu, ...); ``session``: session metadata (session_id, planes, dx, dy, dz, fs);
     ``options``: the config's ``volume`` group, ``offsets`` keyed by plane number, the
     session's ``diameter``; ``parts``: the binaries detection read (``plane_index, part, ops,
     bin``, as rule crosstalk's), on whose frames crosstalk is measured; ``subtracted``: rule
-    crosstalk's table when crosstalk was taken out of them (volume.crosstalk: subtract).
+    crosstalk's table when crosstalk was taken out of them (volume.crosstalk: subtract);
+    ``threads``: the crosstalk measure's (:func:`planeflow.steps.crosstalk.measure_pairs`).
     """
     from planeflow.core import volume as vol
     from planeflow.io.omezarr import write_ome_volume
     from planeflow.steps._volume import cells_across_planes
 
     t0 = time.time()
-    cells = cells_across_planes(planes, out, session, options, parts, subtracted)
+    cells = cells_across_planes(planes, out, session, options, parts, subtracted, threads)
     offsets = np.array(cells["offsets"], dtype=float).reshape(-1, 2)
     cell_of = cells["labels"]
     numbers = []

@@ -36,6 +36,7 @@ from planeflow.core.volume.crosstalk import (  # noqa: F401 - the package's publ
     ghost_votes,
     half_lag_sums,
     move_frames,
+    pixels_by_frames,
     ratio_estimate,
     source_in_target,
     source_mask,

@@ -284,14 +284,36 @@ def source_in_target(frames: np.ndarray, yoff_src, xoff_src, yoff_tgt, xoff_tgt)
                        np.asarray(xoff_src, float) - np.asarray(xoff_tgt, float))
 
 
-def activity_frames(frames: np.ndarray, sigma: float) -> np.ndarray:
+def activity_frames(frames: np.ndarray, sigma: float, threads: int = 1) -> np.ndarray:
     """Frames minus their per-pixel mean, spatially high-passed (Gaussian ``sigma`` px), so
     that what stays is the fast, local activity of cells, not static structure (a new float32
-    array; computed in place in it)."""
+    array; computed in place in it). The filter runs frame by frame, in ``threads`` blocks of
+    frames at once (scipy releases the GIL; the result does not depend on ``threads``)."""
     x = np.array(frames, np.float32)
     x -= x.mean(axis=0, keepdims=True)
-    x -= gaussian_filter(x, (0, sigma, sigma))
+
+    def highpass(block: slice) -> None:
+        x[block] -= gaussian_filter(x[block], (0, sigma, sigma))
+
+    n = len(x)
+    step = max(1, -(-n // max(1, int(threads))))
+    blocks = [slice(a, min(n, a + step)) for a in range(0, n, step)]
+    if len(blocks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            list(pool.map(highpass, blocks))
+    else:
+        for b in blocks:
+            highpass(b)
     return x
+
+
+def pixels_by_frames(frames: np.ndarray) -> np.ndarray:
+    """A movie (frames x Ly x Lx) as (pixels x frames), C-contiguous: one pixel's trace is one
+    row, so gathering the traces of scattered pixels copies whole rows (:func:`split_half_ratios`)."""
+    n = frames.shape[0]
+    return np.ascontiguousarray(np.asarray(frames).reshape(n, -1).T)
 
 
 def crosstalk_ratios(src: np.ndarray, tgt: np.ndarray, mask: np.ndarray, shift=(0, 0)) -> np.ndarray:
@@ -439,7 +461,8 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray, weight: np.ndarray) -> floa
 
 
 def split_half_ratios(src: np.ndarray, tgt: np.ndarray, edge: int, shifts,
-                      fraction: float = ACTIVE_FRACTION, src_lag: np.ndarray | None = None) -> tuple[list, int]:
+                      fraction: float = ACTIVE_FRACTION, src_lag: np.ndarray | None = None,
+                      tgt_t: np.ndarray | None = None) -> tuple[list, int]:
     """The source's most active pixels chosen on one half of the frames (:func:`frame_halves`;
     the ``fraction`` largest lag-1 autocovariances, away from the frame's ``edge``, leaving out
     those where the target is itself at least MAX_COEFFICIENT as active) and measured on the
@@ -448,20 +471,22 @@ def split_half_ratios(src: np.ndarray, tgt: np.ndarray, edge: int, shifts,
     sum(T[t] S[t-1] + T[t-1] S[t])`` and ``den = sum(2 S[t] S[t-1])`` over the measuring half,
     and the pixel's ``weight`` (its source autocovariance on the choosing half). Returns
     ([(num, den, weight) per shift], chosen pixels per half, mean of the two). ``src_lag``:
-    :func:`half_lag_sums` of ``src`` (frames x pixels), when already known."""
+    :func:`half_lag_sums` of ``src`` (frames x pixels), when already known; ``tgt_t``:
+    :func:`pixels_by_frames` of ``tgt``, when already known (a target serves several sources)."""
     n, ly, lx = tgt.shape
     inner = np.zeros((ly, lx), bool)
     inner[edge:ly - edge, edge:lx - edge] = True
-    s2, t2 = src.reshape(n, -1), tgt.reshape(n, -1)
+    s2 = src.reshape(n, -1)
     out = [([], [], []) for _ in shifts]
     if not inner.any():
         return [tuple(np.zeros(0) for _ in range(3)) for _ in shifts], 0
+    tt = pixels_by_frames(tgt) if tgt_t is None else tgt_t                 # target: pixels x frames
     ac_s = (half_lag_sums(s2) if src_lag is None else src_lag).reshape(2, ly, lx)  # each half's lag-1 autocov.
     chosen = [inner & (a >= np.quantile(a[inner], 1.0 - fraction)) & (a > 0) for a in ac_s]
     # the target's autocovariance only where the source is chosen in either half
     cy, cx = np.nonzero(chosen[0] | chosen[1])
     ac_t = np.zeros((2, ly, lx))
-    ac_t[:, cy, cx] = half_lag_sums(np.take(t2, cy * lx + cx, axis=1))
+    ac_t[:, cy, cx] = half_lag_sums(tt[cy * lx + cx].T)
     npx = 0
     for h in (0, 1):
         m = chosen[h] & (ac_t[h] < MAX_COEFFICIENT ** 2 * ac_s[h])
@@ -474,15 +499,11 @@ def split_half_ratios(src: np.ndarray, tgt: np.ndarray, edge: int, shifts,
         den = np.einsum("tp,tp->p", s, u, dtype=np.float64)
         w = ac_s[h][ys, xs]
         flat = np.concatenate([((ys + int(dy)) % ly) * lx + (xs + int(dx)) % lx for dy, dx in shifts])
-        # the target's pixels gathered in memory order (several times faster than in the
-        # shifts' order), each with its source pixel's partner frames
-        order = np.argsort(flat, kind="stable")
-        tc = np.take(t2, flat[order], axis=1)
-        uc = np.take(u, np.tile(np.arange(len(ys)), len(shifts))[order], axis=1)
-        num = np.empty(len(flat))
-        num[order] = np.einsum("tj,tj->j", tc, uc, dtype=np.float64)
-        num = num.reshape(len(shifts), len(ys))
-        del tc, uc
+        # the target's traces at every shift, gathered as whole rows of the pixels-by-frames
+        # target, each against its source pixel's partner frames
+        tc = tt[flat].reshape(len(shifts), len(ys), n)
+        num = np.einsum("kjt,jt->kj", tc, np.ascontiguousarray(u.T), dtype=np.float64)
+        del tc
         for k in range(len(shifts)):
             out[k][0].append(num[k])
             out[k][1].append(den)
@@ -490,7 +511,8 @@ def split_half_ratios(src: np.ndarray, tgt: np.ndarray, edge: int, shifts,
     return [tuple(np.concatenate(v) if v else np.zeros(0) for v in o) for o in out], npx // 2
 
 
-def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: np.ndarray | None = None) -> dict:
+def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: np.ndarray | None = None,
+                   tgt_t: np.ndarray | None = None) -> dict:
     """Coefficient of crosstalk from a source into a target plane from their activity
     (:func:`activity_frames`, the source already moved onto the target's recorded pixels):
     the slope of the target's activity on the source's by lag-1 instrumental variables (shot
@@ -514,14 +536,15 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: n
     directions) exceeds the one at the recorded pixel by more than two null deviations
     (floored at PAIR_SIGMA_FLOOR): the pair then measures shared tissue, not crosstalk.
     ``src_lag``: :func:`half_lag_sums` of the source, when known (a source plane that is not
-    moved serves several targets). ``activity``: the median, over the pixels measured, of the
+    moved serves several targets); ``tgt_t``: :func:`pixels_by_frames` of the target, when
+    known. ``activity``: the median, over the pixels measured, of the
     source's lag-1 sum ``sum(2 S[t] S[t-1])`` on the measuring half (its activity's variance
     there, free of shot noise; :func:`tissue_part` compares two planes' brightness with it)."""
     d = max(6, int(round(1.5 * diameter)))
     near = max(2, int(round(diameter / 3)))
     dirs = [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)]
     shifts = [(0, 0)] + [(a * d, b * d) for a, b in dirs] + [(a * near, b * near) for a, b in dirs]
-    sums, npx = split_half_ratios(src, tgt, d + 1, shifts, src_lag=src_lag)
+    sums, npx = split_half_ratios(src, tgt, d + 1, shifts, src_lag=src_lag, tgt_t=tgt_t)
     if npx < 10:
         return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0, peak=False,
                     activity=np.nan)
