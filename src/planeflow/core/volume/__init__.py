@@ -37,6 +37,7 @@ from planeflow.core.volume.crosstalk import (  # noqa: F401 - the package's publ
     half_lag_sums,
     move_frames,
     pixels_by_frames,
+    pooled_median,
     ratio_estimate,
     source_in_target,
     source_mask,

@@ -343,15 +343,20 @@ MATCH_RATIO = 0.25
 MIN_ACCEPTED, MIN_MATCH_SHARE = 5, 0.1
 
 
-def unreliable_planes(planes: Planes, rois: list, axial: dict) -> dict:
+def unreliable_planes(planes: Planes, rois: list, axial: dict, clean: list | None = None) -> dict:
     """{plane index: reason} of planes whose detections cannot be trusted: too dim (mean image
     at most DIM_RATIO as bright as the other planes' median), or too few of its accepted ROIs
     matching a neighbouring plane's ROI (:func:`matching_pairs`' axial pairs) against the
-    other planes (cells span planes; noise found as ROIs does not). Needs 3 planes or more."""
+    other planes (cells span planes; noise found as ROIs does not). Needs 3 planes or more.
+    ``clean``: the mean images with crosstalk taken out (:func:`clean_means`), whose brightness
+    is then judged: a dim plane under a bright plane's crosstalk is bright only with its ghosts
+    (hard simulator, c 0.3 at k 1: 0.24 x the others' with them, none of its own light left
+    without)."""
     n = len(planes)
     if n < 3:
         return {}
-    bright = np.array([float(np.mean(m)) for m in planes.means])
+    bright = np.array([float(np.mean(m)) for m in (planes.means if clean is None else clean)])
+    what = "mean image" if clean is None else "mean image without crosstalk"
     matched = [set() for _ in range(n)]
     for a, b in axial:
         matched[a[0]].add(a[1])
@@ -364,7 +369,7 @@ def unreliable_planes(planes: Planes, rois: list, axial: dict) -> dict:
         others = np.delete(np.arange(n), p)
         ref = float(np.median(bright[others]))
         if ref > 0 and bright[p] <= DIM_RATIO * ref:
-            out[p] = f"too dim: mean image {bright[p] / ref:.2f} x the other planes'"
+            out[p] = f"too dim: {what} {max(bright[p], 0.0) / ref:.2f} x the other planes'"
             continue
         ref_share = float(np.nanmedian(share[others])) if np.isfinite(share[others]).any() else np.nan
         if len(acc[p]) >= MIN_ACCEPTED and np.isfinite(ref_share) and ref_share >= MIN_MATCH_SHARE \
@@ -510,7 +515,7 @@ def identify_cells(planes: Planes, session: dict, options: dict) -> dict:
     off_rows, offsets = offset_rows(planes, clean, overrides, float(options["min_confidence"]))
     snrs = roi_snrs(planes, rois)
     axial, ghosts = matching_pairs(planes, rois, offsets, coefficients, diameter, options)
-    unreliable = unreliable_planes(planes, rois, axial)
+    unreliable = unreliable_planes(planes, rois, axial, clean if coefficients else None)
     for p, why in unreliable.items():
         log.warning("volume: plane %d: detections unreliable (%s)%s", planes.numbers[p], why,
                     "" if options.get("keep_unreliable_planes") else
