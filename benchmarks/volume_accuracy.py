@@ -161,7 +161,7 @@ def report(mode: str, s: dict, seconds: float) -> list[str]:
     for p, (e, c, src) in enumerate(zip(s["offset_err_per_plane"], s["confidence"], s["offset_source"])):
         v, why = s["qc"].get(p, ("", ""))
         mark = "  (dim)" if p == s["dim_plane"] else ""
-        print(f"{p:5d}  {e:13.2f}  {c:10.2f}  {src:12s}  {v}: {why}{mark}")
+        print(f"{p:5d}  {e:13.2f}  {c:10.2f}  {src:12s}  {why or v}{mark}")   # reasons start with the verdict
     print(f"crosstalk {s['crosstalk']} (error {s['crosstalk_err']:.3f})"
           + (f"; residual after subtraction {s['crosstalk_residual']}" if "crosstalk_residual" in s else ""))
     print(f"planes marked unreliable: {s['unreliable'] or 'none'}")

@@ -170,6 +170,21 @@ def shared_shifts(path: str, rigid: str, plane: int, part: int) -> dict:
                 "refImg": np.load(rigid)["refImg"]}
 
 
+#: share of a batch's block shifts at the non-rigid limit above which the non-rigid pass
+#: follows nothing (:func:`locked_at_limit`)
+LOCKED_SHARE = 0.5
+
+
+def locked_at_limit(ymax1: np.ndarray, xmax1: np.ndarray, limit: float) -> bool:
+    """Whether suite2p's non-rigid block shifts of a batch of frames sit at or beyond ``limit``
+    (``maxregshiftNR``; its subpixel step reaches 3 px past it) in more than LOCKED_SHARE of
+    blocks and frames: the block phase correlation found no peak (on the hard simulator's dim
+    plane, seed 12, every block of every frame sat at 8 px with maxregshiftNR 5, which moved
+    the plane's whole mean image 8 px)."""
+    at = (np.abs(np.asarray(ymax1)) >= limit - 0.5) | (np.abs(np.asarray(xmax1)) >= limit - 0.5)
+    return bool(at.size and at.mean() > LOCKED_SHARE)
+
+
 def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
     """suite2p registration of ``f_raw`` into ``f_reg`` with given rigid shifts.
 
@@ -179,7 +194,8 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
     as suite2p alone would where its shifts equal the consensus; otherwise the mean of
     suite2p's sample of frames (``nimg_init``) moved by the given shifts. Each batch of frames (phase
     corrected, clipped to the reference's range) is moved by them, suite2p's non-rigid
-    phase correlation runs on top, ``shift_frames`` applies both; ``compute_crop`` then
+    phase correlation runs on top (left out when its first batch's blocks sit at the shift
+    limit: :func:`locked_at_limit`), ``shift_frames`` applies both; ``compute_crop`` then
     marks bad frames and the valid range. ``corrXY`` is the rigid phase correlation at the
     given shift. suite2p's two_step_registration is not used (the rigid shifts are fixed).
     """
@@ -206,6 +222,7 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
     lcorr = int(min(np.round(rs["maxregshift"] * min(Ly, Lx)), min(Ly, Lx) // 2))
     mean_img = np.zeros((Ly, Lx), "float32")
     corr, nr = [], []
+    use_nr = maskMulNR is not None and rs["maxregshiftNR"] > 0
     for t0 in range(0, n, rs["batch_size"]):
         t1 = min(t0 + rs["batch_size"], n)
         fr = torch.from_numpy(np.asarray(f_raw[t0:t1])).to(device)
@@ -218,12 +235,19 @@ def register_with_shifts(f_raw, f_reg, given: dict, rs: dict, device) -> dict:
         iy, ix_ = np.clip(yk + lcorr, 0, 2 * lcorr), np.clip(xk + lcorr, 0, 2 * lcorr)
         corr.append(cc[np.arange(len(cc)), iy, ix_])
         ymax1 = xmax1 = None
-        if maskMulNR is not None and rs["maxregshiftNR"] > 0:
+        if use_nr:
             rolled = torch.stack([torch.roll(f, shifts=(-int(y), -int(x)), dims=(0, 1))
                                   for f, y, x in zip(fr_c, yk, xk)], axis=0)
             ymax1, xmax1, cmax1 = s2p.nonrigid_phasecorr(rolled, blocks, maskMulNR, maskOffsetNR, cfRefImgNR,
                                                      rs["snr_thresh"], rs["maxregshiftNR"])[:3]
-            nr.append((ymax1.cpu().numpy(), xmax1.cpu().numpy(), cmax1.cpu().numpy()))
+            block_shifts = [a.cpu().numpy() for a in (ymax1, xmax1, cmax1)]
+            if t0 == 0 and locked_at_limit(*block_shifts[:2], rs["maxregshiftNR"]):
+                log.warning("registration: non-rigid pass left out: its blocks sit at the %s px limit in most "
+                            "frames (a plane this dim has no structure for them to follow); rigid shifts only",
+                            rs["maxregshiftNR"])
+                use_nr, ymax1, xmax1 = False, None, None
+            else:
+                nr.append(tuple(block_shifts))
         frames = s2p.shift_frames(fr, yk, xk, ymax1, xmax1, blocks, device=device)
         mean_img += frames.sum(axis=0) / n
         f_reg[t0:t1] = frames
