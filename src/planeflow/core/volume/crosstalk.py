@@ -642,6 +642,13 @@ def tissue_part(forward: list, reverse: list) -> tuple[float, float]:
     return rho2 * max(v, 0.0), rho2 * e
 
 
+#: a source plane whose activity (:func:`crosstalk_pair`'s ``activity``, a variance) is below this
+#: share of the other sources' median measures no crosstalk of its own (:func:`crosstalk_table`):
+#: the hard simulator's dim plane under 0.3 of plane 0's light (seed 12, c 0.3 at k = 2) carried
+#: a false 0.201 at k = 1 alone, every other pair there being left out as tissue
+DIM_SOURCE = 0.2
+
+
 def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coefficient: float) -> list[dict]:
     """One row per signed separation ``k`` from :func:`crosstalk_pair` results
     ``pairs[(p, q)]`` (lists, one per part): each plane pair's coefficient with its null's
@@ -658,8 +665,18 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
     reverse pair scaled by the planes' brightness (:func:`tissue_part`), is clearly above zero
     (3 of its uncertainties) and at least AMBIGUOUS_REVERSE of the pair (a dim target's reverse,
     however large, barely counts). A pair whose tissue part is unknown (a source with no
-    activity) or above MAX_COEFFICIENT is left out."""
+    activity) or above MAX_COEFFICIENT is left out, and so is every pair whose source is far
+    dimmer than the other sources (DIM_SOURCE; with 3 source planes or more)."""
     rows = {}
+    # each source plane's activity (the median over its pairs): a source far dimmer than the others
+    # holds mostly the crosstalk it receives, and its pairs measure that, not its own light
+    act = {}
+    for (p, _q), rs in pairs.items():
+        act.setdefault(p, []).extend(r.get("activity", np.nan) for r in rs if r["n_pixels"])
+    act = {p: float(np.nanmedian(v)) if np.isfinite(v).any() else np.nan for p, v in act.items()}
+    known = [a for a in act.values() if np.isfinite(a)]
+    dim = {p for p, a in act.items() if len(known) >= 3 and np.isfinite(a)
+           and a < DIM_SOURCE * float(np.median([b for q, b in act.items() if q != p and np.isfinite(b)]))}
     for ks in range(1, min(max_separation, nplanes - 1) + 1):
         for k in (ks, -ks):
             res = [(p, p + k, r) for p in range(nplanes) if 0 <= p + k < nplanes
@@ -691,7 +708,7 @@ def crosstalk_table(pairs: dict, max_separation: int, nplanes: int, min_coeffici
             # does one whose tissue part is unknown (a source with no activity) or above it
             usable = [(r.get("peak", True) or not reads_above_null(r)) and r["coefficient"] <= MAX_COEFFICIENT
                       and np.isfinite(t) and t <= MAX_COEFFICIENT
-                      and not (t > 3 * te and t >= AMBIGUOUS_REVERSE * v)
+                      and not (t > 3 * te and t >= AMBIGUOUS_REVERSE * v) and p not in dim
                       for (p, q, r), v, (t, te) in zip(res, c, tissue)]
             coef, err, w = combine_pairs([v if ok else np.nan for v, ok in zip(c, usable)],
                                          [r["null_std"] for _, _, r in res])
