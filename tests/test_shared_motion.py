@@ -164,3 +164,15 @@ def test_auto_is_on_for_lbm_and_off_when_asked(tmp_path):
         jobs = dry_run_jobs(cfg)
         assert sum(r == "rigid_shifts" for r, _ in jobs) == expect, mode
         assert sum(r == "shared_motion" for r, _ in jobs) == (expect > 0), mode
+
+
+def test_a_nonrigid_pass_locked_at_its_limit_is_recognised():
+    from planeflow.steps.registration import locked_at_limit
+
+    rng = np.random.default_rng(0)
+    follows = rng.normal(0, 0.3, (50, 16))                  # block shifts of a plane with structure
+    assert not locked_at_limit(follows, -follows, 5)
+    locked = np.full((50, 16), 8.0)                         # every block at the limit (+ subpixel step)
+    assert locked_at_limit(locked, locked, 5)
+    assert locked_at_limit(follows, np.where(np.arange(16) < 12, -5.0, 0.0) + 0 * follows, 5)
+    assert not locked_at_limit(np.zeros((0, 16)), np.zeros((0, 16)), 5)
