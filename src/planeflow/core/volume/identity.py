@@ -224,15 +224,22 @@ def crosstalk_and_clean_means(planes: Planes, overrides: dict, options: dict, di
     return rows, ghosts_at, clean
 
 
-def offset_rows(planes: Planes, clean_means: list, overrides: dict, min_confidence: float):
+def offset_rows(planes: Planes, clean_means: list, overrides: dict, min_confidence: float,
+                separations: Iterable = ()):
     """``plane_offsets.tsv`` rows and the offsets (planes, 2): chained over neighbouring planes,
     field by field where a plane is made of several (seams between stripes stay put); with
-    parts processed separately, each part's own offset against plane 0's of that part."""
+    parts processed separately, each part's own offset against plane 0's of that part. A pair
+    of planes at a crosstalk ``separation`` that lines up on the source's ghost is left out
+    (:func:`planeflow.core.volume.plane_offsets`' ``ghosts``; one part only)."""
     rects = planes.part_rects
     if len(rects) > 1:
         clean_means = [realign_parts(c, rects, d) for c, d in zip(clean_means, planes.part_shifts)]
     field_rects = rects if len(rects) > 1 else [f["rect"] for f in planes.fields or []]
-    rows = field_plane_offsets(clean_means, field_rects, overrides, min_confidence)
+    raw = planes.recorded_shifts
+    ghosts = {} if len(rects) > 1 else {
+        (p, p + k): tuple(raw[p] - raw[p + k]) for k in separations for p in range(len(planes))
+        if 0 <= p + k < len(planes)}
+    rows = field_plane_offsets(clean_means, field_rects, overrides, min_confidence, ghosts=ghosts)
     offsets = np.array([[r["dy_px"], r["dx_px"]] for r in rows])
     if len(rects) > 1:
         for p in range(len(planes)):
@@ -512,7 +519,7 @@ def identify_cells(planes: Planes, session: dict, options: dict) -> dict:
     rois = rois_in_common_frame(planes)
     diameter = typical_diameter(rois)
     xt_rows, coefficients, clean = crosstalk_and_clean_means(planes, overrides, options, diameter)
-    off_rows, offsets = offset_rows(planes, clean, overrides, float(options["min_confidence"]))
+    off_rows, offsets = offset_rows(planes, clean, overrides, float(options["min_confidence"]), coefficients)
     snrs = roi_snrs(planes, rois)
     axial, ghosts = matching_pairs(planes, rois, offsets, coefficients, diameter, options)
     unreliable = unreliable_planes(planes, rois, axial, clean if coefficients else None)
