@@ -38,7 +38,6 @@ from planeflow.core.volume.crosstalk import (  # noqa: F401 - the package's publ
     move_frames,
     pixels_by_frames,
     pooled_median,
-    ratio_estimate,
     source_in_target,
     source_mask,
     split_half_ratios,

@@ -373,19 +373,6 @@ def active_mask(src: np.ndarray, edge: int, fraction: float = ACTIVE_FRACTION) -
 #: short sample): the pixels of one half's most active source pixels are measured on the
 #: other half's frames, so that the noise that picked a pixel does not also measure it
 HALF_BLOCK = 50
-#: Tukey biweight cut-off (robust scale units) of a pixel's ratio's departure from the pair's
-#: coefficient (:func:`ratio_estimate`)
-TUKEY_C = 4.685
-
-
-#: how a pair's per-pixel sums are combined: "pooled" (:func:`pooled_median`), "median" (weighted
-#: median of the per-pixel ratios, weights from the choosing half) or "ratio"
-#: (:func:`ratio_estimate`). Measured before the split halves: both of the last two recover the planted
-#: value on the hard simulator's sweep (c 0.3 k 2: 0.290 both; 0.15 k 2: 0.152, 0.151; 0.3 k 1:
-#: 0.286, 0.284); where neighbouring planes share tissue 3.6 px off the recorded pixel
-#: (tests/test_crosstalk_workflow.py, c 0.2 at k 1, 400 frames) the ratio of sums takes in part
-#: of it (0.233, 0.272) and the median does not (0.186, 0.203)
-PAIR_STATISTIC = "pooled"
 #: side of the squares of chosen pixels pooled by :func:`pooled_median`, in cell diameters (2 px
 #: for cells of 10 px): small against the distance at which neighbouring planes see the same
 #: cell (a few px), large enough to average a pixel's noise
@@ -457,38 +444,6 @@ def half_partner(s: np.ndarray, h: int) -> np.ndarray:
     return u
 
 
-def ratio_estimate(num: np.ndarray, den: np.ndarray, weight: np.ndarray) -> float:
-    """Common slope ``c`` of ``num = c den`` over pixels, robust: the ratio of weighted sums
-    ``sum(w num) / sum(w den)``, reweighted by Tukey's biweight (TUKEY_C) of each pixel's
-    departure ``(num - c den) / weight`` (its ratio's, for a pixel whose ``den`` is what its
-    ``weight`` says) in robust scale units, so that the minority of pixels that share tissue
-    with the target weigh nothing. ``weight`` (the pixel's activity measured on frames other
-    than ``num``'s and ``den``'s) must not depend on their noise; then neither does the
-    estimate: a median of per-pixel ratios, or weights from ``den`` itself, read low when
-    ``den`` is noisy (a pixel whose noise raised ``den`` counts more and reads less)."""
-    ok = np.isfinite(num) & np.isfinite(den) & np.isfinite(weight) & (weight > 0)
-    if ok.sum() < 3:
-        return float("nan")
-    n, d, w = (np.asarray(v, np.float64)[ok] for v in (num, den, weight))
-    tw = np.ones_like(w)
-    c = float("nan")
-    for _ in range(30):
-        sd = np.dot(w * tw, d)
-        if not sd > 0:
-            return float("nan")
-        c_new = float(np.dot(w * tw, n) / sd)
-        r = (n - c_new * d) / w
-        s = 1.4826 * np.median(np.abs(r - np.median(r)))
-        if not s > 0:
-            return c_new
-        u = r / (TUKEY_C * s)
-        tw = np.where(np.abs(u) < 1, (1 - u ** 2) ** 2, 0.0)
-        if abs(c_new - c) < 1e-6:
-            return c_new
-        c = c_new
-    return c
-
-
 def split_half_ratios(src: np.ndarray, tgt: np.ndarray, edge: int, shifts,
                       fraction: float = ACTIVE_FRACTION, src_lag: np.ndarray | None = None,
                       tgt_t: np.ndarray | None = None, block: int = 1) -> tuple[list, int]:
@@ -554,7 +509,7 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: n
     the slope of the target's activity on the source's by lag-1 instrumental variables (shot
     noise, independent from frame to frame, biases neither side) at the source's most active
     pixels, chosen on one half of the frames and measured on the other, both ways
-    (:func:`split_half_ratios`), combined robustly (PAIR_STATISTIC: the median of the ratios
+    (:func:`split_half_ratios`), combined robustly (:func:`pooled_median`: the median of the ratios
     of small squares of pixels, weighted by the choosing half's activity, so that a minority of
     pixels that share tissue, a cell seen in both planes, does not count), leaving out pixels
     where the target is itself at least MAX_COEFFICIENT as active (its own cell, or tissue
@@ -585,12 +540,7 @@ def crosstalk_pair(src: np.ndarray, tgt: np.ndarray, diameter: float, src_lag: n
     if npx < 10:
         return dict(coefficient=np.nan, null_mean=np.nan, null_std=np.nan, n_pixels=0, peak=False,
                     activity=np.nan)
-    if PAIR_STATISTIC == "pooled":
-        est = [pooled_median(*v) for v in sums]
-    elif PAIR_STATISTIC == "median":
-        est = [weighted_median(n / np.where(dd > 0, dd, np.nan), w) for n, dd, w, _ in sums]
-    else:
-        est = [ratio_estimate(*v[:3]) for v in sums]
+    est = [pooled_median(*v) for v in sums]
     c, null, around = est[0], est[1:1 + len(dirs)], est[1 + len(dirs):]
     null = [v for v in null if np.isfinite(v)]
     ns = float(np.std(null)) if len(null) > 1 else float("nan")
