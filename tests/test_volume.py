@@ -212,3 +212,21 @@ def test_simulate_volume_truth_is_consistent(tmp_path):
         p = [int(v) for v in np.flatnonzero(gt["cell_visible"][c])]
         cy = [np.argwhere(gt["labels"][q] == c + 1).mean(0) for q in p]
         assert np.allclose(cy[1] - cy[0], gt["offsets"][p[1]] - gt["offsets"][p[0]], atol=1.0)
+
+
+def test_ghosts_into_a_dim_plane_count_cells_too_faint_to_be_visible_at_their_source(tmp_path):
+    """A dim plane's ghost labels hold every source cell whose ghost outshines a visible cell of
+    the dim plane's own, visible at its source or not (a view of weight 0.24 at c 0.15 is 0.036 of a
+    full cell, more than any cell of a plane at 0.025); a bright plane's are its source's visible cells."""
+    from planeflow.synth.volume import RENDER_WEIGHT, simulate_volume
+
+    info = simulate_volume(tmp_path, nplanes=3, nframes=10, Ly=96, Lx=96, cells_per_plane=6, dz_um=15.0,
+                           crosstalk=0.2, crosstalk_k=1, brightness=[1.0, 0.02, 1.0], max_shift=1, seed=3)
+    gt = np.load(info["ground_truth"])
+    w, vis, thr = gt["cell_weight"], gt["cell_visible"], float(gt["visible_weight"])
+    assert (gt["ghost_labels"][2] == gt["labels"][1]).all() and not gt["ghost_labels"][0].any()
+    seen = (vis[:, 0] | (0.2 * w[:, 0] >= thr * 0.02)) & (w[:, 0] >= RENDER_WEIGHT)
+    ids = set(np.unique(gt["ghost_labels"][1]).tolist()) - {0}
+    assert ids <= set((np.flatnonzero(seen) + 1).tolist())
+    faint = set((np.flatnonzero(seen & ~vis[:, 0]) + 1).tolist())
+    assert faint and ids & faint, "the seed plants a cell too faint to be visible in plane 0"

@@ -153,7 +153,9 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
     (nplanes, Ly, Lx): 1-based cell id (row of ``cell_pos`` + 1) of the cells visible in
     the plane, in that plane's un-shifted field of view (offset applied); ``ghost_labels``
     int32 (nplanes, Ly, Lx): where plane ``p`` holds the crosstalk ghost of a cell
-    visible in plane ``p - k`` (its id; zeros without crosstalk); ``traces``, ``spikes``
+    visible in plane ``p - k``, or of one drawn there whose ghost is as bright as a visible
+    cell of plane ``p`` (``c * brightness[p - k] * w >= visible_weight * brightness[p]``: a dim
+    plane's ghosts) (its id; zeros without crosstalk); ``traces``, ``spikes``
     (ncells, nframes); ``f0``, ``dff`` (ncells,); ``shifts`` (nframes, 2) shared motion.
     A suite2p ROI is compared with ``labels[p]`` after moving it by the plane's reference
     offset (:func:`planeflow.synth.groundtruth.reference_offset`).
@@ -271,18 +273,28 @@ def simulate_volume(out_dir, *, nplanes=4, nframes=500, Ly=128, Lx=128, cells_pe
                 for page in vol.reshape(-1, Ly, Lx):
                     tw.write(page, photometric="minisblack", contiguous=False, metadata=None)
 
-    labels = np.zeros((nplanes, Ly, Lx), dtype=np.int32)
-    for p, pl in enumerate(planes):
-        for (patch, y0, x0), c in zip(pl.patches, pl.cells):
-            if not visible[c, p]:
+    def label_image(p: int, keep: np.ndarray) -> np.ndarray:
+        """Plane p's footprints (1-based cell id) of the cells where ``keep``."""
+        out = np.zeros((Ly, Lx), dtype=np.int32)
+        for (patch, y0, x0), c in zip(planes[p].patches, planes[p].cells):
+            if not keep[c]:
                 continue
             canvas = np.zeros((H, W), dtype=np.float32)
             canvas[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
             fp = canvas[m:m + Ly, m:m + Lx]
-            labels[p][fp > sim.LABEL_FRACTION * fp.max()] = c + 1
+            out[fp > sim.LABEL_FRACTION * fp.max()] = c + 1
+        return out
+
+    labels = np.stack([label_image(p, visible[:, p]) for p in range(nplanes)]).astype(np.int32)
     ghost = np.zeros_like(labels)
     if c_x:
-        ghost[k:] = labels[:nplanes - k]
+        for p in range(k, nplanes):
+            # the ghosts of the cells visible in the source plane, and of those whose ghost is as
+            # bright as a visible cell of this plane's own (a dim plane: a source cell's view too
+            # faint to count as visible there still outshines the dim plane's own cells)
+            src = p - k
+            seen = visible[:, src] | (c_x * scale[src] * weight[:, src] >= float(visible_weight) * scale[p])
+            ghost[p] = labels[src] if np.array_equal(seen, visible[:, src]) else label_image(src, seen)
     gt = dict(
         nplanes=nplanes, Ly=Ly, Lx=Lx, nframes=nframes, fs=float(fs), tau=float(tau),
         diameter=float(diameter), max_shift=m, seed=int(seed), gain=sim.GAIN, dz_um=dz,
