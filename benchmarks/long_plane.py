@@ -11,13 +11,18 @@ job's
   for (``planeflow.plan.resources``, from the session's metadata, as the rules compute it);
 - wall time (Snakemake's benchmark ``s``) and time per frame.
 
+``--traces ROISxFRAMES ...``: postprocess and merge, the steps that hold a plane's traces, each in
+a fresh process on the first run's detection outputs scaled to that many ROIs and frames (rows and
+frames repeated; their memory depends on the sizes, not on what the traces show), against their
+memory model at that many ROIs.
+
 Then each run's data is deleted (``--keep`` keeps it) and its figures are kept in
 ``OUT/long_plane_<frames>.json``, so frame counts can be run one at a time and reported together
 (``--report``). Memory, disk and job counts do not depend on the machine's load; wall times do,
 and are marked UNRELIABLE (benchmarks/_timing.py's rules) when the machine was busy.
 
     python benchmarks/long_plane.py [--frames 5000 10000 20000] [--size 512] [--out DIR] [--keep]
-                                    [--detection-frames 10000 20000]
+                                    [--detection-frames 10000 20000] [--traces 2000x10000 5000x20000]
     python benchmarks/long_plane.py --report [--frames ...]        # the table of runs already made
     python benchmarks/long_plane.py --tiny                         # a smoke run (seconds; CI)
 
@@ -75,7 +80,7 @@ def binned_frames(frames: int, nbins: int = 5000) -> int:
 
 
 def run_one(out: Path, frames: int, size: int, cells: int, cores: int, env: dict, keep: bool,
-            detection_frames: list[int] | None = None) -> dict:
+            detection_frames: list[int] | None = None, traces: list[tuple[int, int]] | None = None) -> dict:
     raw = out / f"raw_{size}x{frames}"
     pf = out / f"planeflow_{size}x{frames}"
     t0 = time.perf_counter()
@@ -110,6 +115,8 @@ def run_one(out: Path, frames: int, size: int, cells: int, cores: int, env: dict
            "binned_frames": binned_frames(frames), "jobs": jobs}
     if detection_frames:
         rec["detection_alone"] = detection_alone(pf, size, detection_frames, env)
+    if traces:
+        rec["traces"] = trace_steps(pf, traces, env)
     (out / f"long_plane_{size}x{frames}.json").write_text(json.dumps(rec, indent=1))
     if not keep:
         shutil.rmtree(raw, ignore_errors=True)
@@ -186,6 +193,98 @@ def detection_alone(pf: Path, size: int, frames: list[int], env: dict) -> list[d
     return out
 
 
+#: postprocess or merge on given inputs in a fresh process: peak VmHWM and peak RssAnon (sampled
+#: every 50 ms); prints a JSON line
+TRACE_STEP = r"""
+import json, sys, threading, time
+step, args = sys.argv[1], json.loads(sys.argv[2])
+peak = {"anon": 0.0}
+def sample():
+    while True:
+        with open("/proc/self/status") as fh:
+            peak["anon"] = max([peak["anon"]] + [int(l.split()[1]) / 1024 for l in fh if l.startswith("RssAnon")])
+        time.sleep(0.05)
+threading.Thread(target=sample, daemon=True).start()
+import matplotlib
+matplotlib.use("Agg")
+from planeflow.steps._job import peak_rss_mb
+from planeflow.steps.merge import merge
+from planeflow.steps.postprocess import postprocess
+t0 = time.time()
+(postprocess if step == "postprocess" else merge)(**args)
+print("RESULT " + json.dumps({"s": time.time() - t0, "peak_mb": peak_rss_mb(), "anon_mb": peak["anon"]}))
+"""
+
+
+def _scaled_detection(det: Path, d: Path, rois: int, frames: int) -> None:
+    """``det``'s detection outputs with ``rois`` ROIs (its ROIs repeated) and ``frames`` frames (its
+    traces repeated, with 5 % noise so that no two rows are equal) in ``d``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    ops = np.load(det / "ops.npy", allow_pickle=True).item()
+    n0 = ops["nframes"]
+    for key, v in list(ops.items()):
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n0:
+            ops[key] = np.resize(v, (frames, *v.shape[1:]))
+    ops["nframes"] = frames
+    np.save(d / "ops.npy", ops, allow_pickle=True)
+    stat = np.load(det / "stat.npy", allow_pickle=True)
+    rows = np.arange(rois) % len(stat)
+    np.save(d / "stat.npy", stat[rows], allow_pickle=True)
+    np.save(d / "iscell.npy", np.load(det / "iscell.npy")[rows])
+    for name in ("F", "Fneu", "spks"):
+        a = np.load(det / f"{name}.npy")[rows]
+        a = np.tile(a, (1, -(-frames // a.shape[1])))[:, :frames]
+        np.save(d / f"{name}.npy", (a * (1 + 0.05 * rng.standard_normal(a.shape, np.float32))).astype(a.dtype))
+
+
+def trace_steps(pf: Path, sizes: list[tuple[int, int]], env: dict) -> list[dict]:
+    """postprocess and merge, each in a fresh process, on the run's detection outputs scaled to each
+    (ROIs, frames) of ``sizes``, against their memory model at that many ROIs."""
+    from planeflow.plan import registry
+    from planeflow.plan.config import with_defaults
+    from planeflow.plan.layout import plane_folder_files
+    from planeflow.steps.postprocess import OUTPUT_NAMES
+
+    results = pf / "results" / "long"
+    meta = json.loads((results / "metadata.json").read_text())
+    out = []
+    for rois, frames in sizes:
+        d = pf / f"traces_{rois}x{frames}"
+        shutil.rmtree(d, ignore_errors=True)
+        (d / "detection").mkdir(parents=True)
+        (d / "postprocess").mkdir()
+        _scaled_detection(results / "detection" / "plane0" / "part0", d / "detection", rois, frames)
+        det = {k: str(d / "detection" / f"{k}.npy") for k in ("ops", "stat", "iscell", "F", "Fneu", "spks")}
+        pp = {k: str(d / "postprocess" / (f"{k}.tsv" if k == "roi_stats" else f"{k}.png" if k.startswith("fig")
+                                          else f"{k}.npy")) for k in OUTPUT_NAMES}
+        final = plane_folder_files(str(d / "plane0"))
+        os.makedirs(d / "plane0")
+        calls = {
+            "postprocess": {"inputs": {k: det[k] for k in ("ops", "stat", "iscell", "F", "Fneu")}, "out": pp,
+                            "options": with_defaults("postprocess", None)},
+            "merge": {"parts": [{"ops": pp["ops"], "stat": pp["stat"], "iscell": pp["iscell"], "F": det["F"],
+                                 "Fneu": det["Fneu"], "spks": det["spks"], "dff": pp["dff"],
+                                 "reg_ops": str(results / "registration" / "plane0" / "part0" / "ops.npy")}],
+                      "out": final, "plane_shape": meta["plane_shape"], "offsets": [[0, 0]]},
+        }
+        m = {**meta, "nframes": frames}
+        cfg = {"suite2p": {"detection": {"sparsery_settings": {"max_ROIs": rois}}}}
+        for step, args in calls.items():
+            proc = subprocess.run([sys.executable, "-c", TRACE_STEP, step, json.dumps(args)], capture_output=True,
+                                  text=True, env={**env, "PYTHONPATH": str(REPO / "src")})
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"{step} on {rois} ROIs x {frames} frames failed:\n{proc.stderr[-3000:]}")
+            rec = json.loads(line[0][len("RESULT "):])
+            rec.update(step=step, rois=rois, frames=frames, trace_mb=rois * frames * 4 / 1e6,
+                       model_mb=registry.STEPS[step].memory(m, cfg, 0 if step == "postprocess" else None))
+            out.append(rec)
+        shutil.rmtree(d, ignore_errors=True)
+    return out
+
+
 def _fmt_mb(v) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
@@ -238,6 +337,19 @@ def report(runs: list[dict]) -> list[str]:
                 lines.append(f"{d['frames']:7d} {d['binned_frames']:7d} {d['peak_mb']:7,.0f} {d['anon_mb']:8,.0f} "
                              f"{d['file_mb']:7,.0f} {d['request_mb']:8,.0f} {d['peak_mb'] / d['request_mb']:8.2f} "
                              f"{d['anon_mb'] / d['request_mb']:8.2f} {d['s']:7.1f}")
+    for r in runs:
+        if r.get("traces"):
+            lines.append("")
+            lines.append(f"traces: postprocess and merge on the {r['frames']}-frame plane's detection outputs "
+                         "scaled to ROIs x frames (MB; trace = one float32 array; private = peak RssAnon; peak = "
+                         "VmHWM, with the pages of the traces it read; model = the step's memory model at that "
+                         "many ROIs):")
+            lines.append(f"{'step':12s} {'ROIs':>6s} {'frames':>7s} {'trace':>7s} {'peak':>7s} {'private':>8s} "
+                         f"{'model':>7s} {'priv/model':>10s} {'time s':>7s}")
+            for t in r["traces"]:
+                lines.append(f"{t['step']:12s} {t['rois']:6d} {t['frames']:7d} {t['trace_mb']:7,.0f} "
+                             f"{t['peak_mb']:7,.0f} {t['anon_mb']:8,.0f} {t['model_mb']:7,.0f} "
+                             f"{t['anon_mb'] / t['model_mb']:10.2f} {t['s']:7.1f}")
     if len(runs) >= 2:
         lo, hi = runs[0], runs[-1]
         grow = hi["frames"] / lo["frames"]
@@ -287,6 +399,9 @@ def main() -> int:
                     help="after the first run, detection alone on its registered movie repeated to these "
                     "lengths (multiples of it; e.g. 10000 20000): detection's memory against the length "
                     "without registering the longer movies")
+    ap.add_argument("--traces", nargs="+", default=None, metavar="ROISxFRAMES",
+                    help="after the first run, postprocess and merge on its detection outputs scaled to these "
+                    "sizes (e.g. 2000x10000 5000x20000): their memory against the number of ROIs and frames")
     ap.add_argument("--samples", help="a JSON of job memory samples taken by a separate sampler "
                     "(_timing.JobMemorySampler.jobs), for runs made without one")
     ap.add_argument("--tiny", action="store_true",
@@ -294,7 +409,13 @@ def main() -> int:
     a = ap.parse_args()
     if a.tiny:
         a.frames, a.size, a.cells = a.frames or [150, 300], a.size or 64, a.cells or 5
+        a.traces = a.traces or ["40x600"]
     a.frames, a.size, a.cells = a.frames or [5000, 10000], a.size or 512, a.cells or 150
+    try:
+        traces = [tuple(int(v) for v in t.lower().split("x")) for t in a.traces or ()]
+        assert all(len(t) == 2 and min(t) > 0 for t in traces)
+    except (ValueError, AssertionError):
+        ap.error(f"--traces {' '.join(a.traces)}: each size is ROISxFRAMES, two positive integers (e.g. 2000x10000)")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if a.cores == "all" else int(a.cores)
@@ -303,7 +424,8 @@ def main() -> int:
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         for i, n in enumerate(a.frames):
             print(f"running {n} frames of {a.size}x{a.size} px ...", file=sys.stderr, flush=True)
-            run_one(out, n, a.size, a.cells, cores, env, a.keep, a.detection_frames if i == 0 else None)
+            run_one(out, n, a.size, a.cells, cores, env, a.keep, a.detection_frames if i == 0 else None,
+                    traces if i == 0 else None)
     runs = []
     for n in a.frames:
         f = out / f"long_plane_{a.size}x{n}.json"

@@ -232,3 +232,8 @@ def test_shape_benchmark_tiny_run(name, tmp_path):
     assert "\ndate: " in "\n" + proc.stdout and "command: " in proc.stdout and "load average" in proc.stdout
     assert "NOT A MEASUREMENT" in proc.stdout and SHAPE[name] in proc.stdout
     assert not any(tmp_path.glob("raw_*")), "the run's data is deleted after it is read"
+    if name == "long_plane":  # and the trace steps on the first run's outputs scaled (--traces 40x600)
+        table = proc.stdout.split("\ntraces: ")[1].split("\n\n")[0].splitlines()[2:]
+        rows = [ln.split() for ln in table]
+        assert [r[:3] for r in rows] == [["postprocess", "40", "600"], ["merge", "40", "600"]], proc.stdout[-3000:]
+        assert all(0 < float(r[5]) <= float(r[4]) for r in rows)  # private memory is part of the peak

@@ -43,6 +43,26 @@ def test_dff_recovers_planted_transients():
     assert abs(np.median(dff[0][quiet])) < 0.05
 
 
+def test_dff_is_the_same_whatever_the_block_of_rois_and_reads_memory_maps(tmp_path, monkeypatch):
+    """dF/F is computed DFF_BLOCK_ROIS ROIs at a time (postprocess' memory stays about one trace
+    array): the result must not depend on the block, and F and Fneu may be memory maps."""
+    import planeflow.core.dff as dffmod
+
+    rng = np.random.default_rng(3)
+    F = (300 + 40 * rng.standard_normal((37, 900))).astype(np.float32)
+    Fneu = (150 + 10 * rng.standard_normal((37, 900))).astype(np.float32)
+    np.save(tmp_path / "F.npy", F)
+    np.save(tmp_path / "Fneu.npy", Fneu)
+    whole, info = compute_dff(F, Fneu, tau=1.0, fs=15.0)
+    monkeypatch.setattr(dffmod, "DFF_BLOCK_ROIS", 5)  # 8 blocks, the last one of 2 ROIs
+    blocked, info_b = compute_dff(np.load(tmp_path / "F.npy", mmap_mode="r"),
+                                  np.load(tmp_path / "Fneu.npy", mmap_mode="r"), tau=1.0, fs=15.0)
+    assert blocked.dtype == np.float32 and type(blocked) is np.ndarray and info_b == info
+    assert np.array_equal(blocked, whole)
+    one, _ = compute_dff(F[12:13], Fneu[12:13], tau=1.0, fs=15.0)  # one ROI alone: its own row
+    assert np.array_equal(one[0], whole[12])
+
+
 def test_dff_empty_plane():
     dff, info = compute_dff(np.zeros((0, 100)), np.zeros((0, 100)), tau=1, fs=10)
     assert dff.shape == (0, 100)

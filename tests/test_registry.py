@@ -67,6 +67,23 @@ def test_estimates_grow_with_the_attempt():
         assert two["mem_mb"] > one["mem_mb"] > 0 and two["runtime"] > one["runtime"] > 0, name
 
 
+def test_trace_steps_are_sized_for_suite2p_s_cap_on_rois():
+    """postprocess and merge hold a plane's traces: sized before detection for as many ROIs as
+    suite2p may find (sparsery's max_ROIs), and a plane of several parts joins each part's."""
+    from planeflow.plan import resources as res
+
+    meta = {"session_id": "s", "planes": [0], "nframes": 20000, "plane_shape": [512, 512],
+            "parts": [{"part": 0, "shape": [512, 512], "offset": [0, 0]}]}
+    trace = res.SUITE2P_MAX_ROIS * 20000 * 4 / 1e6  # MB of one float32 trace array at the cap
+    fewer = {"suite2p": {"detection": {"sparsery_settings": {"max_ROIs": 500}}}}
+    pp = registry.STEPS["postprocess"]
+    assert pp.memory(meta, {}, 0) - pp.memory(meta, fewer, 0) == pytest.approx(1.5 * trace * 0.9)
+    merge = registry.STEPS["merge"]
+    two = {**meta, "parts": meta["parts"] * 2}
+    assert merge.memory(meta, {}, None) == merge.memory(meta, fewer, None)  # one part: copied from its maps
+    assert merge.memory(two, {}, None) - merge.memory(meta, {}, None) == pytest.approx(1.2 * 2 * trace)
+
+
 def _session(tmp, optional: bool):
     """A 3-plane TIFF session and a config with every optional step off or on."""
     nplanes, nframes = 3, 60

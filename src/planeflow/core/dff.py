@@ -40,6 +40,13 @@ def rolling_percentile(x: np.ndarray, window: int, percentile: float) -> np.ndar
     return np.stack([np.interp(t, centres, b) for b in base]).astype(np.float32)
 
 
+#: ROIs whose dF/F is computed at once: the work arrays (neuropil-corrected trace, smoothed
+#: trace, baseline and their temporaries) hold this many traces whatever the plane's number of
+#: ROIs, so postprocess needs about one more copy of F (dF/F itself) instead of eight. Each
+#: ROI's dF/F depends only on its own traces: the result does not depend on the block.
+DFF_BLOCK_ROIS = 256
+
+
 def compute_dff(F: np.ndarray, Fneu: np.ndarray, *, tau: float, fs: float,
                 neuropil_coefficient: float = 0.7, percentile: float = 20.0,
                 window_s: float | None = None, smooth_s: float | None = None,
@@ -48,23 +55,26 @@ def compute_dff(F: np.ndarray, Fneu: np.ndarray, *, tau: float, fs: float,
 
     F is neuropil-corrected first (F - c·Fneu) when ``subtract_neuropil``. F0 is
     floored at 1% of the trace's overall median magnitude (and a tiny epsilon) so a
-    baseline near zero cannot blow dF/F up.
+    baseline near zero cannot blow dF/F up. F and Fneu may be memory maps: they are read
+    :data:`DFF_BLOCK_ROIS` ROIs at a time.
     """
-    F = np.asarray(F, np.float32)
-    if F.shape[0] == 0:
-        win, sm = dff_windows(tau, fs, window_s, smooth_s)
-        return np.zeros_like(F), {"window_frames": win, "smooth_frames": sm, "percentile": percentile}
-    Fc = F - neuropil_coefficient * np.asarray(Fneu, np.float32) if subtract_neuropil else F.copy()
     win, sm = dff_windows(tau, fs, window_s, smooth_s)
-    smoothed = uniform_filter1d(Fc, size=sm, axis=1, mode="nearest") if sm > 1 else Fc
-    F0 = rolling_percentile(smoothed, win, percentile)
-    floor = np.maximum(0.01 * np.abs(np.median(Fc, axis=1, keepdims=True)), 1e-6)
-    F0 = np.where(np.abs(F0) < floor, np.sign(F0 + 1e-12) * floor, F0)
-    dff = (Fc - F0) / np.abs(F0)
     info = {"window_frames": win, "smooth_frames": sm, "percentile": float(percentile),
             "neuropil_subtracted": bool(subtract_neuropil),
             "neuropil_coefficient": float(neuropil_coefficient)}
-    return dff.astype(np.float32), info
+    dff = np.empty(np.shape(F), np.float32)
+    for r0 in range(0, dff.shape[0], DFF_BLOCK_ROIS):
+        rows = slice(r0, r0 + DFF_BLOCK_ROIS)
+        Fb = np.asarray(F[rows], np.float32)
+        Fc = Fb - neuropil_coefficient * np.asarray(Fneu[rows], np.float32) if subtract_neuropil else Fb.copy()
+        smoothed = uniform_filter1d(Fc, size=sm, axis=1, mode="nearest") if sm > 1 else Fc
+        F0 = rolling_percentile(smoothed, win, percentile)
+        floor = np.maximum(0.01 * np.abs(np.median(Fc, axis=1, keepdims=True)), 1e-6)
+        F0 = np.where(np.abs(F0) < floor, np.sign(F0 + 1e-12) * floor, F0)
+        dff[rows] = (Fc - F0) / np.abs(F0)
+    if not dff.shape[0]:
+        info = {"window_frames": win, "smooth_frames": sm, "percentile": percentile}
+    return dff, info
 
 
 def eccentricity(ypix: np.ndarray, xpix: np.ndarray, lam: np.ndarray | None = None) -> float:

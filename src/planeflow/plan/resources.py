@@ -94,12 +94,35 @@ def mem_detection(meta: dict, config: dict, part=None) -> float:
     return 1200 + 1100 * fm + 4.5 * binned_frames(meta, config) * fm
 
 
+#: ROIs a plane's traces are sized for before detection has run: suite2p's own cap, sparsery's
+#: ``max_ROIs`` (5000 in suite2p 1.1), unless the config's suite2p settings set another
+SUITE2P_MAX_ROIS = 5000
+
+
+def _trace_mb(meta: dict, config: dict) -> float:
+    """MB of one float32 trace array (ROIs x frames) of a plane with as many ROIs as detection may
+    find (:data:`SUITE2P_MAX_ROIS`, or the config's ``detection: sparsery_settings: max_ROIs``)."""
+    sparsery = ((config.get("suite2p") or {}).get("detection") or {}).get("sparsery_settings") or {}
+    return int(sparsery.get("max_ROIs", SUITE2P_MAX_ROIS)) * meta["nframes"] * 4 / 1e6
+
+
 def mem_postprocess(meta: dict, config: dict, part=None) -> float:
-    return 300 + 80 * _frame_mb(meta, part) + 0.05 * meta["nframes"]
+    """The ops images, the figures, dF/F (one trace array; F and Fneu are read from their memory
+    maps, a block of ROIs at a time) and the stat dicts. Measured private peak (RssAnon) 70 MB at
+    40 ROIs, 185 MB at 2,000 ROIs x 10,000 frames and 519 MB at 5,000 x 20,000 (its VmHWM, 1,312
+    MB, also counts the pages of F and Fneu it read: page cache); before the blocked dF/F it was
+    3,153 MB there, 2.4x the former estimate."""
+    return 150 + 80 * _frame_mb(meta, part) + 1.5 * _trace_mb(meta, config)
 
 
 def mem_merge(meta: dict, config: dict, part=None) -> float:
-    return 300 + 80 * _frame_mb(meta, None) + 0.2 * meta["nframes"]
+    """The ops images (and registration's metrics) and the stat dicts; a plane of several parts
+    joins one trace array at a time, a plane of one part copies its arrays from their memory maps.
+    Measured private peak 32-64 MB from 40 to 5,000 ROIs x 20,000 frames (one part; VmHWM up to
+    1,610 MB with the page cache of the four arrays it copied); before the maps, 1,589 MB there."""
+    nparts = len(meta.get("parts") or ())
+    joined = nparts * _trace_mb(meta, config) if nparts > 1 else 0.0  # each part's detection has its own cap
+    return 150 + 80 * _frame_mb(meta, None) + 1.2 * joined
 
 
 #: threads of the two steps that measure crosstalk on frames (rules crosstalk and volume_stats,
@@ -173,8 +196,9 @@ def mem_nwb_export(meta: dict, config: dict, part=None) -> float:
 
 
 def mem_mat_export(meta: dict, config: dict, part=None) -> float:
-    """F, Fneu and spks (float32) of up to 2000 ROIs, and scipy's copy of them while it writes."""
-    return 400 + 2 * 3 * 4 * 2000 * meta["nframes"] / 1e6
+    """F, Fneu and spks (float32) of as many ROIs as detection may find, and scipy's copy of them
+    while it writes."""
+    return 400 + 2 * 3 * _trace_mb(meta, config)
 
 
 def mem_cellpose_export(meta: dict, config: dict, part=None) -> float:

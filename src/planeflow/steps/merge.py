@@ -85,8 +85,8 @@ def merge(parts: list[dict], out: dict, plane_shape: tuple[int, int], offsets: l
         ly, lx = int(ops["Ly"]), int(ops["Lx"])
         stat = load_array(part["stat"], allow_pickle=True)
         stats.extend(_shift_stat(stat, oy, ox, lx, Lx))
-        for k in arrays:
-            arrays[k].append(load_array(part[k]))
+        for k in arrays:  # memory maps: each merged array is built and written on its own below
+            arrays[k].append(load_array(part[k], mmap_mode="r"))
         if not len({len(stat)} | {a[-1].shape[0] for a in arrays.values()}) == 1:
             raise PlaneflowError(f"outputs of part '{part['ops']}' disagree on the number of ROIs; "
                                  "delete that plane's intermediate folders and rerun.")
@@ -120,15 +120,14 @@ def merge(parts: list[dict], out: dict, plane_shape: tuple[int, int], offsets: l
                             "yoff": o.get("yoff"), "xoff": o.get("xoff"), "n_rois": int(n)}
                            for o, (oy, ox), n in zip(part_ops, offsets, [len(a) for a in arrays["iscell"]])]
     stat = np.array(stats, dtype=object) if stats else np.array([], dtype=object)
-    cat = {k: (np.concatenate(v, axis=0) if len(v) > 1 else v[0]) for k, v in arrays.items()}
     merged = append_history(merged, "merge", [p["ops"] for p in parts], time.time() - t0,
                             {"n_parts": len(parts), "offsets": [list(map(int, o)) for o in offsets],
                              "n_rois": len(stat)})
     merged["save_path"] = os.path.dirname(os.path.abspath(out["ops"]))
     merged["ops_path"] = os.path.abspath(out["ops"])
     save_npy(out["stat"], stat)
-    for k, v in cat.items():
-        save_npy(out[k], v)
+    for k, v in arrays.items():  # one part's array is copied from its map; parts' are joined one array at a time
+        save_npy(out[k], np.concatenate(v, axis=0) if len(v) > 1 else v[0])
     for name, part in split_ops(merged).items():
         save_npy(out[name], part)
     save_npy(out["ops"], merged)

@@ -41,8 +41,10 @@ def postprocess(inputs: dict, out: dict, options: dict) -> dict:
     ops = load_ops(inputs["ops"])
     stat = load_array(inputs["stat"], allow_pickle=True)
     iscell = load_array(inputs["iscell"])
-    F = load_array(inputs["F"])
-    Fneu = load_array(inputs["Fneu"])
+    # memory maps: dF/F reads them a block of ROIs at a time (planeflow.core.dff), so the job's
+    # own memory holds dF/F and not three more copies of the traces
+    F = load_array(inputs["F"], mmap_mode="r")
+    Fneu = load_array(inputs["Fneu"], mmap_mode="r")
     if not (len(stat) == len(iscell) == F.shape[0] == Fneu.shape[0]):
         raise PlaneflowError(
             f"detection outputs next to '{inputs['stat']}' disagree on the number of ROIs "
