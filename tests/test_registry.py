@@ -84,6 +84,22 @@ def test_trace_steps_are_sized_for_suite2p_s_cap_on_rois():
     assert merge.memory(two, {}, None) - merge.memory(meta, {}, None) == pytest.approx(1.2 * 2 * trace)
 
 
+def test_volume_stats_asks_for_the_crosstalk_frames_only_when_it_measures_crosstalk():
+    """The frames' phase (crosstalk measured on 1,000 sampled frames of several planes) runs with two
+    planes or more and volume.crosstalk on: a one-plane 512² session does not read them."""
+    from planeflow.plan.config import with_defaults
+
+    vs = registry.STEPS["volume_stats"]
+    meta = {"session_id": "s", "planes": [0], "nframes": 10000, "plane_shape": [512, 512],
+            "parts": [{"part": 0, "shape": [512, 512], "offset": [0, 0]}]}
+    on = {"volume": with_defaults("volume", None)}
+    off = {"volume": {**on["volume"], "crosstalk": "off"}}
+    one, two = vs.memory(meta, on, None), vs.memory({**meta, "planes": [0, 1]}, on, None)
+    frames_mb = 2 * min(10000, on["volume"]["crosstalk_frames"]) * 512 * 512 * 4 / 1e6  # both planes' sample
+    assert one < 2000 < frames_mb < two
+    assert vs.memory({**meta, "planes": [0, 1]}, off, None) < 2000
+
+
 def _session(tmp, optional: bool):
     """A 3-plane TIFF session and a config with every optional step off or on."""
     nplanes, nframes = 3, 60
