@@ -153,7 +153,8 @@ def mem_volume_stats(meta: dict, config: dict, part=None) -> float:
     session of one plane, or with ``volume.crosstalk: off``, measures no crosstalk: a one-plane
     512² x 10,000-frame session peaked at 214 MB against the 7,840 MB the frames' phase asked."""
     tables = 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
-    if len(meta["planes"]) < 2 or _volume(config).get("crosstalk", "estimate") == "off":  # no frames read (steps._volume.frame_crosstalk)
+    # no frames read then (steps._volume.frame_crosstalk)
+    if len(meta["planes"]) < 2 or _volume(config).get("crosstalk", "estimate") == "off":
         return tables
     return max(tables, 500 + _crosstalk_activity_mb(meta, config, work=5))
 
