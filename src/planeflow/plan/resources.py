@@ -108,18 +108,19 @@ def _trace_mb(meta: dict, config: dict) -> float:
 
 def mem_postprocess(meta: dict, config: dict, part=None) -> float:
     """The ops images, the figures, dF/F (one trace array; F and Fneu are read from their memory
-    maps, a block of ROIs at a time) and the stat dicts. Measured private peak (RssAnon) 70 MB at
-    40 ROIs, 185 MB at 2,000 ROIs x 10,000 frames and 519 MB at 5,000 x 20,000 (its VmHWM, 1,312
-    MB, also counts the pages of F and Fneu it read: page cache); before the blocked dF/F it was
-    3,153 MB there, 2.4x the former estimate."""
+    maps, a block of ROIs at a time) and the stat dicts. Measured private peak (RssAnon) on a 512²
+    plane (benchmarks/long_plane.py --traces): 136 MB at 500 ROIs x 10,000 frames, 196 MB at 2,000 x
+    10,000 and 537 MB at 5,000 x 20,000 (its VmHWM, 1,326 MB, also counts the pages of F and Fneu
+    it read: page cache); before the blocked dF/F it was 3,153 MB there, 2x its request."""
     return 150 + 80 * _frame_mb(meta, part) + 1.5 * _trace_mb(meta, config)
 
 
 def mem_merge(meta: dict, config: dict, part=None) -> float:
     """The ops images (and registration's metrics) and the stat dicts; a plane of several parts
     joins one trace array at a time, a plane of one part copies its arrays from their memory maps.
-    Measured private peak 32-64 MB from 40 to 5,000 ROIs x 20,000 frames (one part; VmHWM up to
-    1,610 MB with the page cache of the four arrays it copied); before the maps, 1,589 MB there."""
+    Measured private peak 76-98 MB from 500 ROIs x 10,000 frames to 5,000 x 20,000 on a 512² plane
+    (one part; VmHWM up to 1,662 MB with the page cache of the four arrays it copied); before the
+    maps, 1,589 MB at 5,000 x 20,000."""
     nparts = len(meta.get("parts") or ())
     joined = nparts * _trace_mb(meta, config) if nparts > 1 else 0.0  # each part's detection has its own cap
     return 150 + 80 * _frame_mb(meta, None) + 1.2 * joined
