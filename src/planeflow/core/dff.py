@@ -66,7 +66,7 @@ def compute_dff(F: np.ndarray, Fneu: np.ndarray, *, tau: float, fs: float,
     for r0 in range(0, dff.shape[0], DFF_BLOCK_ROIS):
         rows = slice(r0, r0 + DFF_BLOCK_ROIS)
         Fb = np.asarray(F[rows], np.float32)
-        Fc = Fb - neuropil_coefficient * np.asarray(Fneu[rows], np.float32) if subtract_neuropil else Fb.copy()
+        Fc = Fb - neuropil_coefficient * np.asarray(Fneu[rows], np.float32) if subtract_neuropil else Fb  # read only
         smoothed = uniform_filter1d(Fc, size=sm, axis=1, mode="nearest") if sm > 1 else Fc
         F0 = rolling_percentile(smoothed, win, percentile)
         floor = np.maximum(0.01 * np.abs(np.median(Fc, axis=1, keepdims=True)), 1e-6)

@@ -24,6 +24,13 @@ def _volume(config: dict) -> dict:
     return with_defaults("volume", None)
 
 
+def crosstalk_on_frames(volume: dict, nplanes: int) -> bool:
+    """Whether the volume step measures crosstalk on the frames: with two planes or more and
+    ``volume.crosstalk`` not ``off``. The one home of this rule: the step
+    (:func:`planeflow.steps._volume.frame_crosstalk`) and its memory model both ask it."""
+    return nplanes >= 2 and volume.get("crosstalk", "estimate") != "off"
+
+
 def _frame_mb(meta: dict, part) -> float:
     """MB of one float32 frame of a part (the whole plane when ``part`` is None)."""
     Ly, Lx = meta["plane_shape"] if part is None else meta["parts"][int(part)]["shape"]
@@ -154,8 +161,7 @@ def mem_volume_stats(meta: dict, config: dict, part=None) -> float:
     session of one plane, or with ``volume.crosstalk: off``, measures no crosstalk: a one-plane
     512² x 10,000-frame session peaked at 214 MB against the 7,840 MB the frames' phase asked."""
     tables = 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
-    # no frames read then (steps._volume.frame_crosstalk)
-    if len(meta["planes"]) < 2 or _volume(config).get("crosstalk", "estimate") == "off":
+    if not crosstalk_on_frames(_volume(config), len(meta["planes"])):
         return tables
     return max(tables, 500 + _crosstalk_activity_mb(meta, config, work=5))
 

@@ -17,6 +17,7 @@ from planeflow.core import volume as vol
 from planeflow.io.tables import format_value, write_tsv
 from planeflow.io.planefiles import full_frame_image, load_array, load_ops
 from planeflow.steps.crosstalk import read_table
+from planeflow.plan.resources import crosstalk_on_frames
 
 log = logging.getLogger("planeflow")
 
@@ -71,7 +72,7 @@ def frame_crosstalk(parts: list | None, options: dict, nplanes: int, threads: in
     (:func:`planeflow.steps.crosstalk.measure_pairs`, pooled by
     :func:`planeflow.core.volume.crosstalk_table`); None when not measured (volume.crosstalk
     off, one plane, no binaries given); ``threads``: as :func:`measure_pairs`."""
-    if not parts or options.get("crosstalk", "estimate") == "off" or nplanes < 2:
+    if not parts or not crosstalk_on_frames(options, nplanes):
         return None
     from planeflow.steps.crosstalk import measure_pairs
 
