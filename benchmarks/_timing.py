@@ -54,6 +54,9 @@ MAX_SPREAD = 1.5
 #: ... unless the difference is below this (timer and scheduler jitter of sub-second sides)
 JITTER_S = 0.05
 MIN_ROUNDS = 3
+#: longest wait, in seconds, for the load average to fall under QUIET_LOAD before a measurement
+#: (``settle``): 2 busy cores decay to 0.5 in about 90 s
+SETTLE_S = 240
 QUICK = "NOT A MEASUREMENT"
 UNRELIABLE = "UNRELIABLE"
 
@@ -109,6 +112,23 @@ def machine_state() -> MachineState:
     return MachineState(when=time.time(), load=os.getloadavg(), cpus=os.cpu_count() or 1,
                         usable=len(cpus) if cpus else (os.cpu_count() or 1), busy_s=busy, steal_s=steal,
                         own_s=_own_cpu_s(), clock=time.perf_counter())
+
+
+def settle(max_load: float = QUIET_LOAD, timeout: float = SETTLE_S, every: float = 5.0,
+           progress: Callable[[str], None] | None = None) -> float:
+    """Wait until the 1-minute load average is at most ``max_load``, or ``timeout`` seconds.
+
+    A benchmark's own set-up (simulating the data, a first uncached run) leaves the load
+    average high for a minute or two after the work ends; measured straight after, a quiet
+    machine would read as busy. Work of other processes keeps the load up past the timeout,
+    and the run is then marked UNRELIABLE as before. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while os.getloadavg()[0] > max_load and time.perf_counter() - t0 < timeout:
+        if progress:
+            progress(f"waiting for the load average ({os.getloadavg()[0]:.2f}) to fall under {max_load:g}")
+            progress = None
+        time.sleep(every)
+    return time.perf_counter() - t0
 
 
 def schedule(names: Sequence[str], rounds: int) -> list[tuple[int, str]]:
@@ -316,13 +336,16 @@ def check_arguments(ap: argparse.ArgumentParser, args: argparse.Namespace) -> No
 def measure(sides: dict[str, Callable[[], float | tuple[float, object]]], rounds: int, *, quick: bool = False,
             max_load: float = QUIET_LOAD, state: Callable[[], MachineState] = machine_state,
             command: str | None = None, progress: Callable[[str], None] | None = None) -> Result:
-    """Run ``sides`` in ``rounds`` rounds of A B B A; the machine's state before and after."""
+    """Run ``sides`` in ``rounds`` rounds of A B B A; the machine's state before and after
+    (first, unless ``quick``, waiting for the load of the benchmark's set-up to fall: ``settle``)."""
     if rounds < 1 or (rounds < MIN_ROUNDS and not quick):
         raise ValueError(f"{rounds} rounds: at least {MIN_ROUNDS} (or quick=True)")
     names = list(sides)
     samples: dict[str, list[float]] = {n: [] for n in names}
     round_of: dict[str, list[int]] = {n: [] for n in names}
     extras: dict[str, list] = {n: [] for n in names}
+    if state is machine_state and not quick:
+        settle(max_load, progress=progress)
     before = state()
     for r, n in schedule(names, rounds):
         out = sides[n]()

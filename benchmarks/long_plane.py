@@ -80,7 +80,8 @@ def binned_frames(frames: int, nbins: int = 5000) -> int:
 
 
 def run_one(out: Path, frames: int, size: int, cells: int, cores: int, env: dict, keep: bool,
-            detection_frames: list[int] | None = None, traces: list[tuple[int, int]] | None = None) -> dict:
+            detection_frames: list[int] | None = None, traces: list[tuple[int, int]] | None = None,
+            settle: bool = True) -> dict:
     raw = out / f"raw_{size}x{frames}"
     pf = out / f"planeflow_{size}x{frames}"
     t0 = time.perf_counter()
@@ -95,6 +96,8 @@ def run_one(out: Path, frames: int, size: int, cells: int, cores: int, env: dict
     (pf / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf),
            f"--configfile={pf / 'config.yaml'}", f"--cores={cores}"]
+    if settle:  # the simulation's own load
+        _timing.settle(progress=lambda m: print(m, file=sys.stderr, flush=True))
     before = _timing.machine_state()
     with _timing.DiskPoller(pf / "results", every=5.0) as disk, _timing.JobMemorySampler(pf) as mem:
         t0 = time.perf_counter()
@@ -425,7 +428,7 @@ def main() -> int:
         for i, n in enumerate(a.frames):
             print(f"running {n} frames of {a.size}x{a.size} px ...", file=sys.stderr, flush=True)
             run_one(out, n, a.size, a.cells, cores, env, a.keep, a.detection_frames if i == 0 else None,
-                    traces if i == 0 else None)
+                    traces if i == 0 else None, settle=not a.tiny)
     runs = []
     for n in a.frames:
         f = out / f"long_plane_{a.size}x{n}.json"

@@ -102,6 +102,8 @@ def run(a, out: Path, env: dict) -> dict:
     sm = [str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(pf), f"--configfile={pf / 'config.yaml'}",
           f"--cores={a.cores}"]
 
+    if not a.tiny:  # the simulation's own load
+        _timing.settle(progress=lambda m: print(m, file=sys.stderr, flush=True))
     before = _timing.machine_state()
     dry_cold, proc = timed([*sm, "-n"], env)
     njobs = len(re.findall(r"^\s*(?:local)?rule \w+:", proc.stdout + proc.stderr, re.M))

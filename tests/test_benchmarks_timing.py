@@ -182,6 +182,19 @@ def test_machine_state_reads_this_machine():
     assert T.fmt(187.64) == "187.6" and T.fmt(3.14159) == "3.14" and T.fmt(0.01234) == "0.012"
 
 
+def test_settle_waits_for_the_load_to_fall_and_no_longer_than_its_timeout(monkeypatch):
+    loads = iter([2.0, 1.4, 0.9, 0.4, 0.3])
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (next(loads),) * 3)
+    said = []
+    waited = T.settle(0.5, timeout=60, every=0.01, progress=said.append)
+    assert 0.02 <= waited < 5 and len(said) == 1 and "0.5" in said[0]
+    assert next(loads) == 0.3  # stopped at the first load under 0.5
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (3.0, 3.0, 3.0))  # another program keeps it busy
+    assert 0.1 <= T.settle(0.5, timeout=0.1, every=0.02) < 2
+    monkeypatch.setattr(T.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert T.settle(0.5, timeout=60, every=1) < 0.5
+
+
 @pytest.mark.parametrize("name", TIMING)
 def test_timing_benchmarks_use_the_harness_and_refuse_fewer_than_three_rounds(name):
     assert "import _timing" in (BENCH / f"{name}.py").read_text()
