@@ -127,43 +127,47 @@ def run_one(out: Path, frames: int, size: int, cells: int, cores: int, env: dict
     return rec
 
 
-#: detection alone in a fresh process on a registered movie repeated to N frames (its memory depends
-#: on the number of frames, not on what they show); prints a JSON line
-DETECTION_ALONE = r"""
-import json, os, sys, threading, time
-import numpy as np
-reg, out, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
-ops = np.load(os.path.join(reg, "ops.npy"), allow_pickle=True).item()
-n0 = ops["nframes"]; k = N // n0
-with open(os.path.join(out, "data.bin"), "wb") as fh:
-    for _ in range(k):
-        with open(os.path.join(reg, "data.bin"), "rb") as src:
-            while chunk := src.read(64 << 20):
-                fh.write(chunk)
-for key, v in list(ops.items()):
-    if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n0:
-        ops[key] = np.concatenate([v] * k)
-ops["nframes"] = k * n0
-np.save(os.path.join(out, "ops.npy"), ops, allow_pickle=True)
+#: the first lines of each child script below: a thread that keeps the process' peak private
+#: memory (RssAnon) and peak pages of mapped files (RssFile), in MB, sampled every 50 ms
+PEAK_SAMPLER = r"""
+import threading, time
 peak = {"anon": 0.0, "file": 0.0}
-def sample():
+def _sample():
     while True:
         with open("/proc/self/status") as fh:
-            f = {l.split(":")[0]: int(l.split()[1]) for l in fh if l.startswith(("RssAnon", "RssFile"))}
-        peak["anon"] = max(peak["anon"], f["RssAnon"] / 1024); peak["file"] = max(peak["file"], f["RssFile"] / 1024)
-        time.sleep(0.5)
-threading.Thread(target=sample, daemon=True).start()
+            f = {l.split(":")[0]: int(l.split()[1]) / 1024 for l in fh if l.startswith(("RssAnon", "RssFile"))}
+        peak["anon"], peak["file"] = max(peak["anon"], f["RssAnon"]), max(peak["file"], f["RssFile"])
+        time.sleep(0.05)
+threading.Thread(target=_sample, daemon=True).start()
+"""
+
+#: detection alone in a fresh process on the inputs detection_alone wrote; writes result.json
+DETECTION_ALONE = PEAK_SAMPLER + r"""
+import json, os, sys
+out = sys.argv[1]
 from planeflow.steps._job import limit_threads, peak_rss_mb, setup_logging
 limit_threads(1)
 setup_logging(os.path.join(out, "detection.log"))
 from planeflow.steps.detection import OUTPUT_NAMES, detection
 t0 = time.time()
 detection(os.path.join(out, "ops.npy"), os.path.join(out, "data.bin"),
-          {o: os.path.join(out, f"{o}.npy") for o in OUTPUT_NAMES}, json.loads(sys.argv[4]), "cpu", 1)
+          {o: os.path.join(out, f"{o}.npy") for o in OUTPUT_NAMES}, json.loads(sys.argv[2]), "cpu", 1)
 with open(os.path.join(out, "result.json"), "w") as fh:  # fds 1 and 2 point at the log
-    json.dump({"frames": k * n0, "s": time.time() - t0, "peak_mb": peak_rss_mb(),
-               "anon_mb": peak["anon"], "file_mb": peak["file"]}, fh)
+    json.dump({"s": time.time() - t0, "peak_mb": peak_rss_mb(), "anon_mb": peak["anon"],
+               "file_mb": peak["file"]}, fh)
 """
+
+
+def _ops_of_length(ops: dict, frames: int) -> dict:
+    """``ops`` of a movie repeated to ``frames`` frames: its per-frame arrays repeated (or cut)."""
+    import numpy as np
+
+    n0, ops = ops["nframes"], dict(ops)
+    for key, v in list(ops.items()):
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n0:
+            ops[key] = np.resize(v, (frames, *v.shape[1:]))
+    ops["nframes"] = frames
+    return ops
 
 
 def detection_alone(pf: Path, size: int, frames: list[int], env: dict) -> list[dict]:
@@ -172,7 +176,9 @@ def detection_alone(pf: Path, size: int, frames: list[int], env: dict) -> list[d
     from planeflow.plan import registry
 
     reg = pf / "results" / "long" / "registration" / "plane0" / "part0"
-    ops = __import__("numpy").load(reg / "ops.npy", allow_pickle=True).item()
+    import numpy as np
+
+    ops = np.load(reg / "ops.npy", allow_pickle=True).item()
     out = []
     for n in frames:
         if n % ops["nframes"]:
@@ -180,14 +186,19 @@ def detection_alone(pf: Path, size: int, frames: list[int], env: dict) -> list[d
         d = pf / f"detection_{n}"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()
+        with open(d / "data.bin", "wb") as fh:  # the registered movie, n / nframes times
+            for _ in range(n // ops["nframes"]):
+                with open(reg / "data.bin", "rb") as src:
+                    shutil.copyfileobj(src, fh, 64 << 20)
+        np.save(d / "ops.npy", _ops_of_length(ops, n), allow_pickle=True)
         over = {"torch_device": "cpu", "fs": FS, "tau": TAU, "diameter": [float(DIAM)] * 2,
                 **({"registration": suite2p_settings(size)["registration"]} if size < 256 else {})}
-        proc = subprocess.run([sys.executable, "-c", DETECTION_ALONE, str(reg), str(d), str(n), json.dumps(over)],
+        proc = subprocess.run([sys.executable, "-c", DETECTION_ALONE, str(d), json.dumps(over)],
                               capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO / "src")})
         if proc.returncode or not (d / "result.json").exists():
             log = (d / "detection.log").read_text()[-3000:] if (d / "detection.log").exists() else ""
             sys.exit(f"detection alone on {n} frames failed:\n{proc.stderr[-3000:]}\n{log}")
-        rec = json.loads((d / "result.json").read_text())
+        rec = {"frames": n, **json.loads((d / "result.json").read_text())}
         shutil.rmtree(d, ignore_errors=True)
         meta = {"plane_shape": [size, size], "nframes": n, "planes": [0], "fs": FS}
         rec.update(binned_frames=binned_frames(n), model_mb=registry.STEPS["detection"].memory(meta, {}, None),
@@ -196,18 +207,11 @@ def detection_alone(pf: Path, size: int, frames: list[int], env: dict) -> list[d
     return out
 
 
-#: postprocess or merge on given inputs in a fresh process: peak VmHWM and peak RssAnon (sampled
-#: every 50 ms); prints a JSON line
-TRACE_STEP = r"""
-import json, sys, threading, time
+#: postprocess or merge on given inputs in a fresh process: peak VmHWM and peak RssAnon; prints a
+#: JSON line
+TRACE_STEP = PEAK_SAMPLER + r"""
+import json, sys
 step, args = sys.argv[1], json.loads(sys.argv[2])
-peak = {"anon": 0.0}
-def sample():
-    while True:
-        with open("/proc/self/status") as fh:
-            peak["anon"] = max([peak["anon"]] + [int(l.split()[1]) / 1024 for l in fh if l.startswith("RssAnon")])
-        time.sleep(0.05)
-threading.Thread(target=sample, daemon=True).start()
 import matplotlib
 matplotlib.use("Agg")
 from planeflow.steps._job import peak_rss_mb
@@ -226,12 +230,7 @@ def _scaled_detection(det: Path, d: Path, rois: int, frames: int) -> None:
 
     rng = np.random.default_rng(0)
     ops = np.load(det / "ops.npy", allow_pickle=True).item()
-    n0 = ops["nframes"]
-    for key, v in list(ops.items()):
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n0:
-            ops[key] = np.resize(v, (frames, *v.shape[1:]))
-    ops["nframes"] = frames
-    np.save(d / "ops.npy", ops, allow_pickle=True)
+    np.save(d / "ops.npy", _ops_of_length(ops, frames), allow_pickle=True)
     stat = np.load(det / "stat.npy", allow_pickle=True)
     rows = np.arange(rois) % len(stat)
     np.save(d / "stat.npy", stat[rows], allow_pickle=True)
