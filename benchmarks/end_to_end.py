@@ -180,12 +180,11 @@ def main() -> int:
     out = Path(a.out)
     raw = out / f"raw_{a.planes}x{a.size}x{a.frames}"
     fs, tau, diam = 15.0, 1.0, 10
-    if not any(raw.glob("*.tif")):
-        from planeflow.synth.simulate import simulate_session
+    from planeflow.synth.simulate import simulate_session
 
-        simulate_session(raw, nplanes=a.planes, nframes=a.frames, Ly=a.size, Lx=a.size,
-                         cells_per_plane=a.cells, diameter=diam, fs=fs, tau=tau, seed=7, name="bench")
-    raw_mb = sum(f.stat().st_size for f in raw.glob("*.tif")) / 1e6
+    raw_mb = _timing.simulated(raw, lambda d: simulate_session(
+        d, nplanes=a.planes, nframes=a.frames, Ly=a.size, Lx=a.size, cells_per_plane=a.cells, diameter=diam,
+        fs=fs, tau=tau, seed=7, name="bench"))
     s2p = {"torch_device": "cpu", "fs": fs, "tau": tau, "diameter": [diam, diam]}
     if a.size < 256:  # suite2p's non-rigid registration needs more than one block per frame
         s2p["registration"] = {"block_size": [a.size // 2, a.size // 2]}

@@ -59,11 +59,10 @@ def simulate(raw: Path, frames: int, size: int, cells: int) -> float:
     """One plane of ``frames`` frames in TIFF files of about 1 GB; its MB."""
     from planeflow.synth.simulate import simulate_session
 
-    if not any(raw.glob("*.tif")):
-        nfiles = max(1, math.ceil(frames * size * size * 2 / 1e9))
-        simulate_session(raw, nplanes=1, nframes=frames, Ly=size, Lx=size, cells_per_plane=cells,
-                         diameter=DIAM, fs=FS, tau=TAU, nfiles=nfiles, seed=5, name="long")
-    return sum(f.stat().st_size for f in raw.glob("*.tif")) / 1e6
+    nfiles = max(1, math.ceil(frames * size * size * 2 / 1e9))
+    return _timing.simulated(raw, lambda d: simulate_session(
+        d, nplanes=1, nframes=frames, Ly=size, Lx=size, cells_per_plane=cells, diameter=DIAM, fs=FS, tau=TAU,
+        nfiles=nfiles, seed=5, name="long"))
 
 
 def suite2p_settings(size: int) -> dict:

@@ -58,12 +58,10 @@ def simulate(raw: Path, planes: int, frames: int, size: int, cells: int) -> floa
     """The volume in TIFF files of about 1 GB; MB of TIFF."""
     from planeflow.synth.volume import simulate_volume
 
-    if not any(raw.glob("*.tif")):
-        nfiles = max(1, math.ceil(planes * frames * size * size * 2 / 1e9))
-        simulate_volume(raw, nplanes=planes, nframes=frames, Ly=size, Lx=size, cells_per_plane=cells,
-                        diameter=DIAM, fs=FS, tau=TAU, crosstalk=0.05, crosstalk_k=1, nfiles=nfiles,
-                        seed=9, name="lbm")
-    return sum(f.stat().st_size for f in raw.glob("*.tif")) / 1e6
+    nfiles = max(1, math.ceil(planes * frames * size * size * 2 / 1e9))
+    return _timing.simulated(raw, lambda d: simulate_volume(
+        d, nplanes=planes, nframes=frames, Ly=size, Lx=size, cells_per_plane=cells, diameter=DIAM, fs=FS, tau=TAU,
+        crosstalk=0.05, crosstalk_k=1, nfiles=nfiles, seed=9, name="lbm"))
 
 
 def timed(cmd: list[str], env: dict, ok=(0,)) -> tuple[float, subprocess.CompletedProcess]:

@@ -182,6 +182,27 @@ def test_machine_state_reads_this_machine():
     assert T.fmt(187.64) == "187.6" and T.fmt(3.14159) == "3.14" and T.fmt(0.01234) == "0.012"
 
 
+def test_a_simulation_stopped_halfway_is_not_taken_for_a_whole_session(tmp_path):
+    raw, calls = tmp_path / "raw", []
+
+    def stopped(d):
+        d.mkdir()
+        (d / "s_00001.tif").write_bytes(b"x" * 1000)
+        raise KeyboardInterrupt
+
+    def whole(d):
+        calls.append(d)
+        d.mkdir()
+        (d / "s_00001.tif").write_bytes(b"x" * 3_000_000)
+
+    with pytest.raises(KeyboardInterrupt):
+        T.simulated(raw, stopped)
+    assert not raw.exists()
+    assert T.simulated(raw, whole) == 3.0 and (raw / "s_00001.tif").stat().st_size == 3_000_000
+    assert T.simulated(raw, whole) == 3.0 and len(calls) == 1  # made once, then reused
+    assert not (tmp_path / "raw.partial").exists()
+
+
 def test_settle_waits_for_the_load_to_fall_and_no_longer_than_its_timeout(monkeypatch):
     loads = iter([2.0, 1.4, 0.9, 0.4, 0.3])
     monkeypatch.setattr(T.os, "getloadavg", lambda: (next(loads),) * 3)
