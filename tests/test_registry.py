@@ -187,3 +187,20 @@ def test_every_job_asks_for_its_steps_resources_and_priority(tmp_path):
         assert got == want and job["priority"] == step.priority, (job, want)
         checked.add(job["rule"])
     assert checked == set(registry.STEPS) - {"cellpose_import"}  # on request only
+
+
+def test_volume_stats_request_holds_its_measured_peak_at_the_size_of_a_real_session():
+    """volume_stats of 30 planes x 256² x 3,000 frames (benchmarks/scale.py, 2026-12-07, crosstalk
+    measured on two threads) peaked at 3,940 MB (VmHWM of the job's own process): its model
+    holds that with a margin, and its first request also the Snakemake process beside it."""
+    from planeflow.plan import resources
+    from planeflow.plan.config import with_defaults
+
+    vs = registry.STEPS["volume_stats"]
+    meta = {"session_id": "s", "planes": list(range(30)), "nframes": 3000, "plane_shape": [256, 256],
+            "parts": [{"part": 0, "shape": [256, 256], "offset": [0, 0]}]}
+    config = {"volume": with_defaults("volume", None)}
+    measured = 3940
+    model = vs.memory(meta, config, None)
+    assert 1.1 * measured <= model <= 1.3 * measured
+    assert vs.memory(meta, config, None) + resources.RUNNER_MB >= measured / 0.9

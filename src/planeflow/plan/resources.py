@@ -142,12 +142,20 @@ def mem_merge(meta: dict, config: dict, part=None) -> float:
 CROSSTALK_THREADS = 2
 
 
+#: planes' worth of sampled frames that each crosstalk thread beyond the first holds: the source
+#: pair it measures at the same time, a moved copy of its source and crosstalk_pair's work
+#: arrays. Measured 2.1 (volume_stats at 30 planes x 256² x 3,000 frames: VmHWM 3,399 MB on one
+#: thread, 3,940 MB on two, 262 MB a plane's worth; docs/performance.md); 3 with the models' margin.
+CROSSTALK_THREAD_PLANES = 3
+
+
 def _crosstalk_activity_mb(meta: dict, config: dict, work: int = 3) -> float:
     """The crosstalk measure's frames: the activity (float32) of up to 2 D + 1 planes of the
     sampled frames at a time, plus ``work`` more planes' worth (a moved copy and crosstalk_pair's
-    work arrays) and, per thread beyond the first, one more moved copy (CROSSTALK_THREADS)."""
+    work arrays) and, per thread beyond the first, :data:`CROSSTALK_THREAD_PLANES` more."""
     v = _volume(config)
-    held = min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + work + CROSSTALK_THREADS - 1
+    held = (min(2 * v["crosstalk_max_separation"] + 1, len(meta["planes"])) + work
+            + CROSSTALK_THREAD_PLANES * (CROSSTALK_THREADS - 1))
     return held * min(meta["nframes"], v["crosstalk_frames"]) * _frame_mb(meta, None)
 
 
@@ -157,7 +165,8 @@ def mem_volume_stats(meta: dict, config: dict, part=None) -> float:
     planes at a time and the mean images of every plane. Measured VmHWM 1,788 MB at 4 planes x
     256² x 2000 frames (1,000 sampled; the former estimate, without the frames, 1,648 MB), 1,576 MB
     at 30 planes x 256² x 600 frames and 3,399 MB (private 3,348) at 30 x 256² x 3000, where the
-    former estimate was 2,427 MB and 5 work planes' worth are needed (docs/performance.md). A
+    former estimate was 2,427 MB and 5 work planes' worth are needed (docs/performance.md); on
+    two crosstalk threads 3,940 MB there (private 3,866), over the 3,907 MB the model then gave. A
     session of one plane, or with ``volume.crosstalk: off``, measures no crosstalk: a one-plane
     512² x 10,000-frame session peaked at 214 MB against the 7,840 MB the frames' phase asked."""
     tables = 1500 + 4 * 8 * meta["nframes"] * 500 / 1e6 + 80 * _frame_mb(meta, None) * len(meta["planes"])
