@@ -144,8 +144,9 @@ CROSSTALK_THREADS = 2
 
 #: planes' worth of sampled frames that each crosstalk thread beyond the first holds: the source
 #: pair it measures at the same time, a moved copy of its source and crosstalk_pair's work
-#: arrays. Measured 2.1 (volume_stats at 30 planes x 256² x 3,000 frames: VmHWM 3,399 MB on one
-#: thread, 3,940 MB on two, 262 MB a plane's worth; docs/performance.md); 3 with the models' margin.
+#: arrays. volume_stats at 30 planes x 256² x 3,000 frames peaked at 3,399 MB on one thread and
+#: 3,940 MB on two, 262 MB a plane's worth: 2.1 more (an upper bound for the thread: the two runs
+#: also differ in machine and in the crosstalk statistic; docs/performance.md); 3 with margin.
 CROSSTALK_THREAD_PLANES = 3
 
 
